@@ -1,0 +1,399 @@
+"""
+The filesystem backend: containers as directories, objects as plain files,
+in the on-disk layout of the vendor's example server, which integrators
+already watch (see docs/layout.md)::
+
+    ROOT/<Container>/                              one directory per container
+    ROOT/<Container>/<Container>.metadata.json     container metadata
+    ROOT/<Container>/complete                      when Status is Complete
+    ROOT/<Container>/<Object>                      the object's bytes
+    ROOT/<Container>/<Container>.<Object>.metadata.json
+
+C{:} in names becomes C{_}, as in the example server.  What the example
+lacks, this adds: every file is written under a temporary name in
+C{ROOT/.bwscd/tmp}, fsynced, then renamed into place and its directory
+fsynced, so a name only ever shows complete, durable content.  The MD5 and
+SHA-256 the engine measured travel with the object's file as extended
+attributes (C{user.bwscd.md5}, C{user.bwscd.sha256}).
+"""
+
+import errno
+import hashlib
+import json
+import os
+import secrets
+import threading
+
+from twisted.internet.threads import deferToThread
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from bwscd.constraints import mergeMetadata
+from bwscd.errors import (
+    BadRequest,
+    InsufficientStorage,
+    NotFound,
+    ServiceUnavailable,
+    SwiftError,
+)
+from bwscd.interfaces import (
+    ContainerInfo,
+    Digests,
+    IObjectWriter,
+    IStorageBackend,
+    ObjectInfo,
+)
+
+COMPLETE_MARKER = "complete"
+METADATA_SUFFIX = ".metadata.json"
+STATE_DIRECTORY = ".bwscd"
+_XATTR_MD5 = "user.bwscd.md5"
+_XATTR_SHA256 = "user.bwscd.sha256"
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+log = Logger()
+
+
+def storageError(error: OSError, what: str) -> SwiftError:
+    """
+    The API's refusal for a failed filesystem operation: out of space is
+    507, anything else 503, so the controller keeps the data and retries.
+    """
+    if error.errno in _NO_SPACE:
+        return InsufficientStorage(f"out of disk space while {what}")
+    log.error("storage failure while {what}: {error}", what=what, error=error)
+    return ServiceUnavailable(f"storage failure while {what}")
+
+
+def _fsName(name: str) -> str:
+    return name.replace(":", "_")
+
+
+def _fsyncDirectory(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _readMetadata(path: str) -> dict[str, str]:
+    try:
+        with open(path, "rb") as f:
+            return json.loads(f.read())
+    except FileNotFoundError:
+        return {}
+
+
+def _encodeMetadata(metadata: dict[str, str]) -> bytes:
+    return json.dumps(metadata, ensure_ascii=False, sort_keys=True).encode("utf-8")
+
+
+@implementer(IStorageBackend)
+class FilesystemBackend:
+    """
+    Containers and objects under C{root}.  C{reserve} bytes of free space are
+    kept: an upload that would eat into them is refused with 507 before its
+    body is read.
+    """
+
+    def __init__(self, root: str, reserve: int):
+        self.root = os.path.abspath(root)
+        self.reserve = reserve
+        self.description = f"filesystem storage in {self.root}"
+        self._temporary = os.path.join(self.root, STATE_DIRECTORY, "tmp")
+        # Metadata is read, merged and written back; this keeps two requests
+        # for the same container from losing each other's changes.
+        self._metadataLock = threading.Lock()
+
+    # Paths.  Names arrive checked by bwscd.constraints: no "..", no empty
+    # segment, containers without "/" and not starting with "."; so every
+    # path below stays under the root.
+
+    def _containerPath(self, container: str) -> str:
+        return os.path.join(self.root, _fsName(container))
+
+    def _containerMetadataPath(self, container: str) -> str:
+        return os.path.join(
+            self._containerPath(container), _fsName(container) + METADATA_SUFFIX
+        )
+
+    def _objectPath(self, container: str, name: str) -> str:
+        return os.path.join(self._containerPath(container), *_fsName(name).split("/"))
+
+    def _objectMetadataPath(self, container: str, name: str) -> str:
+        return os.path.join(
+            self._containerPath(container),
+            f"{_fsName(container)}.{_fsName(name)}{METADATA_SUFFIX}",
+        )
+
+    def _checkObjectName(self, container: str, name: str) -> None:
+        first = _fsName(name).split("/")[0]
+        if first == COMPLETE_MARKER or first.startswith(_fsName(container) + "."):
+            raise BadRequest(
+                f"object name {name!r} is reserved by the on-disk layout "
+                "(the 'complete' marker and metadata files)"
+            )
+
+    # Durable writes.
+
+    def _temporaryFile(self) -> tuple[int, str]:
+        # Not mkstemp: its files are 0600, and integrators' tools reading the
+        # storage may run as another user.  The umask decides, as for any file.
+        path = os.path.join(self._temporary, f"w-{secrets.token_hex(12)}")
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), path
+
+    def _replace(self, temporary: str, final: str) -> None:
+        """Rename a synced file into place and make the rename durable."""
+        directory = os.path.dirname(final)
+        os.makedirs(directory, exist_ok=True)
+        os.replace(temporary, final)
+        _fsyncDirectory(directory)
+
+    def _writeFile(self, path: str, data: bytes) -> None:
+        fd, temporary = self._temporaryFile()
+        try:
+            with open(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            self._replace(temporary, path)
+        except BaseException:
+            _unlinkQuietly(temporary)
+            raise
+
+    # IStorageBackend
+
+    def open(self):
+        return deferToThread(self._open)
+
+    def _open(self) -> None:
+        os.makedirs(self._temporary, exist_ok=True)
+        leftovers = os.listdir(self._temporary)
+        for leftover in leftovers:
+            os.unlink(os.path.join(self._temporary, leftover))
+        if leftovers:
+            _fsyncDirectory(self._temporary)
+            log.warn(
+                "removed {count} leftover(s) of interrupted writes from {path}",
+                count=len(leftovers),
+                path=self._temporary,
+            )
+
+    def containerInfo(self, container):
+        return deferToThread(self._containerInfo, container)
+
+    def _containerInfo(self, container: str) -> ContainerInfo | None:
+        if not os.path.isdir(self._containerPath(container)):
+            return None
+        return ContainerInfo(
+            container, _readMetadata(self._containerMetadataPath(container))
+        )
+
+    def putContainer(self, container, metadata):
+        return deferToThread(self._guarded, "creating a container",
+                             self._putContainer, container, metadata)
+
+    def _putContainer(self, container: str, metadata: dict[str, str]) -> bool:
+        path = self._containerPath(container)
+        created = not os.path.isdir(path)
+        if created:
+            os.makedirs(path, exist_ok=True)
+            _fsyncDirectory(self.root)
+        self._mergeContainerMetadata(container, metadata)
+        return created
+
+    def updateContainer(self, container, metadata):
+        return deferToThread(self._guarded, "updating container metadata",
+                             self._updateContainer, container, metadata)
+
+    def _updateContainer(self, container: str, metadata: dict[str, str]) -> ContainerInfo:
+        if not os.path.isdir(self._containerPath(container)):
+            raise NotFound(f"no container {container!r}")
+        return ContainerInfo(container, self._mergeContainerMetadata(container, metadata))
+
+    def _mergeContainerMetadata(self, container: str, changes: dict[str, str]):
+        with self._metadataLock:
+            path = self._containerMetadataPath(container)
+            current = _readMetadata(path)
+            merged = mergeMetadata(current, changes)
+            if merged != current or not os.path.exists(path):
+                self._writeFile(path, _encodeMetadata(merged))
+            self._markComplete(container, merged.get("Status") == "Complete")
+            return merged
+
+    def _markComplete(self, container: str, complete: bool) -> None:
+        """Keep the zero-size 'complete' file in step with the Status."""
+        marker = os.path.join(self._containerPath(container), COMPLETE_MARKER)
+        if complete and not os.path.exists(marker):
+            self._writeFile(marker, b"")
+        elif not complete and os.path.exists(marker):
+            os.unlink(marker)
+            _fsyncDirectory(os.path.dirname(marker))
+
+    def objectInfo(self, container, name):
+        return deferToThread(self._guarded, "reading object metadata",
+                             self._objectInfo, container, name)
+
+    def _objectInfo(self, container: str, name: str) -> ObjectInfo | None:
+        path = self._objectPath(container, name)
+        try:
+            status = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if not os.path.isfile(path):
+            return None
+        return ObjectInfo(
+            container,
+            name,
+            _storedDigests(path, status.st_size),
+            status.st_mtime,
+            _readMetadata(self._objectMetadataPath(container, name)),
+        )
+
+    def replaceObjectMetadata(self, container, name, metadata):
+        return deferToThread(self._guarded, "replacing object metadata",
+                             self._replaceObjectMetadata, container, name, metadata)
+
+    def _replaceObjectMetadata(self, container, name, metadata) -> ObjectInfo:
+        with self._metadataLock:
+            if not os.path.isfile(self._objectPath(container, name)):
+                raise NotFound(f"no object {name!r} in container {container!r}")
+            self._writeFile(
+                self._objectMetadataPath(container, name), _encodeMetadata(metadata)
+            )
+        return self._objectInfo(container, name)
+
+    def openObject(self, container, name, metadata, length):
+        return deferToThread(self._guarded, "opening an object",
+                             self._openObject, container, name, metadata, length)
+
+    def _openObject(self, container, name, metadata, length) -> "FileWriter":
+        if not os.path.isdir(self._containerPath(container)):
+            raise NotFound(f"no container {container!r}")
+        self._checkObjectName(container, name)
+        status = os.statvfs(self.root)
+        free = status.f_bavail * status.f_frsize
+        if (length or 0) + self.reserve > free:
+            raise InsufficientStorage(
+                f"not enough free space: {free} bytes free, {self.reserve} kept in reserve"
+            )
+        fd, temporary = self._temporaryFile()
+        return FileWriter(self, container, name, metadata, fd, temporary)
+
+    def _guarded(self, what, function, *args):
+        """Run C{function}, turning filesystem errors into the API's codes."""
+        try:
+            return function(*args)
+        except (NotADirectoryError, IsADirectoryError):
+            raise BadRequest(
+                f"{what}: a name is both an object and a prefix of another object"
+            )
+        except OSError as e:
+            raise storageError(e, what)
+
+
+def _unlinkQuietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _storedDigests(path: str, length: int) -> Digests:
+    """
+    The digests kept with the file, or computed from it when the file came
+    without them (copied in by hand, or onto a filesystem without extended
+    attributes).
+    """
+    try:
+        return Digests(
+            length,
+            os.getxattr(path, _XATTR_MD5).decode("ascii"),
+            os.getxattr(path, _XATTR_SHA256).decode("ascii"),
+        )
+    except OSError:
+        md5, sha256 = hashlib.md5(), hashlib.sha256()
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                md5.update(chunk)
+                sha256.update(chunk)
+        return Digests(length, md5.hexdigest(), sha256.hexdigest())
+
+
+@implementer(IObjectWriter)
+class FileWriter:
+    """An object being written to a temporary file, renamed into place on commit."""
+
+    def __init__(self, backend, container, name, metadata, fd, temporary):
+        self._backend = backend
+        self._container = container
+        self._name = name
+        self._metadata = metadata
+        self._fd = fd
+        self._temporary = temporary
+
+    def write(self, data):
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except OSError as e:
+            raise storageError(e, "writing an object")
+
+    def commit(self, digests):
+        backend = self._backend
+        try:
+            for attribute, value in ((_XATTR_MD5, digests.md5), (_XATTR_SHA256, digests.sha256)):
+                try:
+                    os.setxattr(self._fd, attribute, value.encode("ascii"))
+                except OSError as e:
+                    if e.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP):
+                        raise
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = None
+            # Metadata first: when the object appears, its metadata is there.
+            backend._writeFile(
+                backend._objectMetadataPath(self._container, self._name),
+                _encodeMetadata(self._metadata),
+            )
+            final = backend._objectPath(self._container, self._name)
+            backend._replace(self._temporary, final)
+            modified = os.stat(final).st_mtime
+        except (NotADirectoryError, IsADirectoryError):
+            raise BadRequest(
+                f"object name {self._name!r} clashes with another object's name"
+            )
+        except OSError as e:
+            raise storageError(e, "committing an object")
+        return ObjectInfo(self._container, self._name, digests, modified, self._metadata)
+
+    def abort(self):
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        _unlinkQuietly(self._temporary)
+
+
+def backend(dataDirectory: str, options: dict[str, str]) -> FilesystemBackend:
+    """
+    C{filesystem:root=DIR:reserve=SIZE}: objects under C{root} (default
+    C{DATA/storage}), keeping C{reserve} bytes free (default 256M; suffixes
+    K, M, G, T are powers of 1024).
+    """
+    unknown = sorted(set(options) - {"root", "reserve"})
+    if unknown:
+        raise ValueError(f"filesystem backend: unknown option(s) {', '.join(unknown)}"
+                         " (known: root, reserve)")
+    root = options.get("root") or os.path.join(dataDirectory, "storage")
+    return FilesystemBackend(root, parseSize(options.get("reserve", "256M")))
+
+
+def parseSize(text: str) -> int:
+    """C{"512"}, C{"64K"}, C{"256M"}, C{"2G"}, C{"1T"}: a size in bytes."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    number, unit = (text[:-1], units[text[-1].upper()]) if text[-1:].upper() in units else (text, 1)
+    if not number.isdigit():
+        raise ValueError(f"filesystem backend: reserve={text!r} is not a size like 256M")
+    return int(number) * unit

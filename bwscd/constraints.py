@@ -1,0 +1,180 @@
+"""
+The protocol's rules for names and metadata, in one place.
+
+Every name and every metadata header that reaches a backend has passed
+through this module, so a backend can rely on: valid UTF-8, no control
+characters, no C{.} or C{..} path segment, no empty segment, bounded sizes.
+The limits are OpenStack Swift's defaults (see NOTES.md); metadata sizes are
+counted on the decoded UTF-8, so that percent-encoding a user's non-ASCII
+name does not eat the budget the API promises it.
+"""
+
+import unicodedata
+from urllib.parse import quote, unquote_to_bytes
+
+from bwscd.errors import BadRequest
+
+MAX_CONTAINER_NAME_LENGTH = 256
+MAX_OBJECT_NAME_LENGTH = 1024
+MAX_META_NAME_LENGTH = 128
+MAX_META_VALUE_LENGTH = 256
+MAX_META_COUNT = 90
+MAX_META_OVERALL_SIZE = 4096
+MAX_HEADER_SIZE = 8192
+
+# The two kinds of thing that carry metadata, as spelled in header names.
+CONTAINER = "Container"
+OBJECT = "Object"
+
+# Characters left as they are when metadata is sent back percent-encoded:
+# RFC 3986's unreserved set plus the delimiters that are safe in a header
+# value.  "+" and "%" are always encoded so that no decoder can misread them.
+_META_SAFE = "-._~!$&'()*,;=:@/"
+
+
+def _decodeName(raw: bytes, what: str) -> str:
+    try:
+        name = unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest(f"{what} name is not valid UTF-8")
+    if any(unicodedata.category(c) == "Cc" for c in name):
+        raise BadRequest(f"{what} name contains a control character")
+    return name
+
+
+def containerName(raw: bytes) -> str:
+    """
+    Decode and check a container name as it appears, percent-encoded, in a
+    request path.
+
+    @raise BadRequest: if it is not a name bwscd will ever store.
+    """
+    name = _decodeName(raw, "container")
+    size = len(name.encode("utf-8"))
+    if not 0 < size <= MAX_CONTAINER_NAME_LENGTH:
+        raise BadRequest(
+            f"container name must be 1 to {MAX_CONTAINER_NAME_LENGTH} bytes"
+        )
+    if "/" in name:
+        raise BadRequest("container name contains '/'")
+    if name.startswith("."):
+        # Also rules out "." and "..": hidden names are the backends' own.
+        raise BadRequest("container name starts with '.'")
+    return name
+
+
+def objectName(raw: bytes) -> str:
+    """
+    Decode and check an object name (everything after the container in the
+    path, which may contain C{/}).
+
+    @raise BadRequest: if it is not a name bwscd will ever store.
+    """
+    name = _decodeName(raw, "object")
+    size = len(name.encode("utf-8"))
+    if not 0 < size <= MAX_OBJECT_NAME_LENGTH:
+        raise BadRequest(f"object name must be 1 to {MAX_OBJECT_NAME_LENGTH} bytes")
+    for segment in name.split("/"):
+        if segment in ("", ".", ".."):
+            raise BadRequest("object name has an empty, '.' or '..' segment")
+    return name
+
+
+def canonicalKey(key: str) -> str:
+    """
+    The canonical spelling of a metadata key: first letter and every letter
+    after a hyphen upper case, the rest lower case.  Header names are
+    case-insensitive, so this is the one spelling that is stored; it is the
+    spelling the vendor's example server writes to its JSON files (for
+    instance C{Triggeron}).
+    """
+    return "-".join(part[:1].upper() + part[1:].lower() for part in key.split("-"))
+
+
+def parseMetadata(headers, kind: str) -> dict[str, str]:
+    """
+    The metadata carried by a request's headers, keys canonical and values
+    percent-decoded.  C{X-Remove-<kind>-Meta-<Key>} and an empty value both
+    map to C{""}, which means "delete this key" where metadata is merged.
+
+    @param headers: the request's L{twisted.web.http_headers.Headers}.
+    @param kind: L{CONTAINER} or L{OBJECT}.
+    @raise BadRequest: on a bad encoding, a conflict or a broken limit.
+    """
+    prefixes = {
+        f"x-{kind.lower()}-meta-".encode("ascii"): False,
+        f"x-remove-{kind.lower()}-meta-".encode("ascii"): True,
+    }
+    metadata: dict[str, str] = {}
+    overall = 0
+    for rawName, rawValues in headers.getAllRawHeaders():
+        lowered = rawName.lower()
+        for prefix, removal in prefixes.items():
+            if lowered.startswith(prefix):
+                break
+        else:
+            continue
+        key = canonicalKey(rawName[len(prefix) :].decode("ascii"))
+        if not key:
+            raise BadRequest(f"metadata header {rawName!r} has no key")
+        if len(rawValues) != 1 or key in metadata:
+            raise BadRequest(f"metadata key {key} given more than once")
+        value = "" if removal else metadataValue(key, rawValues[0])
+        if len(key) > MAX_META_NAME_LENGTH:
+            raise BadRequest(
+                f"metadata key {key[:32]}... longer than {MAX_META_NAME_LENGTH} bytes"
+            )
+        if len(value.encode("utf-8")) > MAX_META_VALUE_LENGTH:
+            raise BadRequest(
+                f"metadata value of {key} longer than {MAX_META_VALUE_LENGTH} bytes"
+            )
+        metadata[key] = value
+        overall += len(key) + len(value.encode("utf-8"))
+    if len(metadata) > MAX_META_COUNT:
+        raise BadRequest(f"more than {MAX_META_COUNT} metadata items")
+    if overall > MAX_META_OVERALL_SIZE:
+        raise BadRequest(f"metadata larger than {MAX_META_OVERALL_SIZE} bytes")
+    return metadata
+
+
+def metadataValue(key: str, raw: bytes) -> str:
+    """
+    Decode one percent-encoded UTF-8 metadata value.  A C{+} stays a C{+}:
+    the API percent-encodes, it does not form-encode.
+
+    @raise BadRequest: if the value is not UTF-8 or holds a control character.
+    """
+    try:
+        value = unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest(f"metadata value of {key} is not percent-encoded UTF-8")
+    if any(unicodedata.category(c) == "Cc" for c in value):
+        raise BadRequest(f"metadata value of {key} contains a control character")
+    return value
+
+
+def metadataHeaders(metadata: dict[str, str], kind: str) -> list[tuple[bytes, bytes]]:
+    """
+    Stored metadata as response headers, values percent-encoded UTF-8.
+    """
+    return [
+        (
+            f"X-{kind}-Meta-{key}".encode("ascii"),
+            quote(value, safe=_META_SAFE).encode("ascii"),
+        )
+        for key, value in sorted(metadata.items())
+    ]
+
+
+def mergeMetadata(current: dict[str, str], changes: dict[str, str]) -> dict[str, str]:
+    """
+    Container metadata after a PUT or POST: an empty value deletes its key,
+    any other value adds or replaces it.
+    """
+    merged = dict(current)
+    for key, value in changes.items():
+        if value:
+            merged[key] = value
+        else:
+            merged.pop(key, None)
+    return merged

@@ -1,0 +1,227 @@
+"""
+The data directory: what the destination is, kept across restarts.
+
+    DATA/settings.json   account (user name, key hash), token secret, public
+                         addresses, site name, container type, capabilities,
+                         categories; mode 0600
+    DATA/server.crt      the HTTPS certificate (self-signed unless imported)
+    DATA/server.key      its private key; mode 0600
+    DATA/config.json     the connection file for Body Worn Manager; it holds
+                         the account key in clear, so mode 0600
+
+The first start creates all of it without asking anything; later starts
+reuse it.  Only a hash of the account key is kept in settings.json: the key
+itself exists in the connection file, which the operator uploads to Body
+Worn Manager and may then remove from this machine.
+"""
+
+import fcntl
+import json
+import os
+import secrets
+import socket
+import struct
+from dataclasses import dataclass
+
+from twisted.logger import Logger
+
+from bwscd import __version__, account, certificate, connectionfile
+from bwscd.capabilities import (
+    CAPABILITY_GROUPS,
+    DEFAULT_CATEGORIES,
+    Document,
+    capabilitiesDocument,
+    categoriesDocument,
+)
+
+SETTINGS = "settings.json"
+CERTIFICATE = "server.crt"
+PRIVATE_KEY = "server.key"
+CONNECTION_FILE = "config.json"
+APPLICATION_NAME = "bwscd"
+
+log = Logger()
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Everything the service needs to know about itself."""
+
+    directory: str
+    userName: str
+    keyHash: str
+    tokenSecret: bytes
+    tokenURIs: list[str]
+    capabilities: Document
+    categories: Document
+
+    @property
+    def certificatePath(self) -> str:
+        return os.path.join(self.directory, CERTIFICATE)
+
+    @property
+    def privateKeyPath(self) -> str:
+        return os.path.join(self.directory, PRIVATE_KEY)
+
+    @property
+    def connectionFilePath(self) -> str:
+        return os.path.join(self.directory, CONNECTION_FILE)
+
+
+def _writePrivate(path: str, data: bytes) -> None:
+    """Write a file only its owner can read, atomically and durably."""
+    temporary = path + ".new"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(temporary, path)
+
+
+def _readIfExists(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+def machineAddresses() -> list[str]:
+    """
+    This machine's IPv4 addresses other than loopback, then 127.0.0.1: the
+    default public addresses.
+    """
+    found = []
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with probe:
+        for _, name in socket.if_nameindex():
+            try:
+                # SIOCGIFADDR: the interface's IPv4 address (Linux).
+                raw = fcntl.ioctl(
+                    probe.fileno(), 0x8915, struct.pack("256s", name.encode()[:15])
+                )
+            except OSError:
+                continue
+            address = socket.inet_ntoa(raw[20:24])
+            if not address.startswith("127.") and address not in found:
+                found.append(address)
+    return found + ["127.0.0.1"]
+
+
+def tokenURI(scheme: str, host: str, port: int) -> str:
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{scheme}://{host}:{port}/auth/v1.0"
+
+
+def prepare(
+    directory: str,
+    *,
+    port: int,
+    https: bool,
+    publicAddresses: list[str] | None = None,
+    containerType: str | None = None,
+) -> Destination:
+    """
+    Create or load the data directory.  C{publicAddresses} and
+    C{containerType}, when given, replace what is stored; a changed address
+    list gets a new self-signed certificate.  The connection file is written
+    again whenever what it says changes.
+
+    @raise ValueError: for a setting that can't be used.
+    """
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    settingsPath = os.path.join(directory, SETTINGS)
+    stored = _readIfExists(settingsPath)
+    key = None
+    if stored is None:
+        userName, key = account.newUserName(), account.newKey()
+        settings = {
+            "account": {"user": userName, "keyHash": account.hashKey(key)},
+            "tokenSecret": secrets.token_hex(32),
+            "siteName": f"bwscd ({socket.gethostname()})"[:64],
+            "publicAddresses": publicAddresses or machineAddresses(),
+            "containerType": containerType or "mkv",
+            "capabilities": sorted(CAPABILITY_GROUPS),
+            "categories": DEFAULT_CATEGORIES,
+        }
+        log.info("new data directory {directory}: account {user}",
+                 directory=directory, user=userName)
+    else:
+        settings = json.loads(stored)
+        if publicAddresses:
+            settings["publicAddresses"] = publicAddresses
+        if containerType:
+            settings["containerType"] = containerType
+    if settings["containerType"] not in ("mkv", "mp4"):
+        raise ValueError("container type must be mkv or mp4")
+    _writePrivate(settingsPath, json.dumps(settings, indent=2).encode("utf-8"))
+
+    addresses = settings["publicAddresses"]
+    certificates = []
+    if https:
+        certificates = [_certificateFor(directory, addresses)]
+    scheme = "https" if https else "http"
+    tokenURIs = [tokenURI(scheme, address, port) for address in addresses]
+    destination = Destination(
+        directory=directory,
+        userName=settings["account"]["user"],
+        keyHash=settings["account"]["keyHash"],
+        tokenSecret=bytes.fromhex(settings["tokenSecret"]),
+        tokenURIs=tokenURIs,
+        capabilities=capabilitiesDocument(settings["capabilities"]),
+        categories=categoriesDocument(settings["categories"]),
+    )
+    _writeConnectionFile(destination, settings, certificates, key)
+    return destination
+
+
+def _certificateFor(directory: str, addresses: list[str]) -> bytes:
+    """The certificate on disk if it names every address, else a new one."""
+    path = os.path.join(directory, CERTIFICATE)
+    current = _readIfExists(path)
+    if current is not None and set(addresses) <= set(
+        certificate.subjectAltNames(current)
+    ):
+        return current
+    certificatePEM, keyPEM = certificate.createSelfSigned(addresses)
+    _writePrivate(os.path.join(directory, PRIVATE_KEY), keyPEM)
+    _writePrivate(path, certificatePEM)
+    log.warn(
+        "new self-signed certificate for {addresses}: upload the new connection "
+        "file to Body Worn Manager",
+        addresses=", ".join(addresses),
+    )
+    return certificatePEM
+
+
+def _writeConnectionFile(destination, settings, certificates, key) -> None:
+    path = destination.connectionFilePath
+    current = _readIfExists(path)
+    if key is None:
+        if current is None:
+            log.error(
+                "the connection file {path} is gone and only a hash of the "
+                "account key is kept: a new key is needed to write one",
+                path=path,
+            )
+            return
+        key = json.loads(current)["BlobAPIKey"]
+        if not account.verifyKey(key, destination.keyHash):
+            raise ValueError(f"{path} holds a key that is not this account's")
+    wanted = connectionfile.build(
+        siteName=settings["siteName"],
+        applicationName=APPLICATION_NAME,
+        applicationVersion=__version__,
+        tokenURIs=destination.tokenURIs,
+        certificatesPEM=certificates,
+        userName=destination.userName,
+        key=key,
+        containerType=settings["containerType"],
+    )
+    if wanted != current:
+        _writePrivate(path, wanted)
+        if current is not None:
+            log.warn("the connection file changed: upload {path} to Body Worn Manager "
+                     "again", path=path)

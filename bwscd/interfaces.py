@@ -1,0 +1,172 @@
+"""
+The storage contract: what a backend promises the protocol engine.
+
+The engine (L{bwscd.swift}) checks names, metadata and credentials before it
+calls a backend, hashes every byte, and compares the hash with the client's
+ETag; a backend stores and makes durable.  Names handed to a backend have
+passed L{bwscd.constraints}: valid UTF-8, no control characters, no empty,
+C{.} or C{..} segment, bounded lengths.  Metadata keys are canonical and
+values decoded.
+
+Methods that return a L{Deferred} never block the reactor thread.  Failures
+are L{bwscd.errors.SwiftError} instances (L{NotFound}, L{BadRequest} for a
+name the backend can never store, L{InsufficientStorage}, L{ServiceUnavailable})
+so the client gets the API's status code; anything else is a bug.
+"""
+
+from dataclasses import dataclass, field
+
+from zope.interface import Attribute, Interface
+
+
+@dataclass(frozen=True)
+class Digests:
+    """What the engine measured of an object's bytes as they streamed in."""
+
+    length: int
+    md5: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    name: str
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    container: str
+    name: str
+    digests: Digests
+    modified: float
+    """Seconds since the epoch at which the object became visible."""
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+class IObjectWriter(Interface):
+    """
+    One object being written.
+
+    The engine calls these methods from a single worker thread, never from
+    the reactor thread, in this order: L{write} any number of times, then
+    exactly one of L{commit} or L{abort}.  They may block.  Until L{commit}
+    returns, nothing is visible under the object's name: a reader sees the
+    previous version or nothing.
+    """
+
+    def write(data: bytes) -> None:
+        """
+        Store the next bytes of the object.
+
+        @raise InsufficientStorage: out of space; the engine then calls
+            L{abort}.
+        """
+
+    def commit(digests: Digests) -> ObjectInfo:
+        """
+        Make the bytes written and the metadata given to
+        L{IStorageBackend.openObject} durable, then visible under the final
+        name in one atomic step (replacing any earlier version), then
+        durable again.  Returns once a crash could no longer lose the
+        object.  C{digests} were measured and verified by the engine; the
+        backend keeps them for L{IStorageBackend.objectInfo}.
+        """
+
+    def abort() -> None:
+        """
+        Forget everything written: nothing of it ever becomes visible, and no
+        leftover survives.  Safe to call after a failed L{write} or
+        L{commit}.
+        """
+
+
+class IStorageBackend(Interface):
+    """
+    Containers of objects, each with string metadata, kept durably.
+
+    Metadata changes are atomic: a reader sees the old or the new set, never
+    a mix.  Merging metadata follows L{bwscd.constraints.mergeMetadata}.
+    """
+
+    description = Attribute("One line saying what and where, for the start-up log.")
+
+    def open():
+        """
+        Make ready to serve: create what is missing, and remove the leftovers
+        of writes that a crash interrupted.  Called once, before any other
+        method.
+
+        @return: L{Deferred} firing with L{None}.
+        """
+
+    def containerInfo(container: str):
+        """
+        @return: L{Deferred} firing with the L{ContainerInfo}, or with L{None}
+            if the container does not exist.
+        """
+
+    def putContainer(container: str, metadata: dict[str, str]):
+        """
+        Create the container if it does not exist, and merge C{metadata} into
+        its metadata.
+
+        @return: L{Deferred} firing with C{True} if the container was
+            created, C{False} if it already existed.
+        """
+
+    def updateContainer(container: str, metadata: dict[str, str]):
+        """
+        Merge C{metadata} into an existing container's metadata.
+
+        @return: L{Deferred} firing with the new L{ContainerInfo}; fails with
+            L{NotFound} if there is no such container.
+        """
+
+    def objectInfo(container: str, name: str):
+        """
+        @return: L{Deferred} firing with the L{ObjectInfo}, or with L{None}
+            if there is no such object.
+        """
+
+    def replaceObjectMetadata(container: str, name: str, metadata: dict[str, str]):
+        """
+        Replace all metadata of an existing object with C{metadata}.
+
+        @return: L{Deferred} firing with the new L{ObjectInfo}; fails with
+            L{NotFound} if there is no such object.
+        """
+
+    def openObject(
+        container: str, name: str, metadata: dict[str, str], length: int | None
+    ):
+        """
+        Get ready to receive an object of C{length} bytes (L{None}: not known
+        in advance) that will carry C{metadata}.  This is the last moment to
+        refuse before the client sends the body.
+
+        @return: L{Deferred} firing with an L{IObjectWriter}; fails with
+            L{NotFound} if the container does not exist, L{InsufficientStorage}
+            if the object would not fit, L{BadRequest} if this backend can
+            never store an object of that name.
+        """
+
+
+class IBackendPlugin(Interface):
+    """
+    A storage backend as a Twisted plugin (L{twisted.plugin.IPlugin}), found
+    by C{name} in the C{twisted.plugins} package and chosen with
+    C{--backend NAME:key=value:...}.
+    """
+
+    name = Attribute("The name given to --backend, e.g. C{filesystem}.")
+    description = Attribute("One line for --help: what it stores, and its options.")
+
+    def backend(dataDirectory: str, options: dict[str, str]) -> IStorageBackend:
+        """
+        Build the backend from its C{--backend} options.  C{dataDirectory} is
+        the service's C{--data} directory, where a backend keeps its data by
+        default.
+
+        @raise ValueError: with one line per mistake in C{options}.
+        """

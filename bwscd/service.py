@@ -1,0 +1,192 @@
+"""
+C{twistd bwscd}: options, and the service that ties the parts together.
+"""
+
+import os
+
+from twisted.application.service import MultiService, Service
+from twisted.internet import reactor
+from twisted.internet.defer import inlineCallbacks
+from twisted.internet.ssl import CertificateOptions, PrivateCertificate, TLSVersion
+from twisted.internet.threads import deferToThread
+from twisted.logger import Logger
+from twisted.python import usage
+from twisted.python.threadpool import ThreadPool
+
+from bwscd import datadir
+from bwscd.account import TokenAuthority
+from bwscd.accesslog import AccessLoggingSite
+from bwscd.interfaces import Digests
+from bwscd.plugins import installedBackends, loadBackend
+from bwscd.swift import SYSTEM, Authentication, Root, Storage
+
+log = Logger()
+
+
+def _backendHelp() -> str:
+    return "; ".join(
+        f"{name}: {plugin.description}"
+        for name, plugin in sorted(installedBackends().items())
+    )
+
+
+class Options(usage.Options):
+    synopsis = "[options]"
+    longdesc = (
+        "Receive recordings from AXIS body worn system controllers over the "
+        "Swift API, verify them and store them durably.  The first start "
+        "creates the data directory and the connection file DATA/config.json "
+        "to upload in Body Worn Manager."
+    )
+    optParameters = [
+        ["data", "d", "bwscd-data",
+         "Data directory: settings, certificate, connection file, and storage by default."],
+        ["port", "p", 8443, "TCP port to listen on.", int],
+        ["interface", "i", "", "Address to listen on (default: all IPv4 addresses; :: for IPv6)."],
+        ["backend", "b", "filesystem",
+         "Storage backend, NAME[:key=value[:key=value]]."],
+        ["container-type", None, None,
+         "Video container the controller should send: mkv (default) or mp4."],
+        ["token-lifetime", None, 3600, "Seconds an auth token stays valid.", int],
+        ["upload-threads", None, 32,
+         "Uploads received at once (each has a worker thread).", int],
+    ]
+    optFlags = [
+        ["http", None, "Serve plain HTTP, for development only (no certificate "
+                       "in the connection file)."],
+    ]
+
+    def __init__(self):
+        super().__init__()
+        self["public-address"] = []
+
+    def opt_public_address(self, host):
+        """
+        A name or IP address the controller will use to reach this server
+        (repeatable).  They become the connection file's token URIs and the
+        certificate's names.  Default: this machine's IPv4 addresses and
+        127.0.0.1, chosen at the first start.
+        """
+        self["public-address"].append(host)
+
+    def opt_help_backends(self):
+        """List the installed storage backends and their options."""
+        for name, plugin in sorted(installedBackends().items()):
+            print(f"{name}: {plugin.description}")
+        raise SystemExit(0)
+
+    def postOptions(self):
+        if not 0 < self["port"] < 65536:
+            raise usage.UsageError("--port must be 1 to 65535")
+        if self["container-type"] not in (None, "mkv", "mp4"):
+            raise usage.UsageError("--container-type must be mkv or mp4")
+        if self["token-lifetime"] < 60:
+            raise usage.UsageError("--token-lifetime must be at least 60 seconds")
+        if self["upload-threads"] < 1:
+            raise usage.UsageError("--upload-threads must be at least 1")
+        self["data"] = os.path.abspath(self["data"])
+        try:
+            self["storage"] = loadBackend(self["backend"], self["data"])
+            self["destination"] = datadir.prepare(
+                self["data"],
+                port=self["port"],
+                https=not self["http"],
+                publicAddresses=self["public-address"] or None,
+                containerType=self["container-type"],
+            )
+        except ValueError as e:
+            raise usage.UsageError(str(e))
+
+
+def _writeWhole(writer, body: bytes, digests: Digests):
+    try:
+        writer.write(body)
+        return writer.commit(digests)
+    except BaseException:
+        writer.abort()
+        raise
+
+
+class DestinationService(Service):
+    """
+    Opens the backend (which cleans up after a crash), publishes the
+    capability documents into it, and only then starts listening.
+    """
+
+    def __init__(self, options, site, backend, documents, uploadPool):
+        self._options = options
+        self._site = site
+        self._backend = backend
+        self._documents = documents
+        self._uploadPool = uploadPool
+        self._port = None
+
+    def startService(self):
+        super().startService()
+        self._uploadPool.start()
+        d = self._start()
+        d.addErrback(self._failed)
+
+    def _failed(self, reason):
+        log.failure("bwscd could not start", reason)
+        reactor.stop()
+
+    @inlineCallbacks
+    def _start(self):
+        yield self._backend.open()
+        yield self._publish()
+        self._port = self._listen()
+        destination = self._options["destination"]
+        log.info("storage: {backend}", backend=self._backend.description)
+        log.info("connection file for Body Worn Manager: {path}",
+                 path=destination.connectionFilePath)
+        for uri in destination.tokenURIs:
+            log.info("  token URI {uri}", uri=uri)
+
+    @inlineCallbacks
+    def _publish(self):
+        yield self._backend.putContainer(SYSTEM, {})
+        for name, document in self._documents.items():
+            writer = yield self._backend.openObject(SYSTEM, name, {}, len(document.body))
+            yield deferToThread(_writeWhole, writer, document.body, document.digests)
+
+    def _listen(self):
+        options = self._options
+        if options["http"]:
+            return reactor.listenTCP(options["port"], self._site, interface=options["interface"])
+        destination = options["destination"]
+        with open(destination.certificatePath, "rb") as c, open(destination.privateKeyPath, "rb") as k:
+            certificate = PrivateCertificate.loadPEM(c.read() + k.read())
+        tls = CertificateOptions(
+            privateKey=certificate.privateKey.original,
+            certificate=certificate.original,
+            raiseMinimumTo=TLSVersion.TLSv1_2,
+        )
+        return reactor.listenSSL(options["port"], self._site, tls, interface=options["interface"])
+
+    def stopService(self):
+        super().stopService()
+        self._uploadPool.stop()
+        if self._port is not None:
+            return self._port.stopListening()
+
+
+def makeService(options) -> MultiService:
+    destination = options["destination"]
+    backend = options["storage"]
+    authority = TokenAuthority(destination.tokenSecret, options["token-lifetime"])
+    documents = {
+        "Capabilities.json": destination.capabilities,
+        "Categories.json": destination.categories,
+    }
+    uploadPool = ThreadPool(minthreads=0, maxthreads=options["upload-threads"],
+                            name="bwscd-uploads")
+    root = Root(
+        Authentication(destination, authority),
+        Storage(destination, authority, backend, reactor, uploadPool, documents),
+    )
+    site = AccessLoggingSite(root)
+    site.displayTracebacks = False
+    service = MultiService()
+    DestinationService(options, site, backend, documents, uploadPool).setServiceParent(service)
+    return service

@@ -1,0 +1,365 @@
+"""
+The Swift API subset the system controller speaks, as twisted.web resources.
+
+Handlers are thin: they check the token, decode names and metadata through
+L{bwscd.constraints}, call the backend, and say what the answer is.  One
+function, L{_send}, writes every answer; refusals are L{SwiftError}s and get
+a plain-text message and a log line, never a traceback.
+"""
+
+import hmac
+import re
+from dataclasses import dataclass, field
+from http import HTTPStatus
+
+from twisted.internet.defer import inlineCallbacks, maybeDeferred
+from twisted.internet.threads import deferToThread
+from twisted.logger import Logger
+from twisted.web.http import datetimeToString
+from twisted.web.iweb import UNKNOWN_LENGTH
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
+
+from bwscd import account, constraints
+from bwscd.constraints import CONTAINER, OBJECT
+from bwscd.errors import (
+    BadRequest,
+    Forbidden,
+    MethodNotAllowed,
+    NotFound,
+    SwiftError,
+    Unauthorized,
+    UnprocessableEntity,
+)
+from bwscd.upload import Abandoned, Upload
+
+log = Logger()
+
+SYSTEM = "System"
+_HOST = re.compile(rb"^[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
+_MD5_HEX = re.compile(r"^[0-9a-f]{32}$")
+
+
+@dataclass
+class Response:
+    code: int
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    body: bytes = b""
+    contentType: bytes = b"text/plain; charset=utf-8"
+    length: int | None = None
+    """Content-Length when it is not the body's (HEAD of an object)."""
+
+
+def _send(request, response: Response) -> None:
+    if request._disconnected or request.finished:
+        return
+    request.setResponseCode(response.code)
+    for name, value in response.headers:
+        request.responseHeaders.addRawHeader(name, value)
+    request.setHeader(b"Content-Type", response.contentType)
+    length = len(response.body) if response.length is None else response.length
+    request.setHeader(b"Content-Length", b"%d" % length)
+    if response.body:
+        request.write(response.body)
+    request.finish()
+
+
+def _refusal(reason, request) -> Response | None:
+    """The answer to a failed request; logs why."""
+    error = reason.value
+    where = f"{ascii(request.method)[2:-1]} {ascii(request.uri)[2:-1]}"
+    if isinstance(error, Abandoned):
+        log.info("{where}: {message}", where=where, message=str(error))
+        return None
+    if not isinstance(error, SwiftError):
+        log.failure("{where} failed", reason, where=where)
+        return Response(HTTPStatus.INTERNAL_SERVER_ERROR, body=b"internal error\n")
+    log.info(
+        "refused {where} from {peer}: {code} {message}",
+        where=where,
+        peer=request.getClientAddress().host,
+        code=int(error.code),
+        message=error.message,
+    )
+    return Response(
+        error.code,
+        headers=list(error.headers.items()),
+        body=error.message.encode("utf-8") + b"\n",
+    )
+
+
+class SwiftResource(Resource):
+    """A leaf whose C{handle} method returns a L{Response} or a Deferred of one."""
+
+    isLeaf = True
+
+    def render(self, request):
+        d = maybeDeferred(self.handle, request)
+        d.addErrback(_refusal, request)
+        d.addCallback(lambda response: response and _send(request, response))
+        return NOT_DONE_YET
+
+    def handle(self, request):
+        raise NotImplementedError
+
+
+class NotFoundResource(SwiftResource):
+    def handle(self, request):
+        raise NotFound("no such path; the API lives under /auth/v1.0 and /v1/")
+
+
+class Root(Resource):
+    """C{/auth/v1.0} (also C{/auth/v1}) and C{/v1/...}; a 404 anywhere else."""
+
+    def __init__(self, authentication, storage):
+        super().__init__()
+        self._auth = authentication
+        self._storage = storage
+
+    def getChild(self, name, request):
+        if name == b"auth" and request.postpath in ([b"v1.0"], [b"v1"]):
+            return self._auth
+        if name == b"v1":
+            return self._storage
+        return NotFoundResource()
+
+
+def storageURL(request, userName: str) -> bytes:
+    """
+    The storage URL for this account, with the scheme and host the client
+    used to reach us, as Swift's auth does.
+    """
+    host = request.getHeader(b"host")
+    if host is None or not _HOST.match(host):
+        address = request.getHost()
+        host = f"{address.host}:{address.port}".encode("ascii")
+    scheme = b"https" if request.isSecure() else b"http"
+    return b"%s://%s/v1/%s" % (scheme, host, accountName(userName).encode("ascii"))
+
+
+def accountName(userName: str) -> str:
+    return f"AUTH_{userName}"
+
+
+class Authentication(SwiftResource):
+    """C{GET /auth/v1.0}: credentials in, a signed, expiring token out."""
+
+    def __init__(self, destination, authority: account.TokenAuthority):
+        super().__init__()
+        self._destination = destination
+        self._authority = authority
+
+    @inlineCallbacks
+    def handle(self, request):
+        if request.method != b"GET":
+            raise MethodNotAllowed("authenticate with GET")
+        user = request.getHeader(b"x-auth-user") or request.getHeader(b"x-storage-user")
+        key = request.getHeader(b"x-auth-key") or request.getHeader(b"x-storage-pass")
+        if user is None or key is None:
+            raise Unauthorized("X-Auth-User and X-Auth-Key are required")
+        expected = self._destination.userName.encode("utf-8")
+        sameUser = hmac.compare_digest(user, expected)
+        # The key check costs real CPU (scrypt), so it runs off the reactor;
+        # it runs whatever the user name, so timing tells nothing.
+        rightKey = yield deferToThread(
+            account.verifyKey, key.decode("utf-8", "replace"), self._destination.keyHash
+        )
+        if not (sameUser and rightKey):
+            raise Unauthorized("wrong user name or key")
+        token, _ = self._authority.issue(self._destination.userName)
+        url = storageURL(request, self._destination.userName)
+        return Response(
+            HTTPStatus.OK,
+            headers=[
+                (b"X-Auth-Token", token.encode("ascii")),
+                (b"X-Storage-Token", token.encode("ascii")),
+                (b"X-Storage-Url", url),
+                (b"X-Auth-Token-Expires", b"%d" % self._authority.lifetime),
+            ],
+        )
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a storage path names."""
+
+    container: str | None
+    object: str | None
+
+
+def _parseTarget(request, account: str) -> Target:
+    """Split C{/v1/<account>[/<container>[/<object>]]} and check the names."""
+    rest = request.path[len(b"/v1/") :]
+    rawAccount, _, rest = rest.partition(b"/")
+    if rawAccount != account.encode("utf-8"):
+        raise Forbidden("this token is not for that account")
+    rawContainer, _, rawObject = rest.partition(b"/")
+    container = constraints.containerName(rawContainer) if rawContainer else None
+    name = constraints.objectName(rawObject) if rawObject else None
+    return Target(container, name)
+
+
+def _expectedMD5(request) -> str | None:
+    etag = request.getHeader(b"etag")
+    if etag is None:
+        return None
+    return etag.decode("latin-1").strip().strip('"').lower()
+
+
+def _metadataResponse(code, metadata, kind, extra=(), length=None) -> Response:
+    return Response(
+        code,
+        headers=list(extra) + constraints.metadataHeaders(metadata, kind),
+        length=length,
+    )
+
+
+class Storage(SwiftResource):
+    """
+    Everything under C{/v1/}: the one account, its containers and objects,
+    with exactly the rights the system controller needs (no listing, no
+    reading evidence, no deleting).
+    """
+
+    def __init__(self, destination, authority, backend, reactor, uploadPool, documents):
+        super().__init__()
+        self._destination = destination
+        self._authority = authority
+        self._backend = backend
+        self._reactor = reactor
+        self._uploadPool = uploadPool
+        self._documents = documents
+
+    def handle(self, request):
+        token = request.getHeader(b"x-auth-token") or request.getHeader(b"x-storage-token")
+        user = self._authority.verify(token.decode("latin-1")) if token else None
+        if user is None:
+            raise Unauthorized("missing, invalid or expired auth token")
+        target = _parseTarget(request, accountName(user))
+        level = "object" if target.object else "container" if target.container else "account"
+        method = request.method.decode("latin-1")
+        handler = getattr(self, f"{method}_{level}", None)
+        if handler is None:
+            if method in ("GET", "PUT", "POST", "HEAD", "DELETE", "COPY"):
+                raise Forbidden(f"{method} on this {level} is not allowed for this account")
+            raise MethodNotAllowed(f"{method} is not a Swift method")
+        return handler(request, target)
+
+    def HEAD_account(self, request, target):
+        return Response(HTTPStatus.NO_CONTENT)
+
+    # Containers.
+
+    @inlineCallbacks
+    def PUT_container(self, request, target):
+        changes = constraints.parseMetadata(request.requestHeaders, CONTAINER)
+        created = yield self._backend.putContainer(target.container, changes)
+        if created:
+            log.info("container {container} created", container=target.container)
+        self._noteCompletion(target.container, changes)
+        return Response(HTTPStatus.CREATED if created else HTTPStatus.ACCEPTED)
+
+    @inlineCallbacks
+    def POST_container(self, request, target):
+        changes = constraints.parseMetadata(request.requestHeaders, CONTAINER)
+        yield self._backend.updateContainer(target.container, changes)
+        self._noteCompletion(target.container, changes)
+        return Response(HTTPStatus.NO_CONTENT)
+
+    def _noteCompletion(self, container, changes):
+        if changes.get("Status") == "Complete":
+            log.info("recording {container} complete", container=container)
+
+    @inlineCallbacks
+    def HEAD_container(self, request, target):
+        info = yield self._backend.containerInfo(target.container)
+        if info is None:
+            raise NotFound(f"no container {target.container!r}")
+        return _metadataResponse(HTTPStatus.NO_CONTENT, info.metadata, CONTAINER)
+
+    # Objects.
+
+    def _published(self, target):
+        if target.container == SYSTEM:
+            return self._documents.get(target.object)
+        return None
+
+    def GET_object(self, request, target):
+        document = self._published(target)
+        if document is None:
+            raise Forbidden("stored objects can't be read with this account")
+        return Response(
+            HTTPStatus.OK,
+            headers=[(b"Etag", document.etag.encode("ascii"))],
+            body=document.body,
+            contentType=b"application/json",
+        )
+
+    @inlineCallbacks
+    def HEAD_object(self, request, target):
+        document = self._published(target)
+        if document is not None:
+            return Response(
+                HTTPStatus.OK,
+                headers=[(b"Etag", document.etag.encode("ascii"))],
+                contentType=b"application/json",
+                length=len(document.body),
+            )
+        info = yield self._backend.objectInfo(target.container, target.object)
+        if info is None:
+            raise NotFound(f"no object {target.object!r} in {target.container!r}")
+        return _metadataResponse(
+            HTTPStatus.OK,
+            info.metadata,
+            OBJECT,
+            extra=[
+                (b"Etag", info.digests.md5.encode("ascii")),
+                (b"Last-Modified", datetimeToString(info.modified)),
+                (b"X-Timestamp", b"%.5f" % info.modified),
+            ],
+            length=info.digests.length,
+        )
+
+    @inlineCallbacks
+    def POST_object(self, request, target):
+        if self._published(target) is not None:
+            raise Forbidden("published by the server")
+        metadata = constraints.parseMetadata(request.requestHeaders, OBJECT)
+        yield self._backend.replaceObjectMetadata(target.container, target.object, metadata)
+        return Response(HTTPStatus.ACCEPTED)
+
+    @inlineCallbacks
+    def PUT_object(self, request, target):
+        if self._published(target) is not None:
+            raise Forbidden("published by the server")
+        if not (
+            request.requestHeaders.hasHeader(b"content-length")
+            or request.requestHeaders.hasHeader(b"transfer-encoding")
+        ):
+            raise BadRequest("an object needs Content-Length or chunked encoding")
+        metadata = constraints.parseMetadata(request.requestHeaders, OBJECT)
+        expectedMD5 = _expectedMD5(request)
+        if expectedMD5 is not None and not _MD5_HEX.match(expectedMD5):
+            raise UnprocessableEntity("ETag is not an MD5 hex digest: it can never match")
+        body = request.body
+        length = None if body.length is UNKNOWN_LENGTH else body.length
+        writer = yield self._backend.openObject(
+            target.container, target.object, metadata, length
+        )
+        upload = Upload(self._reactor, self._uploadPool, writer, length, expectedMD5)
+        info = yield upload.receive(body)
+        log.info(
+            "stored {container}/{object}: {length} bytes md5 {md5} sha256 {sha256}",
+            container=info.container,
+            object=info.name,
+            length=info.digests.length,
+            md5=info.digests.md5,
+            sha256=info.digests.sha256,
+        )
+        return Response(
+            HTTPStatus.CREATED,
+            headers=[
+                (b"Etag", info.digests.md5.encode("ascii")),
+                (b"Last-Modified", datetimeToString(info.modified)),
+            ],
+        )

@@ -1,0 +1,146 @@
+"""
+One object upload: bytes from the socket to a backend's writer, measured
+and verified on the way.
+
+The reactor thread only queues the bytes; a worker thread hashes them (MD5
+for the ETag, SHA-256 for the record) and hands them to the backend's
+L{IObjectWriter}, so neither hashing nor writing nor fsync ever runs on the
+reactor.  hashlib and file writes release the GIL, so uploads overlap.
+When more than L{HIGH_WATER} bytes wait for the worker, reading the socket
+pauses until the worker is back under L{LOW_WATER}: memory stays flat
+whatever the object size.
+"""
+
+import hashlib
+import threading
+from collections import deque
+
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.failure import Failure
+from twisted.internet.interfaces import IConsumer
+from zope.interface import implementer
+
+from bwscd.errors import UnprocessableEntity
+from bwscd.interfaces import Digests
+
+HIGH_WATER = 4 << 20
+LOW_WATER = 1 << 20
+
+_END = object()
+_ABORT = object()
+
+
+class Abandoned(Exception):
+    """The body stopped before its end; nothing was stored."""
+
+
+@implementer(IConsumer)
+class Upload:
+    """
+    Receive an object's body into C{writer}.
+
+    @param length: the declared Content-Length, or L{None} when chunked.
+    @param expectedMD5: the client's ETag (lower-case hex), or L{None}.
+    """
+
+    def __init__(self, reactor, threadpool, writer, length, expectedMD5):
+        self._reactor = reactor
+        self._writer = writer
+        self._length = length
+        self._expectedMD5 = expectedMD5
+        self._queue: deque = deque()
+        self._ready = threading.Condition(threading.Lock())
+        self._waiting = 0  # bytes queued and not yet written, reactor's view
+        self._producer = None
+        self._pausedProducer = False
+        self.result = deferToThreadPool(reactor, threadpool, self._work)
+
+    def receive(self, body):
+        """
+        Stream C{body} (an L{IBodyProducer}) into the object.
+
+        @return: L{Deferred} firing with the committed L{ObjectInfo}, or
+            failing with the reason nothing was stored.
+        """
+        self._producer = body
+        received = body.startProducing(self)
+        received.addCallbacks(lambda _: self._put(_END), self._abort)
+        self.result.addErrback(self._stopBody, body)
+        return self.result
+
+    def _stopBody(self, reason, body):
+        body.stopProducing()
+        return reason
+
+    def _abort(self, reason: Failure) -> None:
+        self._put(_ABORT)
+
+    # IConsumer, on the reactor thread.
+
+    def registerProducer(self, producer, streaming):
+        self._producer = producer
+
+    def unregisterProducer(self):
+        self._producer = None
+
+    def write(self, data: bytes) -> None:
+        self._waiting += len(data)
+        self._put(data)
+        if self._waiting > HIGH_WATER and not self._pausedProducer:
+            self._pausedProducer = True
+            self._producer.pauseProducing()
+
+    def _written(self, count: int) -> None:
+        self._waiting -= count
+        if self._pausedProducer and self._waiting < LOW_WATER:
+            self._pausedProducer = False
+            self._producer.resumeProducing()
+
+    def _put(self, item) -> None:
+        with self._ready:
+            self._queue.append(item)
+            self._ready.notify()
+
+    # The worker thread.
+
+    def _take(self) -> list:
+        with self._ready:
+            while not self._queue:
+                self._ready.wait()
+            items = list(self._queue)
+            self._queue.clear()
+            return items
+
+    def _work(self):
+        md5, sha256, length = hashlib.md5(), hashlib.sha256(), 0
+        try:
+            while True:
+                batch = 0
+                for item in self._take():
+                    if item is _END:
+                        return self._commit(
+                            Digests(length, md5.hexdigest(), sha256.hexdigest())
+                        )
+                    if item is _ABORT:
+                        raise Abandoned("the body ended early; nothing was stored")
+                    md5.update(item)
+                    sha256.update(item)
+                    self._writer.write(item)
+                    length += len(item)
+                    batch += len(item)
+                self._reactor.callFromThread(self._written, batch)
+        except BaseException:
+            self._writer.abort()
+            raise
+
+    def _commit(self, digests: Digests):
+        if self._length is not None and digests.length != self._length:
+            raise UnprocessableEntity(
+                f"received {digests.length} bytes, Content-Length said {self._length}"
+            )
+        if self._expectedMD5 is not None and digests.md5 != self._expectedMD5:
+            raise UnprocessableEntity(
+                f"ETag mismatch: the body's MD5 is {digests.md5}, "
+                f"the request said {self._expectedMD5}"
+            )
+        return self._writer.commit(digests)

@@ -1,0 +1,10 @@
+"""The storage backends that ship with bwscd, as Twisted plugins."""
+
+from bwscd.plugins import BackendPlugin
+
+filesystem = BackendPlugin(
+    "filesystem",
+    "files in the vendor example's layout; options: root=DIR (default DATA/storage), "
+    "reserve=SIZE free space kept (default 256M)",
+    "bwscd.backends.filesystem.backend",
+)
