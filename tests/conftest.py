@@ -1,0 +1,129 @@
+"""
+Fixtures that run the real thing: a C{twistd -n bwscd} process on loopback
+with its own data directory, HTTPS with the certificate from the connection
+file it wrote, and python-swiftclient as the client.
+"""
+
+import base64
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+import pytest
+import swiftclient
+
+HOST = "127.0.0.1"
+
+
+def freePort() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def twistd() -> str:
+    found = os.path.join(os.path.dirname(sys.executable), "twistd")
+    return found if os.path.exists(found) else shutil.which("twistd")
+
+
+@dataclass
+class Server:
+    """A running C{twistd -n bwscd}."""
+
+    data: str
+    port: int
+    process: subprocess.Popen
+    logPath: str
+    https: bool = True
+
+    @property
+    def connectionFile(self) -> dict:
+        with open(os.path.join(self.data, "config.json")) as f:
+            return json.load(f)
+
+    @property
+    def storage(self) -> str:
+        return os.path.join(self.data, "storage")
+
+    @property
+    def caFile(self) -> str:
+        path = os.path.join(self.data, "test-ca.pem")
+        with open(path, "wb") as f:
+            f.write(base64.b64decode(self.connectionFile["HTTPSCertificate"][0]))
+        return path
+
+    @property
+    def authURL(self) -> str:
+        return self.connectionFile["AuthenticationTokenURI"][0]
+
+    def log(self) -> str:
+        with open(self.logPath, encoding="utf-8") as f:
+            return f.read()
+
+    def connection(self, **kwargs) -> swiftclient.Connection:
+        conf = self.connectionFile
+        return swiftclient.Connection(
+            authurl=self.authURL,
+            user=conf["BlobAPIUserName"],
+            key=conf["BlobAPIKey"],
+            cacert=self.caFile if self.https else None,
+            retries=0,
+            **kwargs,
+        )
+
+    def stop(self, sig=signal.SIGTERM) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(30)
+
+
+def startServer(data: str, *arguments: str, port: int | None = None, https=True) -> Server:
+    """Start C{twistd -n bwscd} and wait until it listens."""
+    port = port or freePort()
+    logPath = os.path.join(data + ".log")
+    command = [
+        twistd(), "-n", "--pidfile=", "bwscd",
+        "--data", data, "--port", str(port), "--interface", HOST,
+        "--public-address", HOST, *arguments,
+    ]
+    if not https:
+        command.append("--http")
+    log = open(logPath, "ab")
+    process = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, cwd=os.path.dirname(data)
+    )
+    server = Server(data, port, process, logPath, https)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"twistd exited {process.returncode}:\n{server.log()}")
+        if "token URI" in server.log():
+            return server
+        time.sleep(0.1)
+    server.stop(signal.SIGKILL)
+    raise RuntimeError(f"twistd did not start:\n{server.log()}")
+
+
+@pytest.fixture
+def dataDirectory(tmp_path) -> str:
+    return str(tmp_path / "data")
+
+
+@pytest.fixture
+def server(dataDirectory):
+    running = startServer(dataDirectory)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def swift(server) -> swiftclient.Connection:
+    connection = server.connection()
+    yield connection
+    connection.close()
