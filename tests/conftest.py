@@ -95,6 +95,7 @@ def startServer(data: str, *arguments: str, port: int | None = None, https=True)
     if not https:
         command.append("--http")
     log = open(logPath, "ab")
+    startedAt = log.tell()
     process = subprocess.Popen(
         command, stdout=log, stderr=subprocess.STDOUT, cwd=os.path.dirname(data)
     )
@@ -103,7 +104,10 @@ def startServer(data: str, *arguments: str, port: int | None = None, https=True)
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"twistd exited {process.returncode}:\n{server.log()}")
-        if "token URI" in server.log():
+        with open(logPath, "rb") as f:
+            f.seek(startedAt)
+            started = b"token URI" in f.read()
+        if started:
             return server
         time.sleep(0.1)
     server.stop(signal.SIGKILL)
@@ -127,3 +131,25 @@ def swift(server) -> swiftclient.Connection:
     connection = server.connection()
     yield connection
     connection.close()
+
+
+@pytest.fixture
+def launch():
+    """
+    C{launch(data, *arguments, port=None, https=True)} starts a server (see
+    L{startServer}); every server started is stopped after the test.
+    """
+    servers = []
+
+    def launch(*args, **kwargs) -> Server:
+        servers.append(startServer(*args, **kwargs))
+        return servers[-1]
+
+    yield launch
+    for running in servers:
+        running.stop()
+
+
+@pytest.fixture
+def twistdCommand() -> list[str]:
+    return [twistd(), "-n", "--pidfile="]

@@ -1,0 +1,121 @@
+"""
+C{twistd bwscd} as an operator meets it: first start, restarts, options.
+"""
+
+import json
+import os
+import stat
+import subprocess
+
+import pytest
+from bwscd import connectionfile
+
+
+def test_first_start_writes_a_valid_connection_file(server):
+    with open(os.path.join(server.data, "config.json"), "rb") as f:
+        conf = connectionfile.validate(f.read())
+    assert conf["AuthenticationTokenURI"] == [f"https://127.0.0.1:{server.port}/auth/v1.0"]
+    assert conf["ContainerType"] == "mkv"
+    assert conf["WantEncryption"] is False
+    assert len(conf["HTTPSCertificate"]) == 1
+    log = server.log()
+    assert os.path.join(server.data, "config.json") in log
+    assert conf["AuthenticationTokenURI"][0] in log
+    assert conf["BlobAPIKey"] not in log
+
+
+def test_secrets_are_private_and_the_key_is_only_hashed(server):
+    for name in ("settings.json", "server.key", "config.json"):
+        mode = stat.S_IMODE(os.stat(os.path.join(server.data, name)).st_mode)
+        assert mode == 0o600, name
+    key = server.connectionFile["BlobAPIKey"]
+    with open(os.path.join(server.data, "settings.json")) as f:
+        settings = f.read()
+    assert key not in settings
+    assert json.loads(settings)["account"]["keyHash"].startswith("scrypt$")
+
+
+def test_restart_reuses_account_and_certificate(launch, dataDirectory):
+    first = launch(dataDirectory)
+    before = first.connectionFile
+    with open(os.path.join(dataDirectory, "server.crt"), "rb") as f:
+        certificate = f.read()
+    first.stop()
+    second = launch(dataDirectory, port=first.port)
+    assert second.connectionFile == before
+    with open(os.path.join(dataDirectory, "server.crt"), "rb") as f:
+        assert f.read() == certificate
+    second.connection().head_account()
+
+
+def test_new_public_address_gets_new_certificate_and_file(launch, dataDirectory):
+    first = launch(dataDirectory)
+    before = first.connectionFile
+    first.stop()
+    second = launch(dataDirectory, "--public-address", "localhost", port=first.port)
+    after = second.connectionFile
+    assert after["BlobAPIKey"] == before["BlobAPIKey"]
+    assert after["HTTPSCertificate"] != before["HTTPSCertificate"]
+    assert f"https://localhost:{first.port}/auth/v1.0" in after["AuthenticationTokenURI"]
+    second.connection().head_account()
+    assert "upload" in second.log() and "Body Worn Manager again" in second.log()
+
+
+def test_plain_http_for_development(launch, dataDirectory):
+    server = launch(dataDirectory, https=False)
+    conf = server.connectionFile
+    assert "HTTPSCertificate" not in conf
+    assert conf["AuthenticationTokenURI"][0].startswith("http://")
+    connection = server.connection()
+    connection.put_container("Users")
+    assert connection.put_object("Users", "u", b"abc") == "900150983cd24fb0d6963f7d28e17f72"
+
+
+def test_container_type_mp4(launch, dataDirectory):
+    server = launch(dataDirectory, "--container-type", "mp4")
+    assert server.connectionFile["ContainerType"] == "mp4"
+
+
+def test_leftovers_of_interrupted_writes_are_removed_at_start(launch, dataDirectory):
+    temporary = os.path.join(dataDirectory, "storage", ".bwscd", "tmp")
+    os.makedirs(temporary)
+    for name in ("w-1", "w-2"):
+        with open(os.path.join(temporary, name), "wb") as f:
+            f.write(b"half an upload")
+    server = launch(dataDirectory)
+    assert os.listdir(temporary) == []
+    assert "removed 2 leftover(s)" in server.log()
+
+
+def test_backend_options(launch, dataDirectory, tmp_path):
+    root = tmp_path / "elsewhere"
+    server = launch(dataDirectory, "--backend", f"filesystem:root={root}")
+    server.connection().put_container("Users")
+    assert (root / "Users" / "Users.metadata.json").exists()
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--backend", "nosuch"], "unknown backend 'nosuch'; installed backends: filesystem"),
+    (["--backend", "filesystem:colour=blue"], "unknown option(s) colour"),
+    (["--backend", "filesystem:reserve=lots"], "reserve='lots' is not a size"),
+    (["--container-type", "avi"], "--container-type must be mkv or mp4"),
+    (["--port", "0"], "--port must be 1 to 65535"),
+])
+def test_bad_options_fail_at_start_with_one_clear_line(twistdCommand, tmp_path, arguments,
+                                                      message):
+    result = subprocess.run(
+        [*twistdCommand, "bwscd", "--data", str(tmp_path / "d"), *arguments],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_help_lists_every_option(twistdCommand):
+    result = subprocess.run([*twistdCommand, "bwscd", "--help"], capture_output=True, text=True,
+                            timeout=60)
+    for option in ("--data", "--port", "--interface", "--backend", "--public-address",
+                   "--http", "--container-type", "--token-lifetime", "--upload-threads",
+                   "--help-backends"):
+        assert option in result.stdout

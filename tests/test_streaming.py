@@ -1,0 +1,760 @@
+"""
+Request bodies as streams, byte by byte, against a real C{twistd bwscd}.
+
+These tests talk to the server over raw TLS sockets so that they control
+exactly which bytes go out and when: the C{100 Continue} must come before
+any body byte, a refusal must come without the body, a body cut short must
+leave nothing behind, and reading must pause when the storage falls behind.
+They pin the behaviour of the private L{twisted.web.http.HTTPChannel} hooks
+that L{bwscd.streaming} relies on.
+"""
+
+import hashlib
+import os
+import socket
+import ssl
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import pytest
+import swiftclient.client
+
+CONTAINER = "Evidence"
+TIMEOUT = 5.0
+
+
+# Helpers.
+
+
+@dataclass
+class Response:
+    status: int
+    reason: str
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+    raw: bytes = b""
+
+    def header(self, name: str) -> str | None:
+        values = self.all(name)
+        return values[0] if values else None
+
+    def all(self, name: str) -> list[str]:
+        return [v for n, v in self.headers if n.lower() == name.lower()]
+
+    @property
+    def closes(self) -> bool:
+        return any("close" in v.lower() for v in self.all("Connection"))
+
+
+class Closed(Exception):
+    """The server closed the connection before a whole response came."""
+
+
+class Client:
+    """One raw TLS connection to the server."""
+
+    def __init__(self, server, timeout=TIMEOUT):
+        context = ssl.create_default_context(cafile=server.caFile)
+        context.check_hostname = True
+        raw = socket.create_connection(("127.0.0.1", server.port), timeout=timeout)
+        self.sock = context.wrap_socket(raw, server_hostname="127.0.0.1")
+        self.sock.settimeout(timeout)
+        self.buffer = b""
+        self.received = b""  # everything ever received, for "never sent" checks
+        self.eof = False
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def _fill(self) -> bool:
+        """Read more; False at the end of the stream."""
+        if self.eof:
+            return False
+        try:
+            data = self.sock.recv(65536)
+        except (ConnectionResetError, ssl.SSLEOFError, BrokenPipeError):
+            data = b""
+        if not data:
+            self.eof = True
+            return False
+        self.buffer += data
+        self.received += data
+        return True
+
+    def _take(self, count: int) -> bytes:
+        while len(self.buffer) < count:
+            if not self._fill():
+                raise Closed(f"wanted {count} bytes, got {self.buffer!r}")
+        data, self.buffer = self.buffer[:count], self.buffer[count:]
+        return data
+
+    def readHead(self) -> Response:
+        """A status line and headers (an interim 1xx response included)."""
+        while b"\r\n\r\n" not in self.buffer:
+            if not self._fill():
+                raise Closed(f"no complete response head: {self.buffer!r}")
+        head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        version, status, *reason = lines[0].split(" ", 2)
+        assert version == "HTTP/1.1", lines[0]
+        headers = []
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers.append((name.strip(), value.strip()))
+        return Response(int(status), reason[0] if reason else "", headers, raw=head + b"\r\n\r\n")
+
+    def readResponse(self, method="GET", interim=False) -> Response:
+        """
+        The next final response (or the next response of any kind when
+        C{interim}), with its body: Content-Length bytes, none for HEAD, or
+        up to the close when there is no Content-Length.
+        """
+        while True:
+            response = self.readHead()
+            if interim or response.status >= 200:
+                break
+        if response.status < 200 or response.status in (204, 304) or method == "HEAD":
+            return response
+        length = response.header("Content-Length")
+        if length is not None:
+            response.body = self._take(int(length))
+        else:
+            while self._fill():
+                pass
+            response.body, self.buffer = self.buffer, b""
+        return response
+
+    def assertClosedByServer(self, timeout=TIMEOUT) -> None:
+        """Nothing more comes, and the server ends the connection (TLS and TCP)."""
+        self.sock.settimeout(timeout)
+        try:
+            while self._fill():
+                pass
+        except socket.timeout:
+            raise AssertionError(
+                f"the server kept the connection open; extra bytes {self.buffer!r}"
+            )
+        assert self.buffer == b"", f"bytes after the last response: {self.buffer!r}"
+        # The TLS stream ended; the TCP connection must end too.
+        try:
+            raw = self.sock.unwrap()
+        except (OSError, ssl.SSLError):
+            return  # already torn down at the TCP level
+        raw.settimeout(timeout)
+        try:
+            assert raw.recv(1) == b""
+        except ConnectionResetError:
+            pass
+        except socket.timeout:
+            raise AssertionError("TLS closed but the server kept the TCP connection open")
+        finally:
+            raw.close()
+
+    def nothingYet(self, wait=0.3) -> bytes:
+        """Whatever the server sends within C{wait} seconds (b"" if nothing)."""
+        self.sock.settimeout(wait)
+        try:
+            self._fill()
+        except socket.timeout:
+            pass
+        finally:
+            self.sock.settimeout(TIMEOUT)
+        return self.buffer
+
+
+@dataclass
+class Account:
+    storageURL: str
+    token: str
+    path: str  # /v1/AUTH_...
+
+    def objectPath(self, name: str, container=CONTAINER) -> str:
+        return f"{self.path}/{container}/{name}"
+
+
+def head(method: str, path: str, headers=(), token=None) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"]
+    if token is not None:
+        lines.append(f"X-Auth-Token: {token}")
+    lines.extend(f"{name}: {value}" for name, value in headers)
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+def chunked(*pieces: bytes, extension=None, trailer=b"") -> bytes:
+    out = b""
+    for piece in pieces:
+        out += b"%x" % len(piece)
+        if extension is not None:
+            out += extension
+        out += b"\r\n" + piece + b"\r\n"
+    return out + b"0\r\n" + trailer + b"\r\n"
+
+
+def temporaryFiles(server) -> list[str]:
+    return os.listdir(os.path.join(server.storage, ".bwscd", "tmp"))
+
+
+def containerFiles(server, container=CONTAINER) -> set[str]:
+    return set(os.listdir(os.path.join(server.storage, container)))
+
+
+def waitFor(predicate, timeout=TIMEOUT, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            return result
+        time.sleep(interval)
+
+
+def assertNothingStored(server, name="obj", before=None):
+    """No final file, no metadata file, no temporary file left."""
+    assert waitFor(lambda: temporaryFiles(server) == []), temporaryFiles(server)
+    files = containerFiles(server)
+    assert name not in files
+    assert f"{CONTAINER}.{name}.metadata.json" not in files
+    if before is not None:
+        assert files == before
+
+
+def noServerError(response: Response):
+    assert response.status < 500, response
+    assert b"Traceback" not in response.raw + response.body
+
+
+@pytest.fixture
+def account(server) -> Account:
+    conf = server.connectionFile
+    url, token = swiftclient.client.get_auth(
+        server.authURL, conf["BlobAPIUserName"], conf["BlobAPIKey"], cacert=server.caFile
+    )
+    connection = server.connection()
+    connection.put_container(CONTAINER)
+    connection.close()
+    return Account(url, token, urlsplit(url).path)
+
+
+@pytest.fixture
+def client(server):
+    connection = Client(server)
+    yield connection
+    connection.close()
+
+
+def storedBytes(server, name="obj", container=CONTAINER) -> bytes:
+    with open(os.path.join(server.storage, container, name), "rb") as f:
+        return f.read()
+
+
+# 1. Expect: 100-continue, accepted.
+
+
+def test_continueBeforeBody(server, account, client):
+    """
+    The C{100 Continue} comes before any body byte is sent; then the body
+    is stored under its name, byte for byte, and the ETag is its MD5.
+    """
+    body = os.urandom(100_000)
+    client.send(head("PUT", account.objectPath("obj"), token=account.token, headers=[
+        ("Content-Length", len(body)), ("Expect", "100-continue"),
+    ]))
+    interim = client.readResponse("PUT", interim=True)
+    assert interim.status == 100
+    assert interim.raw == b"HTTP/1.1 100 Continue\r\n\r\n"
+    assert not os.path.exists(os.path.join(server.storage, CONTAINER, "obj"))
+    client.send(body)
+    response = client.readResponse("PUT")
+    assert response.status == 201, response
+    assert response.header("Etag") == md5(body)
+    assert storedBytes(server) == body
+    assert temporaryFiles(server) == []
+    assert not response.closes
+
+
+# 2. Expect: 100-continue, refused: no 100, no body read, connection closed.
+
+
+def refusedBeforeBody(server, client, path, token, code):
+    client.send(head("PUT", path, token=token, headers=[
+        ("Content-Length", 1000), ("Expect", "100-continue"),
+    ]))
+    response = client.readResponse("PUT", interim=True)
+    assert response.status == code, response
+    assert b"100 Continue" not in client.received
+    assert response.closes, response.headers
+    assert response.body.endswith(b"\n") and len(response.body) > 1
+    noServerError(response)
+    client.assertClosedByServer()
+    assert b"100 Continue" not in client.received
+    return response
+
+
+def test_continueRefusedBadToken(server, account, client):
+    refusedBeforeBody(server, client, account.objectPath("obj"), "BWS_not-a-token", 401)
+    assert "obj" not in containerFiles(server)
+    assert temporaryFiles(server) == []
+
+
+def test_continueRefusedNoToken(server, account, client):
+    refusedBeforeBody(server, client, account.objectPath("obj"), None, 401)
+
+
+def test_continueRefusedMissingContainer(server, account, client):
+    refusedBeforeBody(server, client, account.objectPath("obj", container="Nope"),
+                      account.token, 404)
+    assert not os.path.exists(os.path.join(server.storage, "Nope"))
+    assert temporaryFiles(server) == []
+
+
+@pytest.mark.parametrize("name", ["a%2F..%2Fb", "a/../b", "..", "a/./b", "a//b"])
+def test_continueRefusedBadName(server, account, client, name):
+    before, top = containerFiles(server), sorted(os.listdir(server.storage))
+    refusedBeforeBody(server, client, account.objectPath(name), account.token, 400)
+    assert containerFiles(server) == before
+    assert sorted(os.listdir(server.storage)) == top
+    assert not os.path.exists(os.path.join(server.storage, "b"))
+    assert temporaryFiles(server) == []
+
+
+# 3. A Content-Length body cut short.
+
+
+def cutShort(server, account, how):
+    body = os.urandom(200_000)
+    before = containerFiles(server)
+    client = Client(server)
+    client.send(head("PUT", account.objectPath("obj"), token=account.token,
+                     headers=[("Content-Length", len(body))]))
+    client.send(body[: len(body) // 2])
+    # The body must have reached the writer before the cut.
+    assert waitFor(lambda: temporaryFiles(server), timeout=2)
+    how(client)
+    assert waitFor(lambda: "nothing was stored" in server.log()), server.log()
+    assertNothingStored(server, before=before)
+    # A retry with the whole body goes through.
+    connection = server.connection()
+    etag = connection.put_object(CONTAINER, "obj", body)
+    connection.close()
+    assert etag == md5(body)
+    assert storedBytes(server) == body
+    assert temporaryFiles(server) == []
+
+
+def test_cutShortClose(server, account):
+    cutShort(server, account, lambda client: client.close())
+
+
+def test_cutShortHalfClose(server, account):
+    def halfClose(client):
+        client.sock.shutdown(socket.SHUT_WR)
+        client.assertClosedByServer()
+        client.close()
+
+    cutShort(server, account, halfClose)
+
+
+def test_cutShortTLSClose(server, account):
+    """A clean TLS close_notify in the middle of the body: still a cut."""
+
+    def tlsClose(client):
+        try:
+            client.sock.unwrap().close()
+        except (OSError, ssl.SSLError):
+            client.close()
+
+    cutShort(server, account, tlsClose)
+
+
+def test_cutShortNoResponse(server, account):
+    """
+    A body that stops (without a close) gets no answer while it waits; the
+    connection stays usable for the rest of it.
+    """
+    body = os.urandom(10_000)
+    client = Client(server)
+    client.send(head("PUT", account.objectPath("obj"), token=account.token,
+                     headers=[("Content-Length", len(body))]))
+    client.send(body[:5000])
+    assert client.nothingYet(0.5) == b""
+    client.send(body[5000:])
+    response = client.readResponse("PUT")
+    assert response.status == 201
+    assert response.header("Etag") == md5(body)
+    client.close()
+
+
+# 4. Chunked bodies.
+
+
+def test_chunked(server, account, client):
+    pieces = [b"a" * 1, os.urandom(17), os.urandom(4096), b"hello", os.urandom(70_000)]
+    data = b"".join(pieces)
+    encoded = (
+        b"1\r\n" + pieces[0] + b"\r\n"
+        + b"11\r\n" + pieces[1] + b"\r\n"
+        + b"1000\r\n" + pieces[2] + b"\r\n"
+        + b"5;name=value\r\n" + pieces[3] + b"\r\n"
+        + b"%X\r\n" % len(pieces[4]) + pieces[4] + b"\r\n"
+        + b"0\r\nX-Trailer: yes\r\n\r\n"
+    )
+    client.send(head("PUT", account.objectPath("obj"), token=account.token,
+                     headers=[("Transfer-Encoding", "chunked")]))
+    # In several writes, split inside chunk-size lines and data.
+    for start in range(0, len(encoded), 3001):
+        client.send(encoded[start : start + 3001])
+    response = client.readResponse("PUT")
+    assert response.status == 201, response
+    assert response.header("Etag") == md5(data)
+    assert storedBytes(server) == data
+    assert temporaryFiles(server) == []
+    assert not response.closes
+    # And the connection goes on.
+    client.send(head("HEAD", account.objectPath("obj"), token=account.token))
+    response = client.readResponse("HEAD")
+    assert response.status == 200
+    assert response.header("Content-Length") == str(len(data))
+    assert response.header("Etag") == md5(data)
+
+
+def test_chunkedWithExpectContinue(server, account, client):
+    data = b"x" * 10 + b"y" * 20
+    client.send(head("PUT", account.objectPath("obj"), token=account.token, headers=[
+        ("Transfer-Encoding", "chunked"), ("Expect", "100-continue"),
+    ]))
+    assert client.readResponse("PUT", interim=True).status == 100
+    client.send(chunked(data[:10], data[10:]))
+    response = client.readResponse("PUT")
+    assert response.status == 201
+    assert response.header("Etag") == md5(data)
+    assert storedBytes(server) == data
+
+
+def test_chunkedTruncated(server, account, client):
+    before = containerFiles(server)
+    client.send(head("PUT", account.objectPath("obj"), token=account.token,
+                     headers=[("Transfer-Encoding", "chunked")]))
+    client.send(b"1000\r\n" + b"z" * 100 + b"\r\n" + b"1000\r\n" + b"z" * 2000)
+    assert waitFor(lambda: temporaryFiles(server), timeout=2)
+    client.close()
+    assert waitFor(lambda: "nothing was stored" in server.log()), server.log()
+    assertNothingStored(server, before=before)
+
+
+def test_chunkedMalformedSize(server, account, client):
+    before = containerFiles(server)
+    client.send(head("PUT", account.objectPath("obj"), token=account.token,
+                     headers=[("Transfer-Encoding", "chunked")]))
+    client.send(b"5\r\nhello\r\nzz\r\nmore\r\n0\r\n\r\n")
+    response = client.readResponse("PUT")
+    assert response.status == 400, response
+    noServerError(response)
+    client.assertClosedByServer()
+    assertNothingStored(server, before=before)
+
+
+def test_chunkedMalformedFirstSize(server, account, client):
+    """Malformed before any data: the upload is opened and must be dropped."""
+    before = containerFiles(server)
+    client.send(head("PUT", account.objectPath("obj"), token=account.token,
+                     headers=[("Transfer-Encoding", "chunked")]) + b"zz\r\n")
+    response = client.readResponse("PUT")
+    assert response.status == 400, response
+    client.assertClosedByServer()
+    assertNothingStored(server, before=before)
+
+
+def test_chunkedMissingCRLF(server, account, client):
+    before = containerFiles(server)
+    client.send(head("PUT", account.objectPath("obj"), token=account.token,
+                     headers=[("Transfer-Encoding", "chunked")]))
+    client.send(b"5\r\nhelloXX0\r\n\r\n")
+    response = client.readResponse("PUT")
+    assert response.status == 400, response
+    client.assertClosedByServer()
+    assertNothingStored(server, before=before)
+
+
+# 5. Ambiguous framing.
+
+
+@pytest.mark.parametrize("framing", [
+    [("Content-Length", "5"), ("Transfer-Encoding", "chunked")],
+    [("Transfer-Encoding", "chunked"), ("Content-Length", "5")],
+    [("Content-Length", "5"), ("Transfer-Encoding", "chunked"), ("X-Later", "1")],
+    [("Content-Length", "5"), ("Content-Length", "6")],
+    [("Content-Length", "5"), ("Content-Length", "6"), ("X-Later", "1")],
+    [("Content-Length", "5, 6")],
+    [("Content-Length", "-5")],
+    [("Transfer-Encoding", "gzip, chunked")],
+])
+def test_ambiguousFraming(server, account, client, framing):
+    before = containerFiles(server)
+    client.send(head("PUT", account.objectPath("obj"), token=account.token,
+                     headers=framing) + b"5\r\nhello\r\n0\r\n\r\n")
+    response = client.readResponse("PUT")
+    assert response.status == 400, response
+    noServerError(response)
+    client.assertClosedByServer()
+    assertNothingStored(server, before=before)
+    assert "stored Evidence/obj" not in server.log()
+
+
+# 6. No framing at all.
+
+
+def test_noLength(server, account, client):
+    client.send(head("PUT", account.objectPath("obj"), token=account.token))
+    response = client.readResponse("PUT")
+    assert response.status == 400, response
+    assert b"Content-Length" in response.body
+    noServerError(response)
+    assertNothingStored(server)
+    # Nothing was left unread: the connection goes on.
+    client.send(head("HEAD", account.objectPath("obj"), token=account.token))
+    assert client.readResponse("HEAD").status == 404
+
+
+# 7. Keep-alive after streamed bodies.
+
+
+def test_keepAlive(server, account, client):
+    first, second = os.urandom(50_000), os.urandom(3)
+    client.send(head("PUT", account.objectPath("obj"), token=account.token,
+                     headers=[("Content-Length", len(first))]) + first)
+    response = client.readResponse("PUT")
+    assert response.status == 201, response
+    assert response.header("Etag") == md5(first)
+    assert not response.closes
+
+    client.send(head("HEAD", account.objectPath("obj"), token=account.token))
+    response = client.readResponse("HEAD")
+    assert response.status == 200, response
+    assert response.header("Etag") == md5(first)
+    assert response.header("Content-Length") == str(len(first))
+
+    client.send(head("PUT", account.objectPath("obj"), token=account.token,
+                     headers=[("Content-Length", len(second)), ("Expect", "100-continue")]))
+    assert client.readResponse("PUT", interim=True).status == 100
+    client.send(second)
+    response = client.readResponse("PUT")
+    assert response.status == 201, response
+    assert response.header("Etag") == md5(second)
+    assert storedBytes(server) == second
+    # Nothing extra on the wire.
+    assert client.nothingYet(0.2) == b""
+
+
+def test_pipelined(server, account, client):
+    body = b"pipelined body"
+    client.send(
+        head("PUT", account.objectPath("obj"), token=account.token,
+             headers=[("Content-Length", len(body))])
+        + body
+        + head("HEAD", account.objectPath("obj"), token=account.token)
+        + head("PUT", account.objectPath("two"), token=account.token,
+               headers=[("Transfer-Encoding", "chunked")])
+        + chunked(b"ab", b"cde")
+        + head("HEAD", account.objectPath("two"), token=account.token)
+    )
+    put = client.readResponse("PUT")
+    assert put.status == 201, put
+    assert put.header("Etag") == md5(body)
+    headResponse = client.readResponse("HEAD")
+    assert headResponse.status == 200, headResponse
+    assert headResponse.header("Etag") == md5(body)
+    assert headResponse.header("Content-Length") == str(len(body))
+    put = client.readResponse("PUT")
+    assert put.status == 201, put
+    assert put.header("Etag") == md5(b"abcde")
+    headResponse = client.readResponse("HEAD")
+    assert headResponse.status == 200, headResponse
+    assert headResponse.header("Etag") == md5(b"abcde")
+    assert storedBytes(server) == body
+    assert storedBytes(server, "two") == b"abcde"
+
+
+def test_refusalAfterKeepAlive(server, account, client):
+    """A refusal with a body unread closes; the rest is never taken as a request."""
+    client.send(head("PUT", account.objectPath("obj"), token=account.token,
+                     headers=[("Content-Length", 2)]) + b"ok")
+    assert client.readResponse("PUT").status == 201
+    smuggled = head("PUT", account.objectPath("smuggled"), token=account.token,
+                    headers=[("Content-Length", 1)]) + b"x"
+    client.send(head("PUT", account.objectPath("obj", container="Nope"),
+                     token=account.token,
+                     headers=[("Content-Length", len(smuggled))]) + smuggled)
+    response = client.readResponse("PUT")
+    assert response.status == 404, response
+    assert response.closes
+    client.assertClosedByServer()
+    time.sleep(0.2)
+    assert "smuggled" not in containerFiles(server)
+    assert "smuggled" not in server.log()
+
+
+# 8. Backpressure.
+
+
+def status(pid: int) -> dict[str, int]:
+    values = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            name, _, value = line.partition(":")
+            if name in ("VmRSS", "VmHWM"):
+                values[name] = int(value.split()[0]) * 1024
+    return values
+
+
+def test_backpressure(server, account, client):
+    """
+    A big body sent faster than it is stored (here: while the server has
+    all it can take) does not pile up in the server's memory.
+    """
+    pid = server.process.pid
+    total, burst = 512 << 20, 64 << 20
+    buffer = bytearray(os.urandom(1 << 20))
+    view = memoryview(buffer)
+    digest = hashlib.md5()
+    baseline = status(pid)["VmRSS"]
+    client.send(head("PUT", account.objectPath("big"), token=account.token,
+                     headers=[("Content-Length", total)]))
+    client.sock.settimeout(30)
+    sent = 0
+    while sent < burst:
+        buffer[:8] = sent.to_bytes(8, "big")  # every MiB different
+        client.send(view)
+        digest.update(view)
+        sent += len(view)
+    time.sleep(0.5)
+    paused = status(pid)
+    assert paused["VmRSS"] < 150 << 20, paused
+    # Holding 64 MiB would show; a few MiB of buffers would not.
+    assert paused["VmRSS"] - baseline < 40 << 20, (baseline, paused)
+    while sent < total:
+        buffer[:8] = sent.to_bytes(8, "big")
+        client.send(view)
+        digest.update(view)
+        sent += len(view)
+        if sent % (64 << 20) == 0:
+            assert status(pid)["VmRSS"] < 150 << 20
+    response = client.readResponse("PUT")
+    assert response.status == 201, response
+    assert response.header("Etag") == digest.hexdigest()
+    assert status(pid)["VmHWM"] < 150 << 20
+    assert os.path.getsize(os.path.join(server.storage, CONTAINER, "big")) == total
+    assert temporaryFiles(server) == []
+
+
+# 9. ETags.
+
+
+def test_etagMismatch(server, account, client):
+    body = b"some evidence"
+    before = containerFiles(server)
+    client.send(head("PUT", account.objectPath("obj"), token=account.token,
+                     headers=[("Content-Length", len(body)), ("Etag", md5(b"other"))])
+                + body)
+    response = client.readResponse("PUT")
+    assert response.status == 422, response
+    assert md5(body).encode() in response.body
+    noServerError(response)
+    assertNothingStored(server, before=before)
+    # The whole body was read: the connection is still good.
+    assert not response.closes
+    client.send(head("HEAD", account.objectPath("obj"), token=account.token))
+    assert client.readResponse("HEAD").status == 404
+
+
+def test_etagMatchQuotedUpperCase(server, account, client):
+    body = b"some evidence"
+    client.send(head("PUT", account.objectPath("obj"), token=account.token,
+                     headers=[("Content-Length", len(body)),
+                              ("Etag", f'"{md5(body).upper()}"')]) + body)
+    response = client.readResponse("PUT")
+    assert response.status == 201, response
+    assert storedBytes(server) == body
+
+
+def test_etagMismatchChunked(server, account, client):
+    before = containerFiles(server)
+    client.send(head("PUT", account.objectPath("obj"), token=account.token,
+                     headers=[("Transfer-Encoding", "chunked"), ("Etag", "0" * 32)])
+                + chunked(b"abc", b"def"))
+    response = client.readResponse("PUT")
+    assert response.status == 422, response
+    assertNothingStored(server, before=before)
+
+
+def test_malformedEtagBeforeBody(server, account, client):
+    before = containerFiles(server)
+    client.send(head("PUT", account.objectPath("obj"), token=account.token, headers=[
+        ("Content-Length", 1000), ("Etag", "nothex"), ("Expect", "100-continue"),
+    ]))
+    response = client.readResponse("PUT", interim=True)
+    assert response.status == 422, response
+    assert b"100 Continue" not in client.received
+    assert response.closes
+    client.assertClosedByServer()
+    assertNothingStored(server, before=before)
+
+
+# 10. What the account may not do.
+
+
+@pytest.mark.parametrize("method,path,code", [
+    ("GET", "{account}/Evidence/obj", 403),
+    ("GET", "{account}/System/Other.json", 403),
+    ("GET", "{account}/Evidence", 403),
+    ("GET", "{account}", 403),
+    ("DELETE", "{account}/Evidence/obj", 403),
+    ("DELETE", "{account}/Evidence", 403),
+    ("COPY", "{account}/Evidence/obj", 403),
+    ("BREW", "{account}/Evidence/obj", 405),
+    ("BREW", "{account}", 405),
+    ("GET", "/", 404),
+    ("GET", "/v2/whatever", 404),
+    ("GET", "/auth/v2", 404),
+    ("PUT", "/elsewhere/obj", 404),
+    ("BREW", "/elsewhere", 404),
+    ("GET", "/v1/AUTH_someoneelse/Evidence/obj", 403),
+])
+def test_forbidden(server, account, client, method, path, code):
+    connection = server.connection()
+    connection.put_object(CONTAINER, "obj", b"data")
+    connection.close()
+    path = path.format(account=account.path)
+    client.send(head(method, path, token=account.token))
+    response = client.readResponse(method)
+    assert response.status == code, response
+    noServerError(response)
+    assert b"Traceback" not in client.received
+    assert response.body.endswith(b"\n") and len(response.body) > 1
+    # A refusal without a body leaves the connection usable.
+    assert not response.closes
+    client.send(head("GET", f"{account.path}/System/Capabilities.json", token=account.token))
+    response = client.readResponse("GET")
+    assert response.status == 200, response
+    assert response.header("Etag") == md5(response.body)
+    assert "Traceback" not in server.log()
+
+
+@pytest.mark.parametrize("document", ["Capabilities.json", "Categories.json"])
+def test_publishedDocuments(server, account, client, document):
+    client.send(head("GET", f"{account.path}/System/{document}", token=account.token))
+    response = client.readResponse("GET")
+    assert response.status == 200, response
+    assert response.header("Content-Type") == "application/json"
+    assert response.header("Etag") == md5(response.body)
