@@ -124,6 +124,9 @@ class DestinationService(Service):
     def startService(self):
         super().startService()
         self._uploadPool.start()
+        # Joined only after the reactor has dropped every connection: a
+        # worker waits for its upload's body until its connection is lost.
+        reactor.addSystemEventTrigger("after", "shutdown", self._uploadPool.stop)
         d = self._start()
         d.addErrback(self._failed)
 
@@ -166,7 +169,6 @@ class DestinationService(Service):
 
     def stopService(self):
         super().stopService()
-        self._uploadPool.stop()
         if self._port is not None:
             return self._port.stopListening()
 

@@ -36,6 +36,7 @@ from bwscd.upload import Abandoned, Upload
 log = Logger()
 
 SYSTEM = "System"
+_REGISTRIES = (SYSTEM, "Users", "Devices")
 _HOST = re.compile(rb"^[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
 _MD5_HEX = re.compile(r"^[0-9a-f]{32}$")
 
@@ -206,11 +207,13 @@ def _expectedMD5(request) -> str | None:
     return etag.decode("latin-1").strip().strip('"').lower()
 
 
-def _metadataResponse(code, metadata, kind, extra=(), length=None) -> Response:
+def _metadataResponse(code, metadata, kind, extra=(), length=None,
+                      contentType=Response.contentType) -> Response:
     return Response(
         code,
         headers=list(extra) + constraints.metadataHeaders(metadata, kind),
         length=length,
+        contentType=contentType,
     )
 
 
@@ -255,7 +258,8 @@ class Storage(SwiftResource):
         changes = constraints.parseMetadata(request.requestHeaders, CONTAINER)
         created = yield self._backend.putContainer(target.container, changes)
         if created:
-            log.info("container {container} created", container=target.container)
+            kind = "container" if target.container in _REGISTRIES else "recording"
+            log.info("{kind} {container} created", kind=kind, container=target.container)
         self._noteCompletion(target.container, changes)
         return Response(HTTPStatus.CREATED if created else HTTPStatus.ACCEPTED)
 
@@ -318,6 +322,7 @@ class Storage(SwiftResource):
                 (b"X-Timestamp", b"%.5f" % info.modified),
             ],
             length=info.digests.length,
+            contentType=b"application/octet-stream",
         )
 
     @inlineCallbacks

@@ -4,6 +4,7 @@ C{twistd bwscd} as an operator meets it: first start, restarts, options.
 
 import json
 import os
+import signal
 import stat
 import subprocess
 
@@ -119,3 +120,29 @@ def test_help_lists_every_option(twistdCommand):
                    "--http", "--container-type", "--token-lifetime", "--upload-threads",
                    "--help-backends"):
         assert option in result.stdout
+
+
+def test_shutdown_during_an_upload_leaves_nothing_behind(launch, dataDirectory):
+    import http.client
+    import ssl
+    import time
+
+    server = launch(dataDirectory)
+    swift = server.connection()
+    swift.put_container("Users")
+    url, token = swift.get_auth()
+    context = ssl.create_default_context(cafile=server.caFile)
+    client = http.client.HTTPSConnection("127.0.0.1", server.port, context=context)
+    client.putrequest("PUT", url.split(str(server.port), 1)[1] + "/Users/half")
+    client.putheader("X-Auth-Token", token)
+    client.putheader("Content-Length", str(10_000_000))
+    client.endheaders()
+    client.send(b"x" * 1_000_000)
+    time.sleep(0.5)
+    started = time.monotonic()
+    server.stop()
+    assert time.monotonic() - started < 10
+    # twistd re-raises the signal once it has shut down cleanly.
+    assert server.process.returncode == -signal.SIGTERM
+    assert not os.path.exists(os.path.join(server.storage, "Users", "half"))
+    assert os.listdir(os.path.join(server.storage, ".bwscd", "tmp")) == []
