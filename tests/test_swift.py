@@ -270,3 +270,16 @@ def test_bws_account_cannot_list_or_read_or_delete(swift):
     assert status(swift.delete_object, RECORDING, CLIP) == 403
     assert status(swift.delete_container, RECORDING) == 403
     assert swift.head_object(RECORDING, CLIP)["content-length"] == "8"
+
+
+def test_auth_accepts_storage_user_and_pass_headers(server):
+    import requests
+
+    conf = server.connectionFile
+    response = requests.get(server.authURL, verify=server.caFile, headers={
+        "X-Storage-User": conf["BlobAPIUserName"], "X-Storage-Pass": conf["BlobAPIKey"]})
+    assert response.status_code == 200
+    assert int(response.headers["X-Auth-Token-Expires"]) == 3600
+    assert response.headers["X-Storage-Url"].endswith("/v1/AUTH_" + conf["BlobAPIUserName"])
+    missing = requests.get(server.authURL, verify=server.caFile)
+    assert missing.status_code == 401
