@@ -32,14 +32,18 @@ OBJECT = "Object"
 _META_SAFE = "-._~!$&'()*,;=:@/"
 
 
-def _decodeName(raw: bytes, what: str) -> str:
+def _decoded(raw: bytes, what: str) -> str:
+    """
+    Percent-decode C{raw} to UTF-8 text without control characters.  A C{+}
+    stays a C{+}: the API percent-encodes, it does not form-encode.
+    """
     try:
-        name = unquote_to_bytes(raw).decode("utf-8")
+        text = unquote_to_bytes(raw).decode("utf-8")
     except UnicodeDecodeError:
-        raise BadRequest(f"{what} name is not valid UTF-8")
-    if any(unicodedata.category(c) == "Cc" for c in name):
-        raise BadRequest(f"{what} name contains a control character")
-    return name
+        raise BadRequest(f"{what} is not percent-encoded UTF-8")
+    if any(unicodedata.category(c) == "Cc" for c in text):
+        raise BadRequest(f"{what} contains a control character")
+    return text
 
 
 def containerName(raw: bytes) -> str:
@@ -49,7 +53,7 @@ def containerName(raw: bytes) -> str:
 
     @raise BadRequest: if it is not a name bwscd will ever store.
     """
-    name = _decodeName(raw, "container")
+    name = _decoded(raw, "container name")
     size = len(name.encode("utf-8"))
     if not 0 < size <= MAX_CONTAINER_NAME_LENGTH:
         raise BadRequest(
@@ -70,7 +74,7 @@ def objectName(raw: bytes) -> str:
 
     @raise BadRequest: if it is not a name bwscd will ever store.
     """
-    name = _decodeName(raw, "object")
+    name = _decoded(raw, "object name")
     size = len(name.encode("utf-8"))
     if not 0 < size <= MAX_OBJECT_NAME_LENGTH:
         raise BadRequest(f"object name must be 1 to {MAX_OBJECT_NAME_LENGTH} bytes")
@@ -119,7 +123,7 @@ def parseMetadata(headers, kind: str) -> dict[str, str]:
             raise BadRequest(f"metadata header {rawName!r} has no key")
         if len(rawValues) != 1 or key in metadata:
             raise BadRequest(f"metadata key {key} given more than once")
-        value = "" if removal else metadataValue(key, rawValues[0])
+        value = "" if removal else _decoded(rawValues[0], f"metadata value of {key}")
         if len(key) > MAX_META_NAME_LENGTH:
             raise BadRequest(
                 f"metadata key {key[:32]}... longer than {MAX_META_NAME_LENGTH} bytes"
@@ -135,22 +139,6 @@ def parseMetadata(headers, kind: str) -> dict[str, str]:
     if overall > MAX_META_OVERALL_SIZE:
         raise BadRequest(f"metadata larger than {MAX_META_OVERALL_SIZE} bytes")
     return metadata
-
-
-def metadataValue(key: str, raw: bytes) -> str:
-    """
-    Decode one percent-encoded UTF-8 metadata value.  A C{+} stays a C{+}:
-    the API percent-encodes, it does not form-encode.
-
-    @raise BadRequest: if the value is not UTF-8 or holds a control character.
-    """
-    try:
-        value = unquote_to_bytes(raw).decode("utf-8")
-    except UnicodeDecodeError:
-        raise BadRequest(f"metadata value of {key} is not percent-encoded UTF-8")
-    if any(unicodedata.category(c) == "Cc" for c in value):
-        raise BadRequest(f"metadata value of {key} contains a control character")
-    return value
 
 
 def metadataHeaders(metadata: dict[str, str], kind: str) -> list[tuple[bytes, bytes]]:
