@@ -170,3 +170,20 @@ class IBackendPlugin(Interface):
 
         @raise ValueError: with one line per mistake in C{options}.
         """
+
+
+class IEventSink(Interface):
+    """
+    Somewhere events go: the event log, a webhook, an operator's system.
+
+    An event is a JSON-serialisable dict with at least C{"time"} (RFC 3339,
+    UTC) and C{"type"} (see docs/events.md).  Sinks are called on the
+    reactor thread for every event, in order.
+    """
+
+    def emit(event: dict) -> None:
+        """
+        Take one event.  Must return at once (queue, don't wait), and must
+        not raise: a sink that can't deliver logs why and keeps going, so
+        that events never slow down or break an upload.
+        """
