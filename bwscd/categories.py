@@ -1,0 +1,136 @@
+"""
+The categories the controller offers camera users for their bookmarks
+(C{ReadCategories}), kept in C{DATA/categories.json}.
+
+The operator edits them with C{bwscd categories}; the running server
+notices the change the next time the controller asks (once a day, and when
+the connection file is uploaded again), publishes the new list with its new
+Etag, and emits a C{category.changed} event.  Bookmarks that name a
+category since removed are still accepted and kept: the API says so.
+"""
+
+import json
+import os
+
+from bwscd.capabilities import Document, categoriesDocument
+
+FILENAME = "categories.json"
+
+# The vendor example's starting set.
+DEFAULT_CATEGORIES = [
+    {"Name": "Testimony", "Id": "1"},
+    {"Name": "Disorderly Conduct", "Id": "2"},
+    {"Name": "Assault", "Id": "3"},
+    {"Name": "Homicide", "Id": "4"},
+    {"Name": "Traffic", "Id": "5"},
+]
+
+
+class CategoryError(ValueError):
+    """A change to the categories that can't be made; the message says why."""
+
+
+def _check(categories) -> list[dict[str, str]]:
+    if not isinstance(categories, list):
+        raise CategoryError("categories must be a JSON list")
+    ids = set()
+    for category in categories:
+        if not (
+            isinstance(category, dict)
+            and set(category) == {"Name", "Id"}
+            and all(isinstance(v, str) and v for v in category.values())
+        ):
+            raise CategoryError(f"not a category: {category!r} (needs Name and Id)")
+        if category["Id"] in ids:
+            raise CategoryError(f"category id {category['Id']} is used twice")
+        ids.add(category["Id"])
+    return categories
+
+
+class CategoryFile:
+    """C{DATA/categories.json}: read, changed and written atomically."""
+
+    def __init__(self, directory: str):
+        self.path = os.path.join(directory, FILENAME)
+
+    def read(self) -> list[dict[str, str]]:
+        try:
+            with open(self.path, "rb") as f:
+                return _check(json.loads(f.read()))
+        except FileNotFoundError:
+            return list(DEFAULT_CATEGORIES)
+        except ValueError as e:
+            raise CategoryError(f"{self.path}: {e}")
+
+    def write(self, categories: list[dict[str, str]]) -> None:
+        data = json.dumps(_check(categories), indent=2, ensure_ascii=False).encode("utf-8")
+        temporary = self.path + ".new"
+        with open(temporary, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, self.path)
+
+    def add(self, name: str, categoryId: str | None = None) -> dict[str, str]:
+        categories = self.read()
+        if categoryId is None:
+            numeric = [int(c["Id"]) for c in categories if c["Id"].isdigit()]
+            categoryId = str(max(numeric, default=0) + 1)
+        category = {"Name": name, "Id": categoryId}
+        self.write(categories + [category])
+        return category
+
+    def remove(self, categoryId: str) -> dict[str, str]:
+        categories = self.read()
+        remaining = [c for c in categories if c["Id"] != categoryId]
+        if len(remaining) == len(categories):
+            raise CategoryError(f"no category with id {categoryId}")
+        self.write(remaining)
+        return next(c for c in categories if c["Id"] == categoryId)
+
+
+class PublishedCategories:
+    """
+    The categories as the server publishes them, read again from the file
+    whenever it has changed since the last look.
+    """
+
+    def __init__(self, categoryFile: CategoryFile, events):
+        self._file = categoryFile
+        self._events = events
+        self._stamp = None
+        self._categories: list[dict[str, str]] = []
+        self.document: Document = categoriesDocument([])
+        self.refresh()
+
+    def _fileStamp(self):
+        try:
+            status = os.stat(self._file.path)
+        except FileNotFoundError:
+            return None
+        return (status.st_mtime_ns, status.st_size, status.st_ino)
+
+    def refresh(self) -> bool:
+        """
+        Re-read the file if it changed; emit C{category.changed}.
+
+        @return: whether the published list changed.
+        """
+        stamp = self._fileStamp()
+        if stamp == self._stamp and self._stamp is not None:
+            return False
+        self._stamp = stamp
+        categories = self._file.read()
+        if categories == self._categories:
+            return False
+        before = {c["Id"]: c for c in self._categories}
+        after = {c["Id"]: c for c in categories}
+        if self._categories:
+            self._events.emit(
+                "category.changed",
+                added=[c for i, c in after.items() if before.get(i) != c],
+                removed=[c for i, c in before.items() if after.get(i) != c],
+            )
+        self._categories = categories
+        self.document = categoriesDocument(categories)
+        return True

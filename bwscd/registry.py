@@ -1,0 +1,219 @@
+"""
+The users, devices and systems the controller has registered, and the
+recording names they make valid.
+
+The controller registers users as C{Users/<UserUUID>} objects and cameras as
+C{Devices/<BWCSerialNumber>} objects, their names in metadata; a recording
+container is named C{<UserUUID>_<BWCSerialNumber>_<YYYYMMDDTHHMMSSZ>}.  A
+recording that names a user or camera never registered can never be
+stored: the API's answer is 400, and the controller marks it "Recording not
+transferred" and keeps it for download.
+
+Names change; the registry keeps every name with the time it took effect, so
+a recording is shown with the name its user had when it was made as well as
+the current one.  The registry is a document in the backend
+(L{IStorageBackend.writeState}), written before the controller is answered.
+"""
+
+import json
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from twisted.internet.defer import DeferredLock, inlineCallbacks
+
+from bwscd.errors import BadRequest, Forbidden
+
+USERS = "Users"
+DEVICES = "Devices"
+SYSTEM = "System"
+STATE = "registry.json"
+
+_RECORDING = re.compile(
+    r"^(?P<user>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
+    r"_(?P<device>[^_]+)_(?P<time>[0-9]{8}T[0-9]{6}Z)$"
+)
+_REJECTED = re.compile(r"^RejectedContent_([0-9]{8}T[0-9]{6}Z|UnknownTime)_.+$")
+_TIME_FORMAT = "%Y%m%dT%H%M%SZ"
+
+# Canonical metadata keys (see bwscd.constraints.canonicalKey) of the
+# registry objects, and the fields the registry keeps of each.
+_FIELDS = {
+    USERS: {"Name": "name", "Userid": "userId", "Active": "active"},
+    DEVICES: {"Name": "name", "Model": "model", "Active": "active"},
+    SYSTEM: {"Systemname": "systemName", "Connectionid": "connectionId"},
+}
+# What makes an entry "renamed" rather than just updated.
+_NAMES = {USERS: ("name", "userId"), DEVICES: ("name",), SYSTEM: ("systemName",)}
+_EVENT_PREFIX = {USERS: "user", DEVICES: "device", SYSTEM: "system"}
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def isRejectedContent(container: str) -> bool:
+    """C{RejectedContent_<time|UnknownTime>_<id>}: never refused."""
+    return _REJECTED.match(container) is not None
+
+
+@dataclass(frozen=True)
+class Recording:
+    """What a recording container's name says, checked against the registry."""
+
+    container: str
+    user: str
+    device: str
+    triggerOnTime: datetime
+
+
+def displayName(entry: dict) -> str:
+    """The API's advice for showing a user: C{Name (UserID)}."""
+    name = entry.get("name", "")
+    return f"{name} ({entry['userId']})" if entry.get("userId") else name
+
+
+class Registry:
+    """Users, devices and systems, with the history of their names."""
+
+    def __init__(self, backend, events, clock=time.time):
+        self._backend = backend
+        self._events = events
+        self._clock = clock
+        self._entries = {USERS: {}, DEVICES: {}, SYSTEM: {}}
+        self._writing = DeferredLock()
+
+    @inlineCallbacks
+    def load(self):
+        stored = yield self._backend.readState(STATE)
+        if stored is not None:
+            self._entries.update(json.loads(stored))
+
+    def handles(self, container: str) -> bool:
+        return container in self._entries
+
+    def entry(self, container: str, name: str) -> dict | None:
+        return self._entries[container].get(name)
+
+    def check(self, container: str, name: str, metadata: dict[str, str]) -> None:
+        """
+        Refuse a change the API forbids: a system's ConnectionId is set when
+        it is first stored and never changes.
+
+        @raise Forbidden: with the reason, after emitting an event.
+        """
+        if container != SYSTEM:
+            return
+        known = self._entries[SYSTEM].get(name)
+        wanted = metadata.get("Connectionid")
+        if known and wanted is not None and wanted != known.get("connectionId"):
+            self._events.emit(
+                "system.connection-id-refused",
+                system=name,
+                connectionId=known.get("connectionId"),
+                attempted=wanted,
+            )
+            raise Forbidden(f"system {name}: ConnectionId is set once and never changes")
+
+    def record(self, container: str, name: str, metadata: dict[str, str]):
+        """
+        Take a stored registry object into the registry, emit what changed,
+        and keep it.
+
+        @return: L{Deferred} firing once the registry is durable.
+        """
+        fields = {
+            field: metadata[key]
+            for key, field in _FIELDS[container].items()
+            if key in metadata
+        }
+        entries = self._entries[container]
+        previous = entries.get(name)
+        now = _iso(self._clock())
+        kind = _EVENT_PREFIX[container]
+        if previous is None:
+            entry = dict(fields, history=[dict(fields, since=now)])
+            entries[name] = entry
+            self._events.emit(f"{kind}.registered", id=name, **fields)
+        else:
+            current = {k: v for k, v in previous.items() if k != "history"}
+            if container == SYSTEM:
+                # Only what may change changes: the ConnectionId stays.
+                fields.pop("connectionId", None)
+            merged = dict(current, **fields) if container == SYSTEM else fields
+            if merged == current:
+                return self._persist()
+            renamed = any(merged.get(f) != current.get(f) for f in _NAMES[container])
+            entries[name] = dict(merged, history=previous["history"] + [dict(merged, since=now)])
+            self._events.emit(
+                f"{kind}.renamed" if renamed else f"{kind}.updated",
+                id=name,
+                previous=current,
+                **merged,
+            )
+        return self._persist()
+
+    def _persist(self):
+        # The lock orders the writes, and each writes the state as it is
+        # when its turn comes, so the last write holds every change.
+        return self._writing.run(
+            lambda: self._backend.writeState(
+                STATE, json.dumps(self._entries, ensure_ascii=False, indent=1).encode("utf-8")
+            )
+        )
+
+    def recording(self, container: str) -> Recording:
+        """
+        Check a recording container's name against the registry.
+
+        @raise BadRequest: saying what is wrong, after emitting an event.
+        """
+        match = _RECORDING.match(container)
+        problem = None
+        if match is None:
+            problem = (
+                "not a recording container name: expected "
+                "<UserUUID>_<BWCSerialNumber>_<YYYYMMDDTHHMMSSZ>"
+            )
+        else:
+            try:
+                triggerOn = datetime.strptime(match["time"], _TIME_FORMAT).replace(
+                    tzinfo=timezone.utc
+                )
+            except ValueError:
+                problem = f"{match['time']} is not a valid UTC time"
+            else:
+                if match["user"] not in self._entries[USERS]:
+                    problem = f"user {match['user']} is not registered (no Users/{match['user']})"
+                elif match["device"] not in self._entries[DEVICES]:
+                    problem = (
+                        f"device {match['device']} is not registered "
+                        f"(no Devices/{match['device']})"
+                    )
+        if problem is not None:
+            self._events.emit("recording.refused", container=container, status=400,
+                              reason=problem)
+            raise BadRequest(problem)
+        return Recording(container, match["user"], match["device"], triggerOn)
+
+    def describe(self, recording: Recording) -> dict:
+        """
+        Who and what made a recording: the user's name when it was made and
+        now, the camera's name.
+        """
+        user = self._entries[USERS][recording.user]
+        device = self._entries[DEVICES][recording.device]
+        when = recording.triggerOnTime.strftime("%Y-%m-%dT%H:%M:%SZ")
+        then = user["history"][0]
+        for state in user["history"]:
+            if state["since"] <= when:
+                then = state
+        return {
+            "user": recording.user,
+            "userName": displayName(then),
+            "userNameNow": displayName(user),
+            "device": recording.device,
+            "deviceName": device.get("name", ""),
+            "triggerOnTime": when,
+        }
