@@ -105,6 +105,8 @@ class FilesystemBackend:
         # Metadata is read, merged and written back; this keeps two requests
         # for the same container from losing each other's changes.
         self._metadataLock = threading.Lock()
+        # A write-once commit checks that its name is free, then takes it.
+        self._commitLock = threading.Lock()
 
     # Paths.  Names arrive checked by bwscd.constraints: no "..", no empty
     # segment, containers without "/" and not starting with "."; so every
@@ -128,12 +130,25 @@ class FilesystemBackend:
         )
 
     def _checkObjectName(self, container: str, name: str) -> None:
+        """
+        Refuse, before the body is read, a name the layout can't hold: one
+        reserved for the layout's own files, or one whose path would need a
+        file to be a directory or the other way round (C{a} and C{a/b}).
+        """
         first = _fsName(name).split("/")[0]
         if first == COMPLETE_MARKER or first.startswith(_fsName(container) + "."):
             raise BadRequest(
                 f"object name {name!r} is reserved by the on-disk layout "
                 "(the 'complete' marker and metadata files)"
             )
+        path = self._objectPath(container, name)
+        parent = os.path.dirname(path)
+        while parent != self._containerPath(container):
+            if os.path.lexists(parent) and not os.path.isdir(parent):
+                raise BadRequest(f"object name {name!r}: a prefix of it is an object")
+            parent = os.path.dirname(parent)
+        if os.path.isdir(path):
+            raise BadRequest(f"object name {name!r} is a prefix of other objects")
 
     # Durable writes.
 
@@ -143,11 +158,30 @@ class FilesystemBackend:
         path = os.path.join(self._temporary, f"w-{secrets.token_hex(12)}")
         return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), path
 
+    def _makeDirectories(self, directory: str) -> None:
+        """Create C{directory} and its missing parents, durably."""
+        if os.path.isdir(directory):
+            return
+        self._makeDirectories(os.path.dirname(directory))
+        try:
+            os.mkdir(directory)
+        except FileExistsError:
+            return  # another upload made it first
+        _fsyncDirectory(os.path.dirname(directory))
+
     def _replace(self, temporary: str, final: str) -> None:
         """Rename a synced file into place and make the rename durable."""
         directory = os.path.dirname(final)
-        os.makedirs(directory, exist_ok=True)
+        self._makeDirectories(directory)
         os.replace(temporary, final)
+        _fsyncDirectory(directory)
+
+    def _link(self, temporary: str, final: str) -> None:
+        """Like L{_replace}, but never over an existing file."""
+        directory = os.path.dirname(final)
+        self._makeDirectories(directory)
+        os.link(temporary, final)
+        os.unlink(temporary)
         _fsyncDirectory(directory)
 
     def _writeFile(self, path: str, data: bytes) -> None:
@@ -198,8 +232,7 @@ class FilesystemBackend:
         path = self._containerPath(container)
         created = not os.path.isdir(path)
         if created:
-            os.makedirs(path, exist_ok=True)
-            _fsyncDirectory(self.root)
+            self._makeDirectories(path)
         self._mergeContainerMetadata(container, metadata)
         return created
 
@@ -264,11 +297,11 @@ class FilesystemBackend:
             )
         return self._objectInfo(container, name)
 
-    def openObject(self, container, name, metadata, length):
-        return deferToThread(self._guarded, "opening an object",
-                             self._openObject, container, name, metadata, length)
+    def openObject(self, container, name, metadata, length, writeOnce=False):
+        return deferToThread(self._guarded, "opening an object", self._openObject,
+                             container, name, metadata, length, writeOnce)
 
-    def _openObject(self, container, name, metadata, length) -> "FileWriter":
+    def _openObject(self, container, name, metadata, length, writeOnce) -> "FileWriter":
         if not os.path.isdir(self._containerPath(container)):
             raise NotFound(f"no container {container!r}")
         self._checkObjectName(container, name)
@@ -279,7 +312,24 @@ class FilesystemBackend:
                 f"not enough free space: {free} bytes free, {self.reserve} kept in reserve"
             )
         fd, temporary = self._temporaryFile()
-        return FileWriter(self, container, name, metadata, fd, temporary)
+        return FileWriter(self, container, name, metadata, fd, temporary, writeOnce)
+
+    def _statePath(self, name: str) -> str:
+        return os.path.join(self.root, STATE_DIRECTORY, "state", name)
+
+    def readState(self, name):
+        return deferToThread(self._guarded, "reading service state", self._readState, name)
+
+    def _readState(self, name: str) -> bytes | None:
+        try:
+            with open(self._statePath(name), "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
+
+    def writeState(self, name, data):
+        return deferToThread(self._guarded, "writing service state",
+                             self._writeFile, self._statePath(name), data)
 
     def _guarded(self, what, function, *args):
         """Run C{function}, turning filesystem errors into the API's codes."""
@@ -325,13 +375,14 @@ def _storedDigests(path: str, length: int) -> Digests:
 class FileWriter:
     """An object being written to a temporary file, renamed into place on commit."""
 
-    def __init__(self, backend, container, name, metadata, fd, temporary):
+    def __init__(self, backend, container, name, metadata, fd, temporary, writeOnce):
         self._backend = backend
         self._container = container
         self._name = name
         self._metadata = metadata
         self._fd = fd
         self._temporary = temporary
+        self._writeOnce = writeOnce
 
     def write(self, data):
         view = memoryview(data)
@@ -342,7 +393,6 @@ class FileWriter:
             raise storageError(e, "writing an object")
 
     def commit(self, digests):
-        backend = self._backend
         try:
             for attribute, value in ((_XATTR_MD5, digests.md5), (_XATTR_SHA256, digests.sha256)):
                 try:
@@ -353,21 +403,51 @@ class FileWriter:
             os.fsync(self._fd)
             os.close(self._fd)
             self._fd = None
-            # Metadata first: when the object appears, its metadata is there.
-            backend._writeFile(
-                backend._objectMetadataPath(self._container, self._name),
-                _encodeMetadata(self._metadata),
-            )
-            final = backend._objectPath(self._container, self._name)
-            backend._replace(self._temporary, final)
-            modified = os.stat(final).st_mtime
+            if self._writeOnce:
+                return self._commitOnce(digests)
+            return self._place(self._name, digests, self._backend._replace)
         except (NotADirectoryError, IsADirectoryError):
             raise BadRequest(
                 f"object name {self._name!r} clashes with another object's name"
             )
         except OSError as e:
             raise storageError(e, "committing an object")
-        return ObjectInfo(self._container, self._name, digests, modified, self._metadata)
+
+    def _place(self, name, digests, move) -> ObjectInfo:
+        """
+        Write the metadata, then C{move} the synced data under C{name}: when
+        the object appears, its metadata is already there.
+        """
+        backend = self._backend
+        backend._writeFile(
+            backend._objectMetadataPath(self._container, name),
+            _encodeMetadata(self._metadata),
+        )
+        final = backend._objectPath(self._container, name)
+        move(self._temporary, final)
+        modified = os.stat(final).st_mtime
+        return ObjectInfo(self._container, name, digests, modified, self._metadata)
+
+    def _commitOnce(self, digests) -> ObjectInfo:
+        """
+        Place the object under its name if that is free; if the same bytes
+        are there, keep them; if other bytes are, keep these beside them
+        under a name derived from their SHA-256, so that sending them again
+        is idempotent too.
+        """
+        backend = self._backend
+        for name in (self._name, f"{self._name}.conflict-{digests.sha256[:16]}"):
+            with backend._commitLock:
+                existing = backend._objectInfo(self._container, name)
+                if existing is None:
+                    return self._place(name, digests, backend._link)
+            if existing.digests == digests:
+                _unlinkQuietly(self._temporary)
+                return ObjectInfo(self._container, name, digests, existing.modified,
+                                  existing.metadata, existed=True)
+        raise BadRequest(
+            f"{self._name!r} and its conflict copy both hold other bytes"
+        )
 
     def abort(self):
         if self._fd is not None:

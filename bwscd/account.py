@@ -2,7 +2,7 @@
 The BWS account: its user name, its secret key, and the bearer tokens that
 stand in for the key after login.
 
-The system controller logs in with C{X-Auth-User} and C{Auth-Key}, taken
+The system controller logs in with C{X-Auth-User} and C{X-Auth-Key}, taken
 from the connection file, and then sends the token it got back with every
 request.  The server keeps only an scrypt hash of the key, so the state
 directory leaking does not leak the credential; tokens are signed instead of

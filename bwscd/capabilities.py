@@ -10,7 +10,15 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+from twisted.internet.defer import inlineCallbacks
+from twisted.internet.threads import deferToThread
+from twisted.logger import Logger
+
 from bwscd.interfaces import Digests
+
+SYSTEM = "System"
+
+log = Logger()
 
 # Each capability in the group the controller reads it from.  The vendor's
 # example server, which real controllers work with, publishes the Store
@@ -24,16 +32,6 @@ CAPABILITY_GROUPS = {
     "StoreRejectedContent": "StoreAndRead",
     "ReadCategories": "Read",
 }
-
-# The vendor example's starting set; operators edit them (docs/configuration.md).
-DEFAULT_CATEGORIES = [
-    {"Name": "Testimony", "Id": "1"},
-    {"Name": "Disorderly Conduct", "Id": "2"},
-    {"Name": "Assault", "Id": "3"},
-    {"Name": "Homicide", "Id": "4"},
-    {"Name": "Traffic", "Id": "5"},
-]
-
 
 @dataclass(frozen=True)
 class Document:
@@ -71,3 +69,50 @@ def categoriesDocument(categories: list[dict[str, str]]) -> Document:
     return Document(
         json.dumps(categories, indent=2, ensure_ascii=False).encode("utf-8")
     )
+
+
+def _writeWhole(writer, document: Document):
+    try:
+        writer.write(document.body)
+        return writer.commit(document.digests)
+    except BaseException:
+        writer.abort()
+        raise
+
+
+class PublishedDocuments:
+    """
+    C{System/Capabilities.json} and C{System/Categories.json}: served from
+    memory, and mirrored into the backend so that its layout holds them as
+    the example server's does.
+    """
+
+    CAPABILITIES = "Capabilities.json"
+    CATEGORIES = "Categories.json"
+
+    def __init__(self, backend, capabilities: Document, categories):
+        self._backend = backend
+        self._capabilities = capabilities
+        self._categories = categories
+
+    def get(self, name: str) -> Document | None:
+        if name == self.CAPABILITIES:
+            return self._capabilities
+        if name == self.CATEGORIES:
+            if self._categories.refresh():
+                self._mirror(name, self._categories.document).addErrback(
+                    lambda reason: log.failure("mirroring {name}", reason, name=name)
+                )
+            return self._categories.document
+        return None
+
+    @inlineCallbacks
+    def mirrorAll(self):
+        yield self._backend.putContainer(SYSTEM, {})
+        yield self._mirror(self.CAPABILITIES, self._capabilities)
+        yield self._mirror(self.CATEGORIES, self._categories.document)
+
+    @inlineCallbacks
+    def _mirror(self, name: str, document: Document):
+        writer = yield self._backend.openObject(SYSTEM, name, {}, len(document.body))
+        yield deferToThread(_writeWhole, writer, document)

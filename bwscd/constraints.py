@@ -120,7 +120,7 @@ def parseMetadata(headers, kind: str) -> dict[str, str]:
             continue
         key = canonicalKey(rawName[len(prefix) :].decode("ascii"))
         if not key:
-            raise BadRequest(f"metadata header {rawName!r} has no key")
+            raise BadRequest(f"metadata header {ascii(rawName)[2:-1]} has no key")
         if len(rawValues) != 1 or key in metadata:
             raise BadRequest(f"metadata key {key} given more than once")
         value = "" if removal else _decoded(rawValues[0], f"metadata value of {key}")
@@ -152,6 +152,14 @@ def metadataHeaders(metadata: dict[str, str], kind: str) -> list[tuple[bytes, by
         )
         for key, value in sorted(metadata.items())
     ]
+
+
+def objectMetadata(headers) -> dict[str, str]:
+    """
+    The metadata an object PUT or POST sets: all of it, replacing what was
+    there, so a key with an empty value is simply not set.
+    """
+    return mergeMetadata({}, parseMetadata(headers, OBJECT))
 
 
 def mergeMetadata(current: dict[str, str], changes: dict[str, str]) -> dict[str, str]:

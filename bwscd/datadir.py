@@ -2,8 +2,9 @@
 The data directory: what the destination is, kept across restarts.
 
     DATA/settings.json   account (user name, key hash), token secret, public
-                         addresses, site name, container type, capabilities,
-                         categories; mode 0600
+                         addresses, site name, container type, capabilities
+                         (and every capability ever published); mode 0600
+    DATA/categories.json the categories offered to camera users
     DATA/server.crt      the HTTPS certificate (self-signed unless imported)
     DATA/server.key      its private key; mode 0600
     DATA/config.json     the connection file for Body Worn Manager; it holds
@@ -26,13 +27,8 @@ from dataclasses import dataclass
 from twisted.logger import Logger
 
 from bwscd import __version__, account, certificate, connectionfile
-from bwscd.capabilities import (
-    CAPABILITY_GROUPS,
-    DEFAULT_CATEGORIES,
-    Document,
-    capabilitiesDocument,
-    categoriesDocument,
-)
+from bwscd.capabilities import CAPABILITY_GROUPS, Document, capabilitiesDocument
+from bwscd.categories import CategoryFile
 
 SETTINGS = "settings.json"
 CERTIFICATE = "server.crt"
@@ -53,7 +49,13 @@ class Destination:
     tokenSecret: bytes
     tokenURIs: list[str]
     capabilities: Document
-    categories: Document
+    fullStoreAndReadSupport: bool
+    newlyPublished: list[str]
+    """Capabilities published for the first time by this start."""
+
+    @property
+    def categoryFile(self) -> CategoryFile:
+        return CategoryFile(self.directory)
 
     @property
     def certificatePath(self) -> str:
@@ -122,6 +124,7 @@ def prepare(
     https: bool,
     publicAddresses: list[str] | None = None,
     containerType: str | None = None,
+    allowWithdrawal: bool = False,
 ) -> Destination:
     """
     Create or load the data directory.  C{publicAddresses} and
@@ -129,9 +132,14 @@ def prepare(
     list gets a new self-signed certificate.  The connection file is written
     again whenever what it says changes.
 
+    @param allowWithdrawal: let a capability that was published before be
+        switched off, which the API forbids (the controller relies on it).
+
     @raise ValueError: for a setting that can't be used.
     """
-    os.makedirs(directory, mode=0o700, exist_ok=True)
+    # Readable by others (the umask permitting): the default storage root is
+    # inside, and integrators' tools read it.  The secrets in it are 0600.
+    os.makedirs(directory, exist_ok=True)
     settingsPath = os.path.join(directory, SETTINGS)
     stored = _readIfExists(settingsPath)
     key = None
@@ -144,8 +152,10 @@ def prepare(
             "publicAddresses": publicAddresses or machineAddresses(),
             "containerType": containerType or "mkv",
             "capabilities": sorted(CAPABILITY_GROUPS),
-            "categories": DEFAULT_CATEGORIES,
+            "fullStoreAndReadSupport": False,
+            "published": [],
         }
+        CategoryFile(directory).write(CategoryFile(directory).read())
         log.info("new data directory {directory}: account {user}",
                  directory=directory, user=userName)
     else:
@@ -156,6 +166,7 @@ def prepare(
             settings["containerType"] = containerType
     if settings["containerType"] not in ("mkv", "mp4"):
         raise ValueError("container type must be mkv or mp4")
+    newlyPublished = _publish(settings, allowWithdrawal)
     _writePrivate(settingsPath, json.dumps(settings, indent=2).encode("utf-8"))
 
     addresses = settings["publicAddresses"]
@@ -171,10 +182,39 @@ def prepare(
         tokenSecret=bytes.fromhex(settings["tokenSecret"]),
         tokenURIs=tokenURIs,
         capabilities=capabilitiesDocument(settings["capabilities"]),
-        categories=categoriesDocument(settings["categories"]),
+        fullStoreAndReadSupport=settings["fullStoreAndReadSupport"],
+        newlyPublished=newlyPublished,
     )
     _writeConnectionFile(destination, settings, certificates, key)
     return destination
+
+
+FULL_SUPPORT = "FullStoreAndReadSupport"
+
+
+def _publish(settings: dict, allowWithdrawal: bool) -> list[str]:
+    """
+    Check the configured capabilities against every one published before
+    (the API: support, once published, is never withdrawn), and record
+    what is published now.
+
+    @return: what is published for the first time.
+    @raise ValueError: naming what would be withdrawn.
+    """
+    enabled = set(settings["capabilities"])
+    if settings["fullStoreAndReadSupport"]:
+        enabled.add(FULL_SUPPORT)
+    withdrawn = set(settings["published"]) - enabled
+    if withdrawn and not allowWithdrawal:
+        raise ValueError(
+            "settings.json withdraws published support for "
+            + ", ".join(sorted(withdrawn))
+            + ": the controller relies on it once published; enable it again, or "
+            "start once with --allow-capability-withdrawal"
+        )
+    newlyPublished = sorted(enabled - set(settings["published"]))
+    settings["published"] = sorted(enabled)
+    return newlyPublished
 
 
 def _certificateFor(directory: str, addresses: list[str]) -> bytes:
@@ -219,6 +259,7 @@ def _writeConnectionFile(destination, settings, certificates, key) -> None:
         userName=destination.userName,
         key=key,
         containerType=settings["containerType"],
+        fullStoreAndReadSupport=settings["fullStoreAndReadSupport"],
     )
     if wanted != current:
         _writePrivate(path, wanted)

@@ -42,6 +42,8 @@ class ObjectInfo:
     modified: float
     """Seconds since the epoch at which the object became visible."""
     metadata: dict[str, str] = field(default_factory=dict)
+    existed: bool = False
+    """The same bytes were already stored under this name (write-once)."""
 
 
 class IObjectWriter(Interface):
@@ -138,17 +140,44 @@ class IStorageBackend(Interface):
         """
 
     def openObject(
-        container: str, name: str, metadata: dict[str, str], length: int | None
+        container: str,
+        name: str,
+        metadata: dict[str, str],
+        length: int | None,
+        writeOnce: bool = False,
     ):
         """
         Get ready to receive an object of C{length} bytes (L{None}: not known
         in advance) that will carry C{metadata}.  This is the last moment to
         refuse before the client sends the body.
 
+        With C{writeOnce}, the writer's L{IObjectWriter.commit} never replaces
+        an existing object: identical bytes (same length, MD5 and SHA-256)
+        leave the existing object as it is, and different bytes are kept
+        beside it under another name (the L{ObjectInfo} it returns says
+        which).  Evidence is written once.
+
         @return: L{Deferred} firing with an L{IObjectWriter}; fails with
             L{NotFound} if the container does not exist, L{InsufficientStorage}
             if the object would not fit, L{BadRequest} if this backend can
             never store an object of that name.
+        """
+
+
+    def readState(name: str):
+        """
+        One of the service's own small documents (the registry of users,
+        devices and systems), kept with the data but outside every container.
+
+        @return: L{Deferred} firing with its bytes, or L{None} if it was
+            never written.
+        """
+
+    def writeState(name: str, data: bytes):
+        """
+        Replace one of the service's own documents, atomically and durably.
+
+        @return: L{Deferred} firing with L{None} once a crash can't lose it.
         """
 
 

@@ -6,9 +6,8 @@ import os
 
 from twisted.application.service import MultiService, Service
 from twisted.internet import reactor
-from twisted.internet.defer import inlineCallbacks
+from twisted.internet.defer import gatherResults, inlineCallbacks
 from twisted.internet.ssl import CertificateOptions, PrivateCertificate, TLSVersion
-from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 from twisted.python import usage
 from twisted.python.threadpool import ThreadPool
@@ -16,9 +15,12 @@ from twisted.python.threadpool import ThreadPool
 from bwscd import datadir
 from bwscd.account import TokenAuthority
 from bwscd.accesslog import AccessLoggingSite
-from bwscd.interfaces import Digests
+from bwscd.capabilities import PublishedDocuments
+from bwscd.categories import PublishedCategories
+from bwscd.events import EventLog, Events, LogSink, WebhookSink
 from bwscd.plugins import installedBackends, loadBackend
-from bwscd.swift import SYSTEM, Authentication, Root, Storage
+from bwscd.registry import Registry
+from bwscd.swift import Authentication, Root, Storage
 
 log = Logger()
 
@@ -54,11 +56,24 @@ class Options(usage.Options):
     optFlags = [
         ["http", None, "Serve plain HTTP, for development only (no certificate "
                        "in the connection file)."],
+        ["allow-capability-withdrawal", None,
+         "Start even though settings.json switches off a capability that was "
+         "published before (the API forbids withdrawing one)."],
     ]
 
     def __init__(self):
         super().__init__()
         self["public-address"] = []
+        self["webhook"] = []
+
+    def opt_webhook(self, url):
+        """
+        POST every event as JSON to this http(s) URL (repeatable); failed
+        deliveries are retried without ever holding up an upload.
+        """
+        if not url.startswith(("http://", "https://")):
+            raise usage.UsageError(f"--webhook {url}: not an http(s) URL")
+        self["webhook"].append(url)
 
     def opt_public_address(self, host):
         """
@@ -93,18 +108,10 @@ class Options(usage.Options):
                 https=not self["http"],
                 publicAddresses=self["public-address"] or None,
                 containerType=self["container-type"],
+                allowWithdrawal=self["allow-capability-withdrawal"],
             )
         except ValueError as e:
             raise usage.UsageError(str(e))
-
-
-def _writeWhole(writer, body: bytes, digests: Digests):
-    try:
-        writer.write(body)
-        return writer.commit(digests)
-    except BaseException:
-        writer.abort()
-        raise
 
 
 class DestinationService(Service):
@@ -113,11 +120,13 @@ class DestinationService(Service):
     capability documents into it, and only then starts listening.
     """
 
-    def __init__(self, options, site, backend, documents, uploadPool):
+    def __init__(self, options, site, backend, registry, documents, events, uploadPool):
         self._options = options
         self._site = site
         self._backend = backend
+        self._registry = registry
         self._documents = documents
+        self._events = events
         self._uploadPool = uploadPool
         self._port = None
 
@@ -132,26 +141,24 @@ class DestinationService(Service):
 
     def _failed(self, reason):
         log.failure("bwscd could not start", reason)
+        # Exit non-zero, so that a supervisor sees the failure.
+        reactor.addSystemEventTrigger("after", "shutdown", os._exit, 1)
         reactor.stop()
 
     @inlineCallbacks
     def _start(self):
-        yield self._backend.open()
-        yield self._publish()
-        self._port = self._listen()
         destination = self._options["destination"]
+        yield self._backend.open()
+        yield self._registry.load()
+        yield self._documents.mirrorAll()
+        if destination.newlyPublished:
+            self._events.emit("capability.published", capabilities=destination.newlyPublished)
+        self._port = self._listen()
         log.info("storage: {backend}", backend=self._backend.description)
         log.info("connection file for Body Worn Manager: {path}",
                  path=destination.connectionFilePath)
         for uri in destination.tokenURIs:
             log.info("  token URI {uri}", uri=uri)
-
-    @inlineCallbacks
-    def _publish(self):
-        yield self._backend.putContainer(SYSTEM, {})
-        for name, document in self._documents.items():
-            writer = yield self._backend.openObject(SYSTEM, name, {}, len(document.body))
-            yield deferToThread(_writeWhole, writer, document.body, document.digests)
 
     def _listen(self):
         options = self._options
@@ -173,22 +180,44 @@ class DestinationService(Service):
             return self._port.stopListening()
 
 
+class EventSinksService(Service):
+    """Lets webhooks finish what they are sending, and closes the event log."""
+
+    def __init__(self, eventLog, webhooks):
+        self._eventLog = eventLog
+        self._webhooks = webhooks
+
+    def stopService(self):
+        super().stopService()
+        d = gatherResults([webhook.stop() for webhook in self._webhooks])
+        d.addBoth(lambda _: self._eventLog.close())
+        return d
+
+
 def makeService(options) -> MultiService:
     destination = options["destination"]
     backend = options["storage"]
+    eventLog = EventLog(os.path.join(destination.directory, "events.jsonl"))
+    webhooks = [WebhookSink(url, reactor) for url in options["webhook"]]
+    events = Events([LogSink(), eventLog, *webhooks])
     authority = TokenAuthority(destination.tokenSecret, options["token-lifetime"])
-    documents = {
-        "Capabilities.json": destination.capabilities,
-        "Categories.json": destination.categories,
-    }
+    registry = Registry(backend, events)
+    documents = PublishedDocuments(
+        backend,
+        destination.capabilities,
+        PublishedCategories(destination.categoryFile, events),
+    )
     uploadPool = ThreadPool(minthreads=0, maxthreads=options["upload-threads"],
                             name="bwscd-uploads")
     root = Root(
         Authentication(destination, authority),
-        Storage(destination, authority, backend, reactor, uploadPool, documents),
+        Storage(authority, backend, registry, events, reactor, uploadPool, documents),
     )
     site = AccessLoggingSite(root)
     site.displayTracebacks = False
     service = MultiService()
-    DestinationService(options, site, backend, documents, uploadPool).setServiceParent(service)
+    DestinationService(
+        options, site, backend, registry, documents, events, uploadPool
+    ).setServiceParent(service)
+    EventSinksService(eventLog, webhooks).setServiceParent(service)
     return service

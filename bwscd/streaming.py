@@ -131,6 +131,12 @@ class StreamingRequest(Request):
     _expectsContinue = False
     _rendered = False
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Replaced once the headers say how long the body is; until then (a
+        # connection that fails inside the headers) there is none.
+        self.body = RequestBody(self, 0)
+
     def gotLength(self, length):
         self.content = None
         self.body = RequestBody(self, length)

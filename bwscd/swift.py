@@ -8,6 +8,7 @@ a plain-text message and a log line, never a traceback.
 """
 
 import hmac
+import json
 import re
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -31,12 +32,16 @@ from bwscd.errors import (
     Unauthorized,
     UnprocessableEntity,
 )
+from bwscd.registry import isRejectedContent
 from bwscd.upload import Abandoned, Upload
 
 log = Logger()
 
 SYSTEM = "System"
-_REGISTRIES = (SYSTEM, "Users", "Devices")
+GNSS_SUFFIX = "_gpstrail.json"
+# GNSS tracks are small (a point every few seconds); this bounds what is
+# held in memory to check one.
+GNSS_CHECK_LIMIT = 16 << 20
 _HOST = re.compile(rb"^[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
 _MD5_HEX = re.compile(r"^[0-9a-f]{32}$")
 
@@ -54,7 +59,8 @@ class Response:
 def _send(request, response: Response) -> None:
     if request._disconnected or request.finished:
         return
-    request.setResponseCode(response.code)
+    # Twisted knows no reason phrase for some of the API's codes (422).
+    request.setResponseCode(response.code, HTTPStatus(response.code).phrase.encode("ascii"))
     for name, value in response.headers:
         request.responseHeaders.addRawHeader(name, value)
     request.setHeader(b"Content-Type", response.contentType)
@@ -224,11 +230,14 @@ class Storage(SwiftResource):
     reading evidence, no deleting).
     """
 
-    def __init__(self, destination, authority, backend, reactor, uploadPool, documents):
+    def __init__(self, authority, backend, registry, events, reactor, uploadPool, documents,
+                 encrypted=False):
         super().__init__()
-        self._destination = destination
+        self._encrypted = encrypted
         self._authority = authority
         self._backend = backend
+        self._registry = registry
+        self._events = events
         self._reactor = reactor
         self._uploadPool = uploadPool
         self._documents = documents
@@ -253,14 +262,29 @@ class Storage(SwiftResource):
 
     # Containers.
 
+    def _isEvidence(self, container: str) -> bool:
+        """Recordings and rejected content: written once, never replaced."""
+        return not self._registry.handles(container)
+
     @inlineCallbacks
     def PUT_container(self, request, target):
+        container = target.container
         changes = constraints.parseMetadata(request.requestHeaders, CONTAINER)
-        created = yield self._backend.putContainer(target.container, changes)
-        if created:
-            kind = "container" if target.container in _REGISTRIES else "recording"
-            log.info("{kind} {container} created", kind=kind, container=target.container)
-        self._noteCompletion(target.container, changes)
+        recording = None
+        if self._isEvidence(container) and not isRejectedContent(container):
+            recording = self._registry.recording(container)
+        created = yield self._backend.putContainer(container, changes)
+        if created and recording is not None:
+            self._events.emit("recording.started", container=container,
+                              **self._registry.describe(recording))
+        elif created and isRejectedContent(container):
+            self._events.emit(
+                "rejected.received",
+                container=container,
+                originalContainer=changes.get("Rejectedcontentoriginalcontainer", ""),
+                reason=changes.get("Rejectedcontentreason", ""),
+            )
+        self._noteCompletion(container, changes)
         return Response(HTTPStatus.CREATED if created else HTTPStatus.ACCEPTED)
 
     @inlineCallbacks
@@ -272,7 +296,7 @@ class Storage(SwiftResource):
 
     def _noteCompletion(self, container, changes):
         if changes.get("Status") == "Complete":
-            log.info("recording {container} complete", container=container)
+            self._events.emit("recording.complete", container=container)
 
     @inlineCallbacks
     def HEAD_container(self, request, target):
@@ -329,12 +353,18 @@ class Storage(SwiftResource):
     def POST_object(self, request, target):
         if self._published(target) is not None:
             raise Forbidden("published by the server")
-        metadata = constraints.parseMetadata(request.requestHeaders, OBJECT)
+        metadata = constraints.objectMetadata(request.requestHeaders)
+        registered = self._registry.handles(target.container)
+        if registered:
+            self._registry.check(target.container, target.object, metadata)
         yield self._backend.replaceObjectMetadata(target.container, target.object, metadata)
+        if registered:
+            yield self._registry.record(target.container, target.object, metadata)
         return Response(HTTPStatus.ACCEPTED)
 
     @inlineCallbacks
     def PUT_object(self, request, target):
+        container, name = target.container, target.object
         if self._published(target) is not None:
             raise Forbidden("published by the server")
         if not (
@@ -342,29 +372,67 @@ class Storage(SwiftResource):
             or request.requestHeaders.hasHeader(b"transfer-encoding")
         ):
             raise BadRequest("an object needs Content-Length or chunked encoding")
-        metadata = constraints.parseMetadata(request.requestHeaders, OBJECT)
+        metadata = constraints.objectMetadata(request.requestHeaders)
         expectedMD5 = _expectedMD5(request)
         if expectedMD5 is not None and not _MD5_HEX.match(expectedMD5):
             raise UnprocessableEntity("ETag is not an MD5 hex digest: it can never match")
+        evidence = self._isEvidence(container)
+        if not evidence:
+            self._registry.check(container, name, metadata)
         body = request.body
         length = None if body.length is UNKNOWN_LENGTH else body.length
-        writer = yield self._backend.openObject(
-            target.container, target.object, metadata, length
+        afterComplete = False
+        if evidence:
+            info = yield self._backend.containerInfo(container)
+            afterComplete = info is not None and info.metadata.get("Status") == "Complete"
+        writer = yield self._backend.openObject(container, name, metadata, length,
+                                                writeOnce=evidence)
+        upload = Upload(self._reactor, self._uploadPool, writer, length, expectedMD5,
+                        keep=GNSS_CHECK_LIMIT if name.endswith(GNSS_SUFFIX) else 0)
+        stored = yield upload.receive(body)
+        if not evidence:
+            yield self._registry.record(container, name, metadata)
+        self._events.emit(
+            "clip.stored",
+            container=container,
+            object=name,
+            storedAs=stored.name,
+            length=stored.digests.length,
+            md5=stored.digests.md5,
+            sha256=stored.digests.sha256,
+            alreadyStored=stored.existed,
         )
-        upload = Upload(self._reactor, self._uploadPool, writer, length, expectedMD5)
-        info = yield upload.receive(body)
-        log.info(
-            "stored {container}/{object}: {length} bytes md5 {md5} sha256 {sha256}",
-            container=info.container,
-            object=info.name,
-            length=info.digests.length,
-            md5=info.digests.md5,
-            sha256=info.digests.sha256,
-        )
+        if stored.name != name:
+            self._anomaly(container, name, f"different bytes for an existing object, "
+                                           f"kept as {stored.name!r}")
+        if afterComplete:
+            self._anomaly(container, name, "written after the recording was Complete")
+        if name.endswith(GNSS_SUFFIX) and not stored.existed:
+            self._checkTrack(container, stored.name, upload.kept)
         return Response(
             HTTPStatus.CREATED,
             headers=[
-                (b"Etag", info.digests.md5.encode("ascii")),
-                (b"Last-Modified", datetimeToString(info.modified)),
+                (b"Etag", stored.digests.md5.encode("ascii")),
+                (b"Last-Modified", datetimeToString(stored.modified)),
             ],
         )
+
+    def _anomaly(self, container, name, what):
+        self._events.emit("recording.anomaly", container=container, object=name, anomaly=what)
+
+    def _checkTrack(self, container, name, kept):
+        """
+        A GNSS track is kept whatever it holds; one that is not JSON (or
+        too large to check) is flagged.  Encrypted tracks are not JSON.
+        """
+        if self._encrypted:
+            return
+        if kept is None:
+            problem = f"larger than {GNSS_CHECK_LIMIT} bytes, not checked"
+        else:
+            try:
+                json.loads(kept)
+                return
+            except ValueError as e:
+                problem = f"not valid JSON: {e}"
+        self._events.emit("gnss.invalid", container=container, object=name, problem=problem)

@@ -41,9 +41,14 @@ class Upload:
 
     @param length: the declared Content-Length, or L{None} when chunked.
     @param expectedMD5: the client's ETag (lower-case hex), or L{None}.
+    @param keep: keep a body of up to this many bytes in C{kept}, to be
+        looked at once stored; a longer body leaves C{kept} L{None}.
+
+    @ivar kept: the whole body if C{keep} allowed it, else L{None}; set
+        before C{result} fires.
     """
 
-    def __init__(self, reactor, threadpool, writer, length, expectedMD5):
+    def __init__(self, reactor, threadpool, writer, length, expectedMD5, keep=0):
         self._reactor = reactor
         self._writer = writer
         self._length = length
@@ -53,6 +58,8 @@ class Upload:
         self._waiting = 0  # bytes queued and not yet written, reactor's view
         self._producer = None
         self._pausedProducer = False
+        self._keep = keep
+        self.kept: bytes | None = None
         self.result = deferToThreadPool(reactor, threadpool, self._work)
 
     def receive(self, body):
@@ -113,11 +120,14 @@ class Upload:
 
     def _work(self):
         md5, sha256, length = hashlib.md5(), hashlib.sha256(), 0
+        kept: list[bytes] | None = [] if self._keep else None
         try:
             while True:
                 batch = 0
                 for item in self._take():
                     if item is _END:
+                        if kept is not None:
+                            self.kept = b"".join(kept)
                         return self._commit(
                             Digests(length, md5.hexdigest(), sha256.hexdigest())
                         )
@@ -128,6 +138,10 @@ class Upload:
                     self._writer.write(item)
                     length += len(item)
                     batch += len(item)
+                    if kept is not None and length <= self._keep:
+                        kept.append(item)
+                    else:
+                        kept = None
                 self._reactor.callFromThread(self._written, batch)
         except BaseException:
             self._writer.abort()

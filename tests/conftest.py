@@ -62,6 +62,12 @@ class Server:
     def authURL(self) -> str:
         return self.connectionFile["AuthenticationTokenURI"][0]
 
+    def events(self) -> list[dict]:
+        """Every event in the service's event log, oldest first."""
+        from bwscd.events import readEvents
+
+        return readEvents(os.path.join(self.data, "events.jsonl"))
+
     def log(self) -> str:
         with open(self.logPath, encoding="utf-8") as f:
             return f.read()

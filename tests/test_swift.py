@@ -40,6 +40,26 @@ RECORDING_METADATA = {
 }
 
 
+DEVICE = "B1234567"
+
+
+def register(swift, user=USER, device=DEVICE) -> None:
+    """What the controller does before it sends a recording."""
+    swift.put_container("Users")
+    swift.put_object("Users", user, b"", headers={"X-Object-Meta-Name": "Officer",
+                                                  "X-Object-Meta-Active": "True"})
+    swift.put_container("Devices")
+    swift.put_object("Devices", device, b"", headers={"X-Object-Meta-Name": "Cam",
+                                                      "X-Object-Meta-Model": "W110"})
+
+
+@pytest.fixture
+def recording(swift) -> str:
+    register(swift)
+    swift.put_container(RECORDING)
+    return RECORDING
+
+
 def metadataFile(server, container, name=None) -> dict:
     base = os.path.join(server.storage, container)
     filename = f"{container}.{name}.metadata.json" if name else f"{container}.metadata.json"
@@ -123,6 +143,7 @@ def test_metadata_keys_are_case_insensitive(server, swift):
 
 
 def test_recording_lifecycle(server, swift):
+    register(swift)
     assert swift.put_container(RECORDING, headers=RECORDING_METADATA) is None
     stored = metadataFile(server, RECORDING)
     assert stored["Triggeron"] == "Button"
@@ -152,9 +173,13 @@ def test_recording_lifecycle(server, swift):
     assert os.path.getsize(os.path.join(server.storage, RECORDING, "complete")) == 0
     assert metadataFile(server, RECORDING)["Status"] == "Complete"
     assert metadataFile(server, RECORDING)["Triggeron"] == "Button"  # merged
-    assert f"recording {RECORDING} complete" in server.log()
-    assert f"stored {RECORDING}/{CLIP}: {len(clip)} bytes md5 {etag} sha256 " \
-           f"{hashlib.sha256(clip).hexdigest()}" in server.log()
+    events = server.events()
+    stored = [e for e in events if e["type"] == "clip.stored"]
+    assert stored[-1]["container"] == RECORDING and stored[-1]["object"] == CLIP
+    assert stored[-1]["length"] == len(clip) and stored[-1]["md5"] == etag
+    assert stored[-1]["sha256"] == hashlib.sha256(clip).hexdigest()
+    assert events[-1]["type"] == "recording.complete"
+    assert events[-1]["container"] == RECORDING
 
 
 def test_container_put_twice_is_202_and_merges(server, swift):
@@ -176,8 +201,7 @@ def test_object_post_replaces_metadata(server, swift):
 
 
 @pytest.mark.parametrize("size", [0, 1, 65535, 65536, 65537, 5 * 1024 * 1024 + 3])
-def test_sizes_by_content_length_and_chunked(server, swift, size):
-    swift.put_container(RECORDING)
+def test_sizes_by_content_length_and_chunked(server, swift, recording, size):
     data = os.urandom(size)
     expected = hashlib.md5(data).hexdigest()
     assert swift.put_object(RECORDING, f"cl-{size}.mkv", data) == expected
@@ -188,8 +212,7 @@ def test_sizes_by_content_length_and_chunked(server, swift, size):
             assert f.read() == data
 
 
-def test_etag_mismatch_is_422_and_nothing_stored(server, swift):
-    swift.put_container(RECORDING)
+def test_etag_mismatch_is_422_and_nothing_stored(server, swift, recording):
     data = os.urandom(100_000)
     assert status(swift.put_object, RECORDING, CLIP, data, etag="0" * 32) == 422
     assert not os.path.exists(os.path.join(server.storage, RECORDING, CLIP))
@@ -197,8 +220,7 @@ def test_etag_mismatch_is_422_and_nothing_stored(server, swift):
     assert "ETag mismatch" in server.log()
 
 
-def test_reupload_of_identical_bytes_is_idempotent(server, swift):
-    swift.put_container(RECORDING)
+def test_reupload_of_identical_bytes_is_idempotent(server, swift, recording):
     data = os.urandom(70_000)
     first = swift.put_object(RECORDING, CLIP, data)
     second = swift.put_object(RECORDING, CLIP, data)
@@ -224,25 +246,25 @@ def test_missing_container_is_404(swift):
     ("x" * 257, "x"),
     ("ok", "x" * 1025),
 ])
-def test_bad_names_are_400_and_nothing_written(server, swift, container, name):
-    swift.put_container("ok")
+def test_bad_names_are_400_and_nothing_written(server, swift, recording, container, name):
+    container = RECORDING if container == "ok" else container
     before = sorted(os.walk(os.path.dirname(server.storage)))
     assert status(swift.put_object, container, name, b"data") == 400
     assert sorted(os.walk(os.path.dirname(server.storage))) == before
 
 
-def test_names_reserved_by_the_layout_are_400(swift):
-    swift.put_container(RECORDING)
+def test_names_reserved_by_the_layout_are_400(swift, recording):
     assert status(swift.put_object, RECORDING, "complete", b"x") == 400
     assert status(swift.put_object, RECORDING, f"{RECORDING}.metadata.json", b"x") == 400
 
 
 def test_colon_becomes_underscore_on_disk(server, swift):
-    swift.put_container("Rejected:1")
-    swift.put_object("Rejected:1", "a:b", b"xyz")
-    with open(os.path.join(server.storage, "Rejected_1", "a_b"), "rb") as f:
+    container = "RejectedContent_UnknownTime_id:1"
+    swift.put_container(container)
+    swift.put_object(container, "a:b", b"xyz")
+    with open(os.path.join(server.storage, "RejectedContent_UnknownTime_id_1", "a_b"), "rb") as f:
         assert f.read() == b"xyz"
-    assert swift.head_object("Rejected:1", "a:b")["content-length"] == "3"
+    assert swift.head_object(container, "a:b")["content-length"] == "3"
 
 
 @pytest.mark.parametrize("headers, message", [
@@ -261,8 +283,7 @@ def test_metadata_limits_are_400_with_a_message(swift, headers, message):
     assert message in caught.value.http_response_content
 
 
-def test_bws_account_cannot_list_or_read_or_delete(swift):
-    swift.put_container(RECORDING)
+def test_bws_account_cannot_list_or_read_or_delete(swift, recording):
     swift.put_object(RECORDING, CLIP, b"evidence")
     assert status(swift.get_account) == 403
     assert status(swift.get_container, RECORDING) == 403
@@ -283,3 +304,23 @@ def test_auth_accepts_storage_user_and_pass_headers(server):
     assert response.headers["X-Storage-Url"].endswith("/v1/AUTH_" + conf["BlobAPIUserName"])
     missing = requests.get(server.authURL, verify=server.caFile)
     assert missing.status_code == 401
+
+
+def test_empty_object_metadata_values_are_not_stored(server, swift):
+    swift.put_container("Devices")
+    swift.put_object("Devices", "B1", b"", headers={"X-Object-Meta-Name": "cam",
+                                                     "X-Object-Meta-Model": ""})
+    assert metadataFile(server, "Devices", "B1") == {"Name": "cam"}
+
+
+def test_object_and_prefix_clashes_are_400_before_the_body(swift, recording):
+    swift.put_object(recording, "a", b"x")
+    assert status(swift.put_object, recording, "a/b", b"y") == 400
+    swift.put_object(recording, "c/d", b"x")
+    assert status(swift.put_object, recording, "c", b"y") == 400
+
+
+def test_unprocessable_entity_has_its_reason_phrase(swift, recording):
+    with pytest.raises(ClientException) as caught:
+        swift.put_object(recording, CLIP, b"abc", etag="0" * 32)
+    assert caught.value.http_reason == "Unprocessable Entity"
