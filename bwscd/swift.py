@@ -213,6 +213,16 @@ def _expectedMD5(request) -> str | None:
     return etag.decode("latin-1").strip().strip('"').lower()
 
 
+def _created(stored) -> Response:
+    return Response(
+        HTTPStatus.CREATED,
+        headers=[
+            (b"Etag", stored.digests.md5.encode("ascii")),
+            (b"Last-Modified", datetimeToString(stored.modified)),
+        ],
+    )
+
+
 def _metadataResponse(code, metadata, kind, extra=(), length=None,
                       contentType=Response.contentType) -> Response:
     return Response(
@@ -392,6 +402,7 @@ class Storage(SwiftResource):
         stored = yield upload.receive(body)
         if not evidence:
             yield self._registry.record(container, name, metadata)
+            return _created(stored)
         self._events.emit(
             "clip.stored",
             container=container,
@@ -409,13 +420,7 @@ class Storage(SwiftResource):
             self._anomaly(container, name, "written after the recording was Complete")
         if name.endswith(GNSS_SUFFIX) and not stored.existed:
             self._checkTrack(container, stored.name, upload.kept)
-        return Response(
-            HTTPStatus.CREATED,
-            headers=[
-                (b"Etag", stored.digests.md5.encode("ascii")),
-                (b"Last-Modified", datetimeToString(stored.modified)),
-            ],
-        )
+        return _created(stored)
 
     def _anomaly(self, container, name, what):
         self._events.emit("recording.anomaly", container=container, object=name, anomaly=what)
