@@ -159,3 +159,11 @@ def launch():
 @pytest.fixture
 def twistdCommand() -> list[str]:
     return [twistd(), "-n", "--pidfile="]
+
+
+@pytest.fixture(scope="module")
+def moduleServer(tmp_path_factory):
+    """One server for a whole module, for cases that need no fresh state."""
+    running = startServer(str(tmp_path_factory.mktemp("shared") / "data"))
+    yield running
+    running.stop()
