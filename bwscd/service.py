@@ -210,7 +210,7 @@ def makeService(options) -> MultiService:
     uploadPool = ThreadPool(minthreads=0, maxthreads=options["upload-threads"],
                             name="bwscd-uploads")
     root = Root(
-        Authentication(destination, authority),
+        Authentication(destination, authority, reactor),
         Storage(authority, backend, registry, events, reactor, uploadPool, documents),
     )
     site = AccessLoggingSite(root)

@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 
 from twisted.internet.defer import inlineCallbacks, maybeDeferred
-from twisted.internet.threads import deferToThread
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.web.http import datetimeToString
 from twisted.web.iweb import UNKNOWN_LENGTH
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
+from twisted.python.threadpool import ThreadPool
 
 from bwscd import account, constraints
 from bwscd.constraints import CONTAINER, OBJECT
@@ -151,10 +152,16 @@ def accountName(userName: str) -> str:
 class Authentication(SwiftResource):
     """C{GET /auth/v1.0}: credentials in, a signed, expiring token out."""
 
-    def __init__(self, destination, authority: account.TokenAuthority):
+    def __init__(self, destination, authority: account.TokenAuthority, reactor):
         super().__init__()
         self._destination = destination
         self._authority = authority
+        self._reactor = reactor
+        # One key check at a time, on one thread: scrypt takes 16 MiB each,
+        # and a thread's allocator keeps what it once used.
+        self._checker = ThreadPool(minthreads=0, maxthreads=1, name="bwscd-auth")
+        reactor.callWhenRunning(self._checker.start)
+        reactor.addSystemEventTrigger("during", "shutdown", self._checker.stop)
 
     @inlineCallbacks
     def handle(self, request):
@@ -168,8 +175,9 @@ class Authentication(SwiftResource):
         sameUser = hmac.compare_digest(user, expected)
         # The key check costs real CPU (scrypt), so it runs off the reactor;
         # it runs whatever the user name, so timing tells nothing.
-        rightKey = yield deferToThread(
-            account.verifyKey, key.decode("utf-8", "replace"), self._destination.keyHash
+        rightKey = yield deferToThreadPool(
+            self._reactor, self._checker,
+            account.verifyKey, key.decode("utf-8", "replace"), self._destination.keyHash,
         )
         if not (sameUser and rightKey):
             raise Unauthorized("wrong user name or key")

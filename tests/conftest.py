@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 
@@ -53,9 +54,13 @@ class Server:
 
     @property
     def caFile(self) -> str:
+        """The certificate from the connection file, as a client's trust anchor."""
         path = os.path.join(self.data, "test-ca.pem")
-        with open(path, "wb") as f:
-            f.write(base64.b64decode(self.connectionFile["HTTPSCertificate"][0]))
+        if not os.path.exists(path):
+            temporary = f"{path}.{threading.get_ident()}"
+            with open(temporary, "wb") as f:
+                f.write(base64.b64decode(self.connectionFile["HTTPSCertificate"][0]))
+            os.replace(temporary, path)
         return path
 
     @property

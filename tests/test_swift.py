@@ -324,3 +324,18 @@ def test_unprocessable_entity_has_its_reason_phrase(swift, recording):
     with pytest.raises(ClientException) as caught:
         swift.put_object(recording, CLIP, b"abc", etag="0" * 32)
     assert caught.value.http_reason == "Unprocessable Entity"
+
+
+def test_logins_do_not_pile_up_memory(server):
+    """Key checks (scrypt, 16 MiB each) run one at a time on one thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def rss() -> int:
+        with open(f"/proc/{server.process.pid}/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) << 10
+
+    before = rss()
+    connections = [server.connection() for _ in range(12)]
+    with ThreadPoolExecutor(12) as pool:
+        list(pool.map(lambda c: c.get_auth(), connections))
+    assert rss() - before < 40 << 20
