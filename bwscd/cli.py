@@ -5,49 +5,29 @@ exits non-zero.
 """
 
 import argparse
-import json
+import importlib
 import sys
 
-from bwscd.categories import CategoryError, CategoryFile
+from bwscd.commands import CommandError
 
 DEFAULT_DATA = "bwscd-data"
 
+# Each a module in bwscd.commands.
+COMMANDS = ["categories"]
 
-def _categories(arguments) -> None:
-    categories = CategoryFile(arguments.data)
-    if arguments.action == "list":
-        for category in categories.read():
-            print(f"{category['Id']}\t{category['Name']}")
-    elif arguments.action == "add":
-        category = categories.add(arguments.name, arguments.id)
-        print(f"added {category['Id']}\t{category['Name']}")
-    elif arguments.action == "remove":
-        category = categories.remove(arguments.id)
-        print(f"removed {category['Id']}\t{category['Name']}")
-    elif arguments.action == "export":
-        print(json.dumps(categories.read(), indent=2, ensure_ascii=False))
+
+def addDataOption(parser) -> None:
+    parser.add_argument(
+        "--data", default=DEFAULT_DATA,
+        help=f"data directory, as given to twistd bwscd (default: {DEFAULT_DATA})",
+    )
 
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="bwscd", description=__doc__.split("\n\n")[0])
-    commands = top.add_subparsers(dest="command", required=True)
-
-    categories = commands.add_parser(
-        "categories",
-        help="the categories offered to camera users (Categories.json)",
-        description="Edit DATA/categories.json; the running server publishes "
-        "the change the next time the controller asks.",
-    )
-    categories.add_argument("--data", default=DEFAULT_DATA, help="data directory")
-    actions = categories.add_subparsers(dest="action", required=True)
-    actions.add_parser("list", help="one line per category: id, name")
-    actions.add_parser("export", help="the list as JSON")
-    add = actions.add_parser("add", help="add a category")
-    add.add_argument("name")
-    add.add_argument("--id", help="its id (default: the next free number)")
-    remove = actions.add_parser("remove", help="remove a category by id")
-    remove.add_argument("id")
-    categories.set_defaults(run=_categories)
+    subcommands = top.add_subparsers(dest="command", required=True)
+    for name in COMMANDS:
+        importlib.import_module(f"bwscd.commands.{name}").register(subcommands, addDataOption)
     return top
 
 
@@ -55,7 +35,7 @@ def main(argv=None) -> int:
     arguments = parser().parse_args(argv)
     try:
         arguments.run(arguments)
-    except (CategoryError, OSError) as e:
+    except (CommandError, OSError, *arguments.errors) as e:
         print(f"bwscd {arguments.command}: {e}", file=sys.stderr)
         return 1
     return 0

@@ -1,0 +1,11 @@
+"""
+The subcommands of C{bwscd}, one module each.  A module provides
+C{register(subcommands)}, which adds its parser (with C{--data}, through
+L{bwscd.cli.addDataOption}) and sets C{run} to a function taking the parsed
+arguments.  A function that fails raises L{CommandError}, or an error the
+command's module names in C{ERRORS}, with a message for the operator.
+"""
+
+
+class CommandError(Exception):
+    """A command that can't be done; the message says why, in one line."""

@@ -1,0 +1,41 @@
+"""C{bwscd categories}: the categories offered to camera users."""
+
+import json
+
+from bwscd.categories import CategoryError, CategoryFile
+
+ERRORS = (CategoryError,)
+
+
+def run(arguments) -> None:
+    categories = CategoryFile(arguments.data)
+    if arguments.action == "list":
+        for category in categories.read():
+            print(f"{category['Id']}\t{category['Name']}")
+    elif arguments.action == "export":
+        print(json.dumps(categories.read(), indent=2, ensure_ascii=False))
+    elif arguments.action == "add":
+        category = categories.add(arguments.name, arguments.id)
+        print(f"added {category['Id']}\t{category['Name']}")
+    elif arguments.action == "remove":
+        category = categories.remove(arguments.id)
+        print(f"removed {category['Id']}\t{category['Name']}")
+
+
+def register(subcommands, addDataOption) -> None:
+    parser = subcommands.add_parser(
+        "categories",
+        help="the categories offered to camera users (Categories.json)",
+        description="Edit DATA/categories.json; the running server publishes "
+        "the change the next time the controller asks.",
+    )
+    addDataOption(parser)
+    actions = parser.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="one line per category: id, name")
+    actions.add_parser("export", help="the list as JSON")
+    add = actions.add_parser("add", help="add a category")
+    add.add_argument("name")
+    add.add_argument("--id", help="its id (default: the next free number)")
+    remove = actions.add_parser("remove", help="remove a category by id")
+    remove.add_argument("id")
+    parser.set_defaults(run=run, errors=ERRORS)
