@@ -117,6 +117,59 @@ def tokenURI(scheme: str, host: str, port: int) -> str:
     return f"{scheme}://{host}:{port}/auth/v1.0"
 
 
+def loadSettings(directory: str) -> dict:
+    """
+    @raise ValueError: if C{directory} holds no settings (never started).
+    """
+    stored = _readIfExists(os.path.join(directory, SETTINGS))
+    if stored is None:
+        raise ValueError(f"{directory} is not a bwscd data directory (no {SETTINGS})")
+    return json.loads(stored)
+
+
+def saveSettings(directory: str, settings: dict) -> None:
+    _writePrivate(os.path.join(directory, SETTINGS),
+                  json.dumps(settings, indent=2).encode("utf-8"))
+
+
+def newSettings(
+    *,
+    publicAddresses: list[str] | None = None,
+    containerType: str | None = None,
+    siteName: str | None = None,
+    capabilities: list[str] | None = None,
+) -> tuple[dict, str]:
+    """A new account and settings; returns them with the account's key."""
+    userName, key = account.newUserName(), account.newKey()
+    settings = {
+        "account": {"user": userName, "keyHash": account.hashKey(key)},
+        "tokenSecret": secrets.token_hex(32),
+        "siteName": siteName or f"bwscd ({socket.gethostname()})"[:64],
+        "publicAddresses": publicAddresses or machineAddresses(),
+        "containerType": containerType or "mkv",
+        "capabilities": sorted(CAPABILITY_GROUPS if capabilities is None else capabilities),
+        "fullStoreAndReadSupport": False,
+        "published": [],
+    }
+    return settings, key
+
+
+def create(directory: str, settings: dict, key: str, *, port: int, https: bool) -> None:
+    """Make a new data directory from L{newSettings}."""
+    # Readable by others (the umask permitting): the default storage root is
+    # inside, and integrators' tools read it.  The secrets in it are 0600.
+    os.makedirs(directory, exist_ok=True)
+    if _readIfExists(os.path.join(directory, SETTINGS)) is not None:
+        raise ValueError(f"{directory} already holds a bwscd data directory")
+    settings.update(port=port, https=https)
+    _publish(settings, allowWithdrawal=False)
+    CategoryFile(directory).write(CategoryFile(directory).read())
+    saveSettings(directory, settings)
+    writeConnectionFile(directory, settings, key)
+    log.info("new data directory {directory}: account {user}",
+             directory=directory, user=settings["account"]["user"])
+
+
 def prepare(
     directory: str,
     *,
@@ -127,66 +180,47 @@ def prepare(
     allowWithdrawal: bool = False,
 ) -> Destination:
     """
-    Create or load the data directory.  C{publicAddresses} and
-    C{containerType}, when given, replace what is stored; a changed address
-    list gets a new self-signed certificate.  The connection file is written
-    again whenever what it says changes.
+    Create or load the data directory for the service.  C{publicAddresses}
+    and C{containerType}, when given, replace what is stored; a changed
+    address list gets a new self-signed certificate.  The connection file
+    is written again whenever what it says changes.
 
     @param allowWithdrawal: let a capability that was published before be
         switched off, which the API forbids (the controller relies on it).
 
     @raise ValueError: for a setting that can't be used.
     """
-    # Readable by others (the umask permitting): the default storage root is
-    # inside, and integrators' tools read it.  The secrets in it are 0600.
-    os.makedirs(directory, exist_ok=True)
-    settingsPath = os.path.join(directory, SETTINGS)
-    stored = _readIfExists(settingsPath)
-    key = None
-    if stored is None:
-        userName, key = account.newUserName(), account.newKey()
-        settings = {
-            "account": {"user": userName, "keyHash": account.hashKey(key)},
-            "tokenSecret": secrets.token_hex(32),
-            "siteName": f"bwscd ({socket.gethostname()})"[:64],
-            "publicAddresses": publicAddresses or machineAddresses(),
-            "containerType": containerType or "mkv",
-            "capabilities": sorted(CAPABILITY_GROUPS),
-            "fullStoreAndReadSupport": False,
-            "published": [],
-        }
-        CategoryFile(directory).write(CategoryFile(directory).read())
-        log.info("new data directory {directory}: account {user}",
-                 directory=directory, user=userName)
-    else:
-        settings = json.loads(stored)
-        if publicAddresses:
-            settings["publicAddresses"] = publicAddresses
-        if containerType:
-            settings["containerType"] = containerType
+    if _readIfExists(os.path.join(directory, SETTINGS)) is None:
+        settings, key = newSettings(publicAddresses=publicAddresses,
+                                    containerType=containerType)
+        create(directory, settings, key, port=port, https=https)
+    settings = loadSettings(directory)
+    if publicAddresses:
+        settings["publicAddresses"] = publicAddresses
+    if containerType:
+        settings["containerType"] = containerType
     if settings["containerType"] not in ("mkv", "mp4"):
         raise ValueError("container type must be mkv or mp4")
+    settings.update(port=port, https=https)
     newlyPublished = _publish(settings, allowWithdrawal)
-    _writePrivate(settingsPath, json.dumps(settings, indent=2).encode("utf-8"))
-
-    addresses = settings["publicAddresses"]
-    certificates = []
-    if https:
-        certificates = [_certificateFor(directory, addresses)]
-    scheme = "https" if https else "http"
-    tokenURIs = [tokenURI(scheme, address, port) for address in addresses]
-    destination = Destination(
+    saveSettings(directory, settings)
+    writeConnectionFile(directory, settings)
+    return Destination(
         directory=directory,
         userName=settings["account"]["user"],
         keyHash=settings["account"]["keyHash"],
         tokenSecret=bytes.fromhex(settings["tokenSecret"]),
-        tokenURIs=tokenURIs,
+        tokenURIs=tokenURIs(settings),
         capabilities=capabilitiesDocument(settings["capabilities"]),
         fullStoreAndReadSupport=settings["fullStoreAndReadSupport"],
         newlyPublished=newlyPublished,
     )
-    _writeConnectionFile(destination, settings, certificates, key)
-    return destination
+
+
+def tokenURIs(settings: dict) -> list[str]:
+    scheme = "https" if settings["https"] else "http"
+    return [tokenURI(scheme, address, settings["port"])
+            for address in settings["publicAddresses"]]
 
 
 FULL_SUPPORT = "FullStoreAndReadSupport"
@@ -202,6 +236,9 @@ def _publish(settings: dict, allowWithdrawal: bool) -> list[str]:
     @raise ValueError: naming what would be withdrawn.
     """
     enabled = set(settings["capabilities"])
+    unknown = enabled - set(CAPABILITY_GROUPS)
+    if unknown:
+        raise ValueError(f"unknown capabilities in settings: {', '.join(sorted(unknown))}")
     if settings["fullStoreAndReadSupport"]:
         enabled.add(FULL_SUPPORT)
     withdrawn = set(settings["published"]) - enabled
@@ -236,33 +273,52 @@ def _certificateFor(directory: str, addresses: list[str]) -> bytes:
     return certificatePEM
 
 
-def _writeConnectionFile(destination, settings, certificates, key) -> None:
-    path = destination.connectionFilePath
-    current = _readIfExists(path)
-    if key is None:
-        if current is None:
-            log.error(
-                "the connection file {path} is gone and only a hash of the "
-                "account key is kept: a new key is needed to write one",
-                path=path,
-            )
-            return
-        key = json.loads(current)["BlobAPIKey"]
-        if not account.verifyKey(key, destination.keyHash):
-            raise ValueError(f"{path} holds a key that is not this account's")
-    wanted = connectionfile.build(
+def buildConnectionFile(directory: str, settings: dict, key: str) -> bytes:
+    """The connection file that C{settings} and C{key} make."""
+    certificates = []
+    if settings["https"]:
+        certificates = [_certificateFor(directory, settings["publicAddresses"])]
+    encryption = settings.get("encryption")
+    return connectionfile.build(
         siteName=settings["siteName"],
         applicationName=APPLICATION_NAME,
         applicationVersion=__version__,
-        tokenURIs=destination.tokenURIs,
+        tokenURIs=tokenURIs(settings),
         certificatesPEM=certificates,
-        userName=destination.userName,
+        userName=settings["account"]["user"],
         key=key,
         containerType=settings["containerType"],
         fullStoreAndReadSupport=settings["fullStoreAndReadSupport"],
+        publicKeyPEM=encryption["publicKey"].encode("ascii") if encryption else None,
+        publicKeyId=encryption["publicKeyId"] if encryption else None,
     )
-    if wanted != current:
-        _writePrivate(path, wanted)
-        if current is not None:
-            log.warn("the connection file changed: upload {path} to Body Worn Manager "
-                     "again", path=path)
+
+
+def writeConnectionFile(directory: str, settings: dict, key: str | None = None) -> bool:
+    """
+    Write DATA/config.json if what it should say changed.  Without C{key},
+    the key is taken from the connection file already there (only its hash
+    is kept anywhere else).
+
+    @return: whether the file changed.
+    @raise ValueError: if there is no key to write.
+    """
+    path = os.path.join(directory, CONNECTION_FILE)
+    current = _readIfExists(path)
+    if key is None:
+        if current is None:
+            raise ValueError(
+                f"the connection file {path} is gone and only a hash of the account "
+                "key is kept: make a new key with 'bwscd credentials rotate'"
+            )
+        key = json.loads(current)["BlobAPIKey"]
+        if not account.verifyKey(key, settings["account"]["keyHash"]):
+            raise ValueError(f"{path} holds a key that is not this account's")
+    wanted = buildConnectionFile(directory, settings, key)
+    if wanted == current:
+        return False
+    _writePrivate(path, wanted)
+    if current is not None:
+        log.warn("the connection file changed: upload {path} to Body Worn Manager "
+                 "again", path=path)
+    return True
