@@ -33,7 +33,9 @@ def _generalName(address: str) -> x509.GeneralName:
         return x509.DNSName(address)
 
 
-def createSelfSigned(addresses: list[str], days: int = 825) -> tuple[bytes, bytes]:
+def createSelfSigned(
+    addresses: list[str], days: int = 825, keyPEM: bytes | None = None
+) -> tuple[bytes, bytes]:
     """
     Create a self-signed certificate and its private key.
 
@@ -41,6 +43,9 @@ def createSelfSigned(addresses: list[str], days: int = 825) -> tuple[bytes, byte
         the first one also becomes the subject's common name.
     @param days: how long it is valid.  The default is the longest that
         Apple's clients accept for a server certificate.
+
+    @param keyPEM: the private key to certify (renewing a certificate
+        without changing its key); a new one when L{None}.
 
     @return: the certificate PEM and the private key PEM (PKCS#8, not
         encrypted).
@@ -50,7 +55,11 @@ def createSelfSigned(addresses: list[str], days: int = 825) -> tuple[bytes, byte
     """
     if not addresses:
         raise ValueError("a certificate needs at least one address")
-    key = ec.generate_private_key(ec.SECP256R1())
+    key = (
+        ec.generate_private_key(ec.SECP256R1())
+        if keyPEM is None
+        else serialization.load_pem_private_key(keyPEM, password=None)
+    )
     name = x509.Name(
         [
             x509.NameAttribute(NameOID.COMMON_NAME, addresses[0][:_MAX_COMMON_NAME]),

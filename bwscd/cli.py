@@ -13,7 +13,7 @@ from bwscd.commands import CommandError
 DEFAULT_DATA = "bwscd-data"
 
 # Each a module in bwscd.commands.
-COMMANDS = ["categories"]
+COMMANDS = ["categories", "init", "connection_file", "cert", "credentials"]
 
 
 def addDataOption(parser) -> None:

@@ -24,6 +24,9 @@ import socket
 import struct
 from dataclasses import dataclass
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import NameOID
 from twisted.logger import Logger
 
 from bwscd import __version__, account, certificate, connectionfile
@@ -33,6 +36,10 @@ from bwscd.categories import CategoryFile
 SETTINGS = "settings.json"
 CERTIFICATE = "server.crt"
 PRIVATE_KEY = "server.key"
+# A certificate waiting to be served (bwscd cert renew/import): listed in
+# the connection file beside the served one until bwscd cert activate.
+STAGED_CERTIFICATE = "server.next.crt"
+STAGED_PRIVATE_KEY = "server.next.key"
 CONNECTION_FILE = "config.json"
 APPLICATION_NAME = "bwscd"
 
@@ -254,14 +261,29 @@ def _publish(settings: dict, allowWithdrawal: bool) -> list[str]:
     return newlyPublished
 
 
+def _selfSigned(certificatePEM: bytes) -> bool:
+    """Whether this is a certificate bwscd made (an imported one is never replaced)."""
+    leaf = x509.load_pem_x509_certificate(certificatePEM)
+    return leaf.issuer == leaf.subject and leaf.subject.get_attributes_for_oid(
+        NameOID.ORGANIZATION_NAME
+    ) == [x509.NameAttribute(NameOID.ORGANIZATION_NAME, APPLICATION_NAME)]
+
+
 def _certificateFor(directory: str, addresses: list[str]) -> bytes:
-    """The certificate on disk if it names every address, else a new one."""
+    """
+    The served certificate (and its chain), made anew if bwscd made it and
+    it does not name every public address.
+    """
     path = os.path.join(directory, CERTIFICATE)
     current = _readIfExists(path)
-    if current is not None and set(addresses) <= set(
-        certificate.subjectAltNames(current)
-    ):
-        return current
+    if current is not None:
+        if set(addresses) <= set(certificate.subjectAltNames(current)):
+            return current
+        if not _selfSigned(current):
+            log.warn("the certificate in {path} does not name every public address "
+                     "({addresses}); it was imported, so it is kept",
+                     path=path, addresses=", ".join(addresses))
+            return current
     certificatePEM, keyPEM = certificate.createSelfSigned(addresses)
     _writePrivate(os.path.join(directory, PRIVATE_KEY), keyPEM)
     _writePrivate(path, certificatePEM)
@@ -277,7 +299,13 @@ def buildConnectionFile(directory: str, settings: dict, key: str) -> bytes:
     """The connection file that C{settings} and C{key} make."""
     certificates = []
     if settings["https"]:
-        certificates = [_certificateFor(directory, settings["publicAddresses"])]
+        served = _certificateFor(directory, settings["publicAddresses"])
+        staged = _readIfExists(os.path.join(directory, STAGED_CERTIFICATE)) or b""
+        certificates = [
+            c.public_bytes(serialization.Encoding.PEM)
+            for c in x509.load_pem_x509_certificates(served)
+            + (x509.load_pem_x509_certificates(staged) if staged else [])
+        ]
     encryption = settings.get("encryption")
     return connectionfile.build(
         siteName=settings["siteName"],

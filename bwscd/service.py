@@ -3,11 +3,12 @@ C{twistd bwscd}: options, and the service that ties the parts together.
 """
 
 import os
+import signal
 
 from twisted.application.service import MultiService, Service
 from twisted.internet import reactor
 from twisted.internet.defer import gatherResults, inlineCallbacks
-from twisted.internet.ssl import CertificateOptions, PrivateCertificate, TLSVersion
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python import usage
 from twisted.python.threadpool import ThreadPool
@@ -17,12 +18,19 @@ from bwscd.account import TokenAuthority
 from bwscd.accesslog import AccessLoggingSite
 from bwscd.capabilities import PublishedDocuments
 from bwscd.categories import PublishedCategories
+from bwscd.credentials import Credentials
 from bwscd.events import EventLog, Events, LogSink, WebhookSink
 from bwscd.plugins import installedBackends, loadBackend
 from bwscd.registry import Registry
 from bwscd.swift import Authentication, Root, Storage
+from bwscd.tls import ServerCertificate
 
 log = Logger()
+
+# How often operator changes (certificate, keys) are looked for; SIGHUP
+# makes the server look at once.
+RELOAD_INTERVAL = 10
+EXPIRY_CHECK_INTERVAL = 24 * 60 * 60
 
 
 def _backendHelp() -> str:
@@ -120,7 +128,8 @@ class DestinationService(Service):
     capability documents into it, and only then starts listening.
     """
 
-    def __init__(self, options, site, backend, registry, documents, events, uploadPool):
+    def __init__(self, options, site, backend, registry, documents, events, uploadPool,
+                 credentials, certificate):
         self._options = options
         self._site = site
         self._backend = backend
@@ -128,7 +137,12 @@ class DestinationService(Service):
         self._documents = documents
         self._events = events
         self._uploadPool = uploadPool
+        self._credentials = credentials
+        self._certificate = certificate
+        self._settingsStamp = None
         self._port = None
+        self._watching = LoopingCall(self.reload)
+        self._expiry = LoopingCall(self._checkExpiry)
 
     def startService(self):
         super().startService()
@@ -154,6 +168,10 @@ class DestinationService(Service):
         if destination.newlyPublished:
             self._events.emit("capability.published", capabilities=destination.newlyPublished)
         self._port = self._listen()
+        self._watching.start(RELOAD_INTERVAL, now=False)
+        if self._certificate is not None:
+            self._expiry.start(EXPIRY_CHECK_INTERVAL)
+        signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(self.reload))
         log.info("storage: {backend}", backend=self._backend.description)
         log.info("connection file for Body Worn Manager: {path}",
                  path=destination.connectionFilePath)
@@ -162,20 +180,39 @@ class DestinationService(Service):
 
     def _listen(self):
         options = self._options
-        if options["http"]:
+        if self._certificate is None:
             return reactor.listenTCP(options["port"], self._site, interface=options["interface"])
-        destination = options["destination"]
-        with open(destination.certificatePath, "rb") as c, open(destination.privateKeyPath, "rb") as k:
-            certificate = PrivateCertificate.loadPEM(c.read() + k.read())
-        tls = CertificateOptions(
-            privateKey=certificate.privateKey.original,
-            certificate=certificate.original,
-            raiseMinimumTo=TLSVersion.TLSv1_2,
+        return reactor.listenSSL(
+            options["port"], self._site, self._certificate, interface=options["interface"]
         )
-        return reactor.listenSSL(options["port"], self._site, tls, interface=options["interface"])
+
+    def reload(self):
+        """
+        Take up what operator commands changed while running: the
+        certificate (new connections get it) and the accepted keys.
+        """
+        if self._certificate is not None:
+            self._certificate.reloadIfChanged()
+        stamp = os.stat(os.path.join(self._options["data"], datadir.SETTINGS)).st_mtime_ns
+        if stamp != self._settingsStamp:
+            if self._settingsStamp is not None:
+                log.info("settings changed: reloading the accepted account keys")
+            self._settingsStamp = stamp
+            self._credentials.reload()
+
+    def _checkExpiry(self):
+        if self._certificate.expiresSoon():
+            self._events.emit(
+                "certificate.expiring",
+                notValidAfter=self._certificate.notValidAfter.isoformat(),
+                hint="renew it with 'bwscd cert renew' and upload the connection file",
+            )
 
     def stopService(self):
         super().stopService()
+        for call in (self._watching, self._expiry):
+            if call.running:
+                call.stop()
         if self._port is not None:
             return self._port.stopListening()
 
@@ -201,6 +238,10 @@ def makeService(options) -> MultiService:
     webhooks = [WebhookSink(url, reactor) for url in options["webhook"]]
     events = Events([LogSink(), eventLog, *webhooks])
     authority = TokenAuthority(destination.tokenSecret, options["token-lifetime"])
+    credentials = Credentials(destination.directory)
+    certificate = None if options["http"] else ServerCertificate(
+        destination.certificatePath, destination.privateKeyPath
+    )
     registry = Registry(backend, events)
     documents = PublishedDocuments(
         backend,
@@ -210,14 +251,15 @@ def makeService(options) -> MultiService:
     uploadPool = ThreadPool(minthreads=0, maxthreads=options["upload-threads"],
                             name="bwscd-uploads")
     root = Root(
-        Authentication(destination, authority, reactor),
+        Authentication(credentials, authority, reactor),
         Storage(authority, backend, registry, events, reactor, uploadPool, documents),
     )
     site = AccessLoggingSite(root)
     site.displayTracebacks = False
     service = MultiService()
     DestinationService(
-        options, site, backend, registry, documents, events, uploadPool
+        options, site, backend, registry, documents, events, uploadPool,
+        credentials, certificate,
     ).setServiceParent(service)
     EventSinksService(eventLog, webhooks).setServiceParent(service)
     return service

@@ -152,9 +152,9 @@ def accountName(userName: str) -> str:
 class Authentication(SwiftResource):
     """C{GET /auth/v1.0}: credentials in, a signed, expiring token out."""
 
-    def __init__(self, destination, authority: account.TokenAuthority, reactor):
+    def __init__(self, credentials, authority: account.TokenAuthority, reactor):
         super().__init__()
-        self._destination = destination
+        self._credentials = credentials
         self._authority = authority
         self._reactor = reactor
         # One key check at a time, on one thread: scrypt takes 16 MiB each,
@@ -171,18 +171,18 @@ class Authentication(SwiftResource):
         key = request.getHeader(b"x-auth-key") or request.getHeader(b"x-storage-pass")
         if user is None or key is None:
             raise Unauthorized("X-Auth-User and X-Auth-Key are required")
-        expected = self._destination.userName.encode("utf-8")
-        sameUser = hmac.compare_digest(user, expected)
+        userName = self._credentials.userName
+        sameUser = hmac.compare_digest(user, userName.encode("utf-8"))
         # The key check costs real CPU (scrypt), so it runs off the reactor;
         # it runs whatever the user name, so timing tells nothing.
         rightKey = yield deferToThreadPool(
             self._reactor, self._checker,
-            account.verifyKey, key.decode("utf-8", "replace"), self._destination.keyHash,
+            self._credentials.accepts, key.decode("utf-8", "replace"),
         )
         if not (sameUser and rightKey):
             raise Unauthorized("wrong user name or key")
-        token, _ = self._authority.issue(self._destination.userName)
-        url = storageURL(request, self._destination.userName)
+        token, _ = self._authority.issue(userName)
+        url = storageURL(request, userName)
         return Response(
             HTTPStatus.OK,
             headers=[

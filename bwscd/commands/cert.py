@@ -1,0 +1,122 @@
+"""
+C{bwscd cert}: the HTTPS certificate.
+
+A new certificate is first I{staged}: the connection file lists it beside
+the served one, so the controller trusts both once the operator uploads
+that file.  C{activate} then serves it; the running server takes it up
+within seconds (or at once on SIGHUP) without dropping uploads in flight.
+"""
+
+import os
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+
+from bwscd import certificate, datadir
+from bwscd.commands import CommandError
+
+ERRORS = (ValueError,)
+
+
+def _path(arguments, name: str) -> str:
+    return os.path.join(arguments.data, name)
+
+
+def _describe(label: str, pem: bytes) -> None:
+    chain = x509.load_pem_x509_certificates(pem)
+    leaf = chain[0]
+    print(f"{label}: {leaf.subject.rfc4514_string()}")
+    print(f"  names: {', '.join(certificate.subjectAltNames(pem)) or '(none)'}")
+    print(f"  issuer: {leaf.issuer.rfc4514_string()}"
+          + ("" if len(chain) == 1 else f" (+{len(chain) - 1} in chain)"))
+    print(f"  valid: {leaf.not_valid_before_utc:%Y-%m-%d} to {leaf.not_valid_after_utc:%Y-%m-%d}")
+    print(f"  sha256: {leaf.fingerprint(hashes.SHA256()).hex(':')}")
+
+
+def _stage(arguments, certificatePEM: bytes, keyPEM: bytes) -> None:
+    """Stage a pair, then rewrite the connection file to list it."""
+    datadir._writePrivate(_path(arguments, datadir.STAGED_PRIVATE_KEY), keyPEM)
+    datadir._writePrivate(_path(arguments, datadir.STAGED_CERTIFICATE), certificatePEM)
+    settings = datadir.loadSettings(arguments.data)
+    datadir.writeConnectionFile(arguments.data, settings)
+    if arguments.activate:
+        _activate(arguments)
+    else:
+        print("staged; upload the connection file in Body Worn Manager, then run "
+              "'bwscd cert activate'")
+
+
+def _activate(arguments) -> None:
+    staged = _path(arguments, datadir.STAGED_CERTIFICATE)
+    if not os.path.exists(staged):
+        raise CommandError("no staged certificate: run 'bwscd cert renew' or 'import' first")
+    # The key first: the server reloads when both files have changed.
+    os.replace(_path(arguments, datadir.STAGED_PRIVATE_KEY),
+               _path(arguments, datadir.PRIVATE_KEY))
+    os.replace(staged, _path(arguments, datadir.CERTIFICATE))
+    datadir.writeConnectionFile(arguments.data, datadir.loadSettings(arguments.data))
+    print("activated; the running server serves it to new connections within seconds")
+
+
+def _readKeyPair(certificatePath, keyPath, chainPath) -> tuple[bytes, bytes]:
+    with open(certificatePath, "rb") as f:
+        certificatePEM = f.read()
+    with open(keyPath, "rb") as f:
+        keyPEM = f.read()
+    if chainPath:
+        with open(chainPath, "rb") as f:
+            certificatePEM = certificatePEM.rstrip(b"\n") + b"\n" + f.read()
+    try:
+        chain = x509.load_pem_x509_certificates(certificatePEM)
+        key = serialization.load_pem_private_key(keyPEM, password=None)
+    except ValueError as e:
+        raise CommandError(f"can't read the certificate or key: {e}")
+    public = serialization.PublicFormat.SubjectPublicKeyInfo
+    if key.public_key().public_bytes(serialization.Encoding.DER, public) != \
+            chain[0].public_key().public_bytes(serialization.Encoding.DER, public):
+        raise CommandError(f"{keyPath} is not the key of {certificatePath}")
+    if len(chain) > 10:
+        raise CommandError("the connection file holds at most 10 certificates")
+    return certificatePEM, keyPEM
+
+
+def run(arguments) -> None:
+    if arguments.action == "show":
+        for label, name in (("served", datadir.CERTIFICATE),
+                            ("staged", datadir.STAGED_CERTIFICATE)):
+            if os.path.exists(_path(arguments, name)):
+                with open(_path(arguments, name), "rb") as f:
+                    _describe(label, f.read())
+    elif arguments.action == "renew":
+        settings = datadir.loadSettings(arguments.data)
+        keyPEM = None
+        if not arguments.new_key:
+            with open(_path(arguments, datadir.PRIVATE_KEY), "rb") as f:
+                keyPEM = f.read()
+        certificatePEM, keyPEM = certificate.createSelfSigned(
+            settings["publicAddresses"], arguments.days, keyPEM)
+        _stage(arguments, certificatePEM, keyPEM)
+    elif arguments.action == "import":
+        _stage(arguments, *_readKeyPair(arguments.cert, arguments.key, arguments.chain))
+    elif arguments.action == "activate":
+        _activate(arguments)
+
+
+def register(subcommands, addDataOption) -> None:
+    parser = subcommands.add_parser("cert", help="the HTTPS certificate",
+                                    description=__doc__.strip().split("\n\n")[1])
+    addDataOption(parser)
+    actions = parser.add_subparsers(dest="action", required=True)
+    actions.add_parser("show", help="the served and the staged certificate")
+    renew = actions.add_parser("renew", help="stage a new self-signed certificate")
+    renew.add_argument("--days", type=int, default=825, help="validity (default 825)")
+    renew.add_argument("--new-key", action="store_true", help="with a new key too")
+    renew.add_argument("--activate", action="store_true", help="serve it at once")
+    imported = actions.add_parser("import", help="stage an operator's certificate "
+                                                 "(enterprise CA, ACME)")
+    imported.add_argument("--cert", required=True, help="the certificate (PEM)")
+    imported.add_argument("--key", required=True, help="its private key (PEM, unencrypted)")
+    imported.add_argument("--chain", help="intermediate and root certificates (PEM)")
+    imported.add_argument("--activate", action="store_true", help="serve it at once")
+    actions.add_parser("activate", help="serve the staged certificate")
+    parser.set_defaults(run=run, errors=ERRORS)

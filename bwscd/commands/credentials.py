@@ -1,0 +1,38 @@
+"""C{bwscd credentials}: the BWS account's key."""
+
+import time
+
+from bwscd import credentials, datadir
+
+ERRORS = (ValueError,)
+DAY = 24 * 60 * 60
+
+
+def run(arguments) -> None:
+    if arguments.action == "rotate":
+        credentials.rotate(arguments.data, arguments.grace_days * DAY)
+        print(f"new account key written to the connection file in {arguments.data}; "
+              f"upload it in Body Worn Manager: the old key works for "
+              f"{arguments.grace_days:g} more day(s)")
+        return
+    settings = datadir.loadSettings(arguments.data)
+    print(f"user {settings['account']['user']}")
+    for retiring in settings["account"].get("retiring", []):
+        if retiring["until"] > time.time():
+            until = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(retiring["until"]))
+            print(f"an older key is accepted until {until}")
+
+
+def register(subcommands, addDataOption) -> None:
+    parser = subcommands.add_parser("credentials", help="the controller's account key")
+    addDataOption(parser)
+    actions = parser.add_subparsers(dest="action", required=True)
+    actions.add_parser("show", help="the user name, and older keys still accepted")
+    rotate = actions.add_parser(
+        "rotate",
+        help="a new key in a new connection file; the old key keeps working a while",
+    )
+    rotate.add_argument("--grace-days", type=float, default=7,
+                        help="how long the old key keeps working (default 7; 0 stops "
+                             "every older key at once, for a key that leaked)")
+    parser.set_defaults(run=run, errors=ERRORS)

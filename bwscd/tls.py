@@ -1,0 +1,90 @@
+"""
+The certificate the server presents, replaced without a restart.
+
+When C{DATA/server.crt} or C{DATA/server.key} change (C{bwscd cert
+activate}, or an operator's own tooling such as an ACME client), the next
+TLS connection gets the new certificate; connections already open keep the
+one they started with, so uploads in flight complete.
+"""
+
+import os
+from datetime import datetime, timedelta, timezone
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
+from twisted.internet.ssl import Certificate, CertificateOptions, KeyPair, TLSVersion
+from twisted.logger import Logger
+from zope.interface import implementer
+
+EXPIRY_WARNING = timedelta(days=30)
+
+log = Logger()
+
+
+def certificatesIn(pem: bytes) -> list[x509.Certificate]:
+    """Every certificate in a PEM file: the server's first, then its chain."""
+    return x509.load_pem_x509_certificates(pem)
+
+
+def _stamp(path: str):
+    status = os.stat(path)
+    return (status.st_mtime_ns, status.st_size, status.st_ino)
+
+
+@implementer(IOpenSSLServerConnectionCreator)
+class ServerCertificate:
+    """
+    TLS (1.2 or newer) with the certificate, chain and key in two files,
+    read again by L{reloadIfChanged}.
+    """
+
+    def __init__(self, certificatePath: str, keyPath: str):
+        self._certificatePath = certificatePath
+        self._keyPath = keyPath
+        self._stamps = None
+        self._options: CertificateOptions | None = None
+        self.reloadIfChanged()
+
+    def serverConnectionForTLS(self, protocol):
+        return self._options.serverConnectionForTLS(protocol)
+
+    def reloadIfChanged(self) -> bool:
+        """
+        Use the files' certificate for new connections if they changed.  A
+        pair that can't be used (half-written, key not matching) is logged
+        and the current one kept; the first load raises instead.
+        """
+        stamps = (_stamp(self._certificatePath), _stamp(self._keyPath))
+        if stamps == self._stamps:
+            return False
+        try:
+            with open(self._certificatePath, "rb") as c, open(self._keyPath, "rb") as k:
+                chainPEM, keyPEM = c.read(), k.read()
+            chain = certificatesIn(chainPEM)
+            options = CertificateOptions(
+                privateKey=KeyPair.load(keyPEM, 1).original,
+                certificate=Certificate.loadPEM(chainPEM).original,
+                extraCertChain=[
+                    Certificate.loadPEM(c.public_bytes(serialization.Encoding.PEM)).original
+                    for c in chain[1:]
+                ],
+                raiseMinimumTo=TLSVersion.TLSv1_2,
+            )
+            options.getContext()  # fails now if the key does not match
+        except Exception as e:
+            if self._options is None:
+                raise
+            log.error("kept the current certificate: {path} can't be used: {error}",
+                      path=self._certificatePath, error=e)
+            return False
+        self._stamps = stamps
+        self._options = options
+        self.notValidAfter = chain[0].not_valid_after_utc
+        log.info("serving the certificate in {path}, valid until {until}",
+                     path=self._certificatePath, until=self.notValidAfter.isoformat())
+        return True
+
+    def expiresSoon(self, now: datetime | None = None) -> bool:
+        now = now or datetime.now(timezone.utc)
+        return self.notValidAfter - now < EXPIRY_WARNING

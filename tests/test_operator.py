@@ -1,0 +1,261 @@
+"""
+The operator's commands, run as an operator runs them: C{bwscd ...} in a
+subprocess, against a data directory and, where it matters, a running
+C{twistd bwscd}.
+"""
+
+import base64
+import datetime
+import hashlib
+import http.client
+import json
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import time
+
+import pytest
+import swiftclient
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from swiftclient.exceptions import ClientException
+
+from bwscd import connectionfile
+
+BWSCD = os.path.join(os.path.dirname(sys.executable), "bwscd")
+
+
+def bwscd(*arguments, check=True):
+    result = subprocess.run([BWSCD, *arguments], capture_output=True, text=True,
+                            timeout=120, stdin=subprocess.DEVNULL)
+    if check and result.returncode != 0:
+        raise AssertionError(f"bwscd {arguments} failed: {result.stderr}")
+    return result
+
+
+def refused(*arguments) -> str:
+    """Run a command that must fail with one clear line; return that line."""
+    result = bwscd(*arguments, check=False)
+    assert result.returncode == 1, result
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def connectionFile(data) -> dict:
+    with open(os.path.join(data, "config.json"), "rb") as f:
+        return connectionfile.validate(f.read())
+
+
+def servedFingerprint(port) -> str:
+    """The SHA-256 of the certificate a fresh TLS client is shown."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port)) as raw:
+        with context.wrap_socket(raw) as tls:
+            return hashlib.sha256(tls.getpeercert(binary_form=True)).hexdigest()
+
+
+def fingerprintOf(pem: bytes) -> str:
+    return x509.load_pem_x509_certificate(pem).fingerprint(hashes.SHA256()).hex()
+
+
+def test_init_from_flags_without_questions(tmp_path):
+    data = str(tmp_path / "d")
+    result = bwscd("init", "--data", data, "--public-address", "bwscd.example.org",
+                   "--public-address", "10.9.8.7", "--port", "9443", "--site-name",
+                   "North station", "--container-type", "mp4",
+                   "--capability", "StoreReadSystemID", "--capability", "StoreBookmarks")
+    assert "upload" in result.stdout
+    conf = connectionFile(data)
+    assert conf["SiteName"] == "North station"
+    assert conf["ContainerType"] == "mp4"
+    assert conf["AuthenticationTokenURI"] == [
+        "https://bwscd.example.org:9443/auth/v1.0", "https://10.9.8.7:9443/auth/v1.0"]
+    with open(os.path.join(data, "settings.json")) as f:
+        assert json.load(f)["capabilities"] == ["StoreBookmarks", "StoreReadSystemID"]
+    assert refused("init", "--data", data) == \
+        f"bwscd init: {data} already holds a bwscd data directory"
+
+
+def test_connection_file_out_and_check(tmp_path):
+    data = str(tmp_path / "d")
+    bwscd("init", "--data", data, "--public-address", "127.0.0.1")
+    out = str(tmp_path / "copy.json")
+    bwscd("connection-file", "--data", data, "--out", out)
+    with open(out, "rb") as f, open(os.path.join(data, "config.json"), "rb") as g:
+        assert f.read() == g.read()
+    assert oct(os.stat(out).st_mode & 0o777) == "0o600"
+    assert bwscd("connection-file", "--data", data, "--check", out).stdout.strip() == \
+        f"{out} is a valid connection file"
+
+    broken = dict(json.load(open(out)), SiteName=7, Extra=1)
+    with open(out, "w") as f:
+        json.dump(broken, f)
+    line = refused("connection-file", "--data", data, "--check", out)
+    assert "SiteName" in line and "Extra" in line
+
+    # The last file issued says FullStoreAndReadSupport: true; going back is not allowed.
+    issued = json.load(open(os.path.join(data, "config.json")))
+    issued["FullStoreAndReadSupport"] = True
+    with open(os.path.join(data, "config.json"), "w") as f:
+        json.dump(issued, f)
+    candidate = dict(issued, FullStoreAndReadSupport=False)
+    with open(out, "w") as f:
+        json.dump(candidate, f)
+    assert "FullStoreAndReadSupport: may only change from false to true" in refused(
+        "connection-file", "--data", data, "--check", out)
+
+
+def test_renewed_certificate_reaches_new_clients_and_spares_uploads_in_flight(
+        launch, dataDirectory):
+    server = launch(dataDirectory)
+    swift = server.connection()
+    swift.put_container("Users")
+    url, token = swift.get_auth()
+    with open(os.path.join(dataDirectory, "server.crt"), "rb") as f:
+        old = f.read()
+    assert servedFingerprint(server.port) == fingerprintOf(old)
+
+    # An upload starts with the old certificate...
+    context = ssl.create_default_context(cafile=server.caFile)
+    inflight = http.client.HTTPSConnection("127.0.0.1", server.port, context=context)
+    inflight.putrequest("PUT", url.split(str(server.port), 1)[1] + "/Users/inflight")
+    inflight.putheader("X-Auth-Token", token)
+    inflight.putheader("Content-Length", str(4 << 20))
+    inflight.endheaders()
+    inflight.send(b"a" * (2 << 20))
+
+    # ...the operator stages a new one: the connection file lists both...
+    bwscd("cert", "--data", dataDirectory, "renew", "--new-key")
+    assert len(connectionFile(dataDirectory)["HTTPSCertificate"]) == 2
+    # ...then activates it; the server takes it up on SIGHUP.
+    bwscd("cert", "--data", dataDirectory, "activate")
+    with open(os.path.join(dataDirectory, "server.crt"), "rb") as f:
+        new = f.read()
+    assert fingerprintOf(new) != fingerprintOf(old)
+    assert [base64.b64decode(c) for c in connectionFile(dataDirectory)["HTTPSCertificate"]] \
+        == [new]
+    server.process.send_signal(__import__("signal").SIGHUP)
+    deadline = time.monotonic() + 15
+    while servedFingerprint(server.port) != fingerprintOf(new):
+        assert time.monotonic() < deadline, "the new certificate was never served"
+        time.sleep(0.2)
+
+    inflight.send(b"a" * (2 << 20))
+    assert inflight.getresponse().status == 201
+    # A client that trusts only the new certificate gets through.
+    os.remove(server.caFile)
+    server.connection().head_account()
+
+
+def _certificateAuthority():
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test Police CA")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                   .public_key(key.public_key()).serial_number(1)
+                   .not_valid_before(now - datetime.timedelta(days=1))
+                   .not_valid_after(now + datetime.timedelta(days=3650))
+                   .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+                   .sign(key, hashes.SHA256()))
+    return key, certificate
+
+
+def _issue(caKey, caCertificate, days):
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (x509.CertificateBuilder()
+                   .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+                   .issuer_name(caCertificate.subject).public_key(key.public_key())
+                   .serial_number(2).not_valid_before(now - datetime.timedelta(days=1))
+                   .not_valid_after(now + datetime.timedelta(days=days))
+                   .add_extension(x509.SubjectAlternativeName(
+                       [x509.IPAddress(__import__("ipaddress").ip_address("127.0.0.1"))]), False)
+                   .sign(caKey, hashes.SHA256()))
+    return key, certificate
+
+
+def test_imported_certificate_with_chain_and_expiry_warning(launch, dataDirectory, tmp_path):
+    server = launch(dataDirectory)
+    caKey, caCertificate = _certificateAuthority()
+    key, leaf = _issue(caKey, caCertificate, days=10)
+    files = {}
+    for name, data in [
+        ("leaf.pem", leaf.public_bytes(serialization.Encoding.PEM)),
+        ("ca.pem", caCertificate.public_bytes(serialization.Encoding.PEM)),
+        ("key.pem", key.private_bytes(serialization.Encoding.PEM,
+                                      serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption())),
+        ("other-key.pem", ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption())),
+    ]:
+        files[name] = str(tmp_path / name)
+        with open(files[name], "wb") as f:
+            f.write(data)
+    assert "is not the key of" in refused("cert", "--data", dataDirectory, "import",
+                                          "--cert", files["leaf.pem"],
+                                          "--key", files["other-key.pem"])
+    bwscd("cert", "--data", dataDirectory, "import", "--cert", files["leaf.pem"],
+          "--key", files["key.pem"], "--chain", files["ca.pem"], "--activate")
+    listed = [base64.b64decode(c) for c in connectionFile(dataDirectory)["HTTPSCertificate"]]
+    assert [fingerprintOf(c) for c in listed] == [
+        leaf.fingerprint(hashes.SHA256()).hex(), caCertificate.fingerprint(hashes.SHA256()).hex()]
+    shown = bwscd("cert", "--data", dataDirectory, "show").stdout
+    assert "Test Police CA" in shown and "(+1 in chain)" in shown
+
+    # A restart serves it (imported: never replaced) and warns of its expiry.
+    server.stop()
+    again = launch(dataDirectory, port=server.port)
+    assert servedFingerprint(again.port) == leaf.fingerprint(hashes.SHA256()).hex()
+    ca = str(tmp_path / "trust.pem")
+    with open(ca, "wb") as f:
+        f.write(caCertificate.public_bytes(serialization.Encoding.PEM))
+    conf = again.connectionFile
+    swiftclient.Connection(authurl=again.authURL, user=conf["BlobAPIUserName"],
+                           key=conf["BlobAPIKey"], cacert=ca, retries=0).head_account()
+    expiring = [e for e in again.events() if e["type"] == "certificate.expiring"]
+    assert expiring and expiring[-1]["notValidAfter"].startswith(
+        leaf.not_valid_after_utc.date().isoformat())
+
+
+def test_credentials_rotation_with_a_grace_period(launch, dataDirectory):
+    server = launch(dataDirectory)
+    old = server.connectionFile
+    bwscd("credentials", "--data", dataDirectory, "rotate", "--grace-days", "1")
+    new = server.connectionFile
+    assert new["BlobAPIKey"] != old["BlobAPIKey"]
+    assert new["BlobAPIUserName"] == old["BlobAPIUserName"]
+    assert "an older key is accepted until" in bwscd(
+        "credentials", "--data", dataDirectory, "show").stdout
+    server.process.send_signal(__import__("signal").SIGHUP)
+    time.sleep(1)
+    server.connection().head_account()  # the new key
+    stale = server.connection()
+    stale.key = old["BlobAPIKey"]
+    stale.head_account()  # the old key, within its grace period
+
+    bwscd("credentials", "--data", dataDirectory, "rotate", "--grace-days", "0")
+    server.process.send_signal(__import__("signal").SIGHUP)
+    time.sleep(1)
+    for key in (old["BlobAPIKey"], new["BlobAPIKey"]):
+        stale = server.connection()
+        stale.key = key
+        with pytest.raises(ClientException) as caught:
+            stale.head_account()
+        assert caught.value.http_status == 401
+    server.connection().head_account()
+    assert old["BlobAPIKey"] not in server.log() and new["BlobAPIKey"] not in server.log()
+
+
+def test_missing_data_directory_is_one_clear_line(tmp_path):
+    line = refused("credentials", "--data", str(tmp_path / "none"), "show")
+    assert line == f"bwscd credentials: {tmp_path / 'none'} is not a bwscd data directory " \
+                   "(no settings.json)"
