@@ -50,6 +50,7 @@ STATE_DIRECTORY = ".bwscd"
 _XATTR_MD5 = "user.bwscd.md5"
 _XATTR_SHA256 = "user.bwscd.sha256"
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+_CONFLICT_SUFFIX = ".conflict-"
 
 log = Logger()
 
@@ -129,12 +130,33 @@ class FilesystemBackend:
             f"{_fsName(container)}.{_fsName(name)}{METADATA_SUFFIX}",
         )
 
-    def _checkObjectName(self, container: str, name: str) -> None:
+    def _checkLengths(self, what: str, *paths: str) -> None:
+        """
+        Refuse a name whose files would have a component longer than the
+        filesystem allows: it could never be stored, so it is a 400, not a
+        failure to retry.
+        """
+        limit = os.pathconf(self.root, "PC_NAME_MAX")
+        for path in paths:
+            if any(len(part.encode("utf-8")) > limit for part in path.split("/")):
+                raise BadRequest(
+                    f"{what} is too long for this filesystem's {limit}-byte file names "
+                    "(with the layout's metadata suffix)"
+                )
+
+    def _checkObjectName(self, container: str, name: str, writeOnce: bool) -> None:
         """
         Refuse, before the body is read, a name the layout can't hold: one
-        reserved for the layout's own files, or one whose path would need a
-        file to be a directory or the other way round (C{a} and C{a/b}).
+        reserved for the layout's own files, one too long, or one whose path
+        would need a file to be a directory or the other way round (C{a} and
+        C{a/b}).
         """
+        fsName, fsContainer = _fsName(name), _fsName(container)
+        names = [fsName, f"{fsContainer}.{fsName}{METADATA_SUFFIX}"]
+        if writeOnce:
+            copy = f"{fsName}{_CONFLICT_SUFFIX}0123456789abcdef"
+            names += [copy, f"{fsContainer}.{copy}{METADATA_SUFFIX}"]
+        self._checkLengths(f"object name {name!r}", *names)
         first = _fsName(name).split("/")[0]
         if first == COMPLETE_MARKER or first.startswith(_fsName(container) + "."):
             raise BadRequest(
@@ -229,6 +251,8 @@ class FilesystemBackend:
                              self._putContainer, container, metadata)
 
     def _putContainer(self, container: str, metadata: dict[str, str]) -> bool:
+        self._checkLengths(f"container name {container!r}",
+                           _fsName(container) + METADATA_SUFFIX)
         path = self._containerPath(container)
         created = not os.path.isdir(path)
         if created:
@@ -304,7 +328,7 @@ class FilesystemBackend:
     def _openObject(self, container, name, metadata, length, writeOnce) -> "FileWriter":
         if not os.path.isdir(self._containerPath(container)):
             raise NotFound(f"no container {container!r}")
-        self._checkObjectName(container, name)
+        self._checkObjectName(container, name, writeOnce)
         status = os.statvfs(self.root)
         free = status.f_bavail * status.f_frsize
         if (length or 0) + self.reserve > free:
@@ -436,7 +460,7 @@ class FileWriter:
         is idempotent too.
         """
         backend = self._backend
-        for name in (self._name, f"{self._name}.conflict-{digests.sha256[:16]}"):
+        for name in (self._name, f"{self._name}{_CONFLICT_SUFFIX}{digests.sha256[:16]}"):
             with backend._commitLock:
                 existing = backend._objectInfo(self._container, name)
                 if existing is None:

@@ -12,7 +12,11 @@ category since removed are still accepted and kept: the API says so.
 import json
 import os
 
+from twisted.logger import Logger
+
 from bwscd.capabilities import Document, categoriesDocument
+
+log = Logger()
 
 FILENAME = "categories.json"
 
@@ -98,10 +102,9 @@ class PublishedCategories:
     def __init__(self, categoryFile: CategoryFile, events):
         self._file = categoryFile
         self._events = events
-        self._stamp = None
-        self._categories: list[dict[str, str]] = []
-        self.document: Document = categoriesDocument([])
-        self.refresh()
+        self._stamp = self._fileStamp()
+        self._categories = categoryFile.read()
+        self.document: Document = categoriesDocument(self._categories)
 
     def _fileStamp(self):
         try:
@@ -117,20 +120,23 @@ class PublishedCategories:
         @return: whether the published list changed.
         """
         stamp = self._fileStamp()
-        if stamp == self._stamp and self._stamp is not None:
+        if stamp == self._stamp:
             return False
         self._stamp = stamp
-        categories = self._file.read()
+        try:
+            categories = self._file.read()
+        except CategoryError as e:
+            log.error("kept the published categories: {error}", error=e)
+            return False
         if categories == self._categories:
             return False
         before = {c["Id"]: c for c in self._categories}
         after = {c["Id"]: c for c in categories}
-        if self._categories:
-            self._events.emit(
-                "category.changed",
-                added=[c for i, c in after.items() if before.get(i) != c],
-                removed=[c for i, c in before.items() if after.get(i) != c],
-            )
+        self._events.emit(
+            "category.changed",
+            added=[c for i, c in after.items() if before.get(i) != c],
+            removed=[c for i, c in before.items() if after.get(i) != c],
+        )
         self._categories = categories
         self.document = categoriesDocument(categories)
         return True

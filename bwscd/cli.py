@@ -13,7 +13,7 @@ from bwscd.commands import CommandError
 DEFAULT_DATA = "bwscd-data"
 
 # Each a module in bwscd.commands.
-COMMANDS = ["categories", "init", "connection_file", "cert", "credentials"]
+COMMANDS = ["categories", "backup", "init", "connection_file", "cert", "credentials", "keys", "decrypt"]
 
 
 def addDataOption(parser) -> None:
@@ -24,7 +24,10 @@ def addDataOption(parser) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="bwscd", description=__doc__.split("\n\n")[0])
+    top = argparse.ArgumentParser(
+        prog="bwscd",
+        description="Operator commands for bwscd, the body worn content destination.",
+    )
     subcommands = top.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
         importlib.import_module(f"bwscd.commands.{name}").register(subcommands, addDataOption)

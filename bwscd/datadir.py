@@ -59,6 +59,8 @@ class Destination:
     fullStoreAndReadSupport: bool
     newlyPublished: list[str]
     """Capabilities published for the first time by this start."""
+    encrypted: bool
+    """Whether the controller is asked to encrypt content (bwscd keys)."""
 
     @property
     def categoryFile(self) -> CategoryFile:
@@ -146,7 +148,14 @@ def newSettings(
     siteName: str | None = None,
     capabilities: list[str] | None = None,
 ) -> tuple[dict, str]:
-    """A new account and settings; returns them with the account's key."""
+    """
+    A new account and settings; returns them with the account's key.
+
+    @raise ValueError: for an unknown capability.
+    """
+    unknown = set(capabilities or ()) - set(CAPABILITY_GROUPS)
+    if unknown:
+        raise ValueError(f"unknown capabilities: {', '.join(sorted(unknown))}")
     userName, key = account.newUserName(), account.newKey()
     settings = {
         "account": {"user": userName, "keyHash": account.hashKey(key)},
@@ -169,7 +178,6 @@ def create(directory: str, settings: dict, key: str, *, port: int, https: bool) 
     if _readIfExists(os.path.join(directory, SETTINGS)) is not None:
         raise ValueError(f"{directory} already holds a bwscd data directory")
     settings.update(port=port, https=https)
-    _publish(settings, allowWithdrawal=False)
     CategoryFile(directory).write(CategoryFile(directory).read())
     saveSettings(directory, settings)
     writeConnectionFile(directory, settings, key)
@@ -221,6 +229,7 @@ def prepare(
         capabilities=capabilitiesDocument(settings["capabilities"]),
         fullStoreAndReadSupport=settings["fullStoreAndReadSupport"],
         newlyPublished=newlyPublished,
+        encrypted=bool(settings.get("encryption")),
     )
 
 

@@ -105,9 +105,9 @@ class Registry:
         """
         if container != SYSTEM:
             return
-        known = self._entries[SYSTEM].get(name)
+        known = self._entries[SYSTEM].get(name) or {}
         wanted = metadata.get("Connectionid")
-        if known and wanted is not None and wanted != known.get("connectionId"):
+        if known.get("connectionId") and wanted is not None and wanted != known["connectionId"]:
             self._events.emit(
                 "system.connection-id-refused",
                 system=name,
@@ -116,10 +116,11 @@ class Registry:
             )
             raise Forbidden(f"system {name}: ConnectionId is set once and never changes")
 
+    @inlineCallbacks
     def record(self, container: str, name: str, metadata: dict[str, str]):
         """
-        Take a stored registry object into the registry, emit what changed,
-        and keep it.
+        Take a stored registry object into the registry, keep it, then emit
+        what changed.
 
         @return: L{Deferred} firing once the registry is durable.
         """
@@ -133,26 +134,26 @@ class Registry:
         now = _iso(self._clock())
         kind = _EVENT_PREFIX[container]
         if previous is None:
-            entry = dict(fields, history=[dict(fields, since=now)])
-            entries[name] = entry
+            entries[name] = dict(fields, history=[dict(fields, since=now)])
+            yield self._persist()
             self._events.emit(f"{kind}.registered", id=name, **fields)
-        else:
-            current = {k: v for k, v in previous.items() if k != "history"}
-            if container == SYSTEM:
-                # Only what may change changes: the ConnectionId stays.
-                fields.pop("connectionId", None)
-            merged = dict(current, **fields) if container == SYSTEM else fields
-            if merged == current:
-                return self._persist()
-            renamed = any(merged.get(f) != current.get(f) for f in _NAMES[container])
-            entries[name] = dict(merged, history=previous["history"] + [dict(merged, since=now)])
-            self._events.emit(
-                f"{kind}.renamed" if renamed else f"{kind}.updated",
-                id=name,
-                previous=current,
-                **merged,
-            )
-        return self._persist()
+            return
+        current = {k: v for k, v in previous.items() if k != "history"}
+        if container == SYSTEM and current.get("connectionId"):
+            # Only what may change changes: a ConnectionId once set stays.
+            fields.pop("connectionId", None)
+        merged = dict(current, **fields) if container == SYSTEM else fields
+        if merged == current:
+            return
+        renamed = any(merged.get(f) != current.get(f) for f in _NAMES[container])
+        entries[name] = dict(merged, history=previous["history"] + [dict(merged, since=now)])
+        yield self._persist()
+        self._events.emit(
+            f"{kind}.renamed" if renamed else f"{kind}.updated",
+            id=name,
+            previous=current,
+            **merged,
+        )
 
     def _persist(self):
         # The lock orders the writes, and each writes the state as it is

@@ -118,6 +118,7 @@ class Options(usage.Options):
                 containerType=self["container-type"],
                 allowWithdrawal=self["allow-capability-withdrawal"],
             )
+            self["destination"].categoryFile.read()  # a broken file stops the start
         except ValueError as e:
             raise usage.UsageError(str(e))
 
@@ -252,7 +253,8 @@ def makeService(options) -> MultiService:
                             name="bwscd-uploads")
     root = Root(
         Authentication(credentials, authority, reactor),
-        Storage(authority, backend, registry, events, reactor, uploadPool, documents),
+        Storage(authority, backend, registry, events, reactor, uploadPool, documents,
+                encrypted=destination.encrypted),
     )
     site = AccessLoggingSite(root)
     site.displayTracebacks = False

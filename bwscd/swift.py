@@ -39,6 +39,7 @@ from bwscd.upload import Abandoned, Upload
 log = Logger()
 
 SYSTEM = "System"
+COMPLETE = "Complete"
 GNSS_SUFFIX = "_gpstrail.json"
 # GNSS tracks are small (a point every few seconds); this bounds what is
 # held in memory to check one.
@@ -221,6 +222,14 @@ def _expectedMD5(request) -> str | None:
     return etag.decode("latin-1").strip().strip('"').lower()
 
 
+def _jsonProblem(data: bytes) -> str | None:
+    try:
+        json.loads(data)
+    except ValueError as e:
+        return f"not valid JSON: {e}"
+    return None
+
+
 def _created(stored) -> Response:
     return Response(
         HTTPStatus.CREATED,
@@ -291,6 +300,7 @@ class Storage(SwiftResource):
         recording = None
         if self._isEvidence(container) and not isRejectedContent(container):
             recording = self._registry.recording(container)
+        before = yield self._statusOf(container)
         created = yield self._backend.putContainer(container, changes)
         if created and recording is not None:
             self._events.emit("recording.started", container=container,
@@ -302,18 +312,28 @@ class Storage(SwiftResource):
                 originalContainer=changes.get("Rejectedcontentoriginalcontainer", ""),
                 reason=changes.get("Rejectedcontentreason", ""),
             )
-        self._noteCompletion(container, changes)
+        self._noteCompletion(container, before, changes)
         return Response(HTTPStatus.CREATED if created else HTTPStatus.ACCEPTED)
 
     @inlineCallbacks
     def POST_container(self, request, target):
         changes = constraints.parseMetadata(request.requestHeaders, CONTAINER)
+        before = yield self._statusOf(target.container)
         yield self._backend.updateContainer(target.container, changes)
-        self._noteCompletion(target.container, changes)
+        self._noteCompletion(target.container, before, changes)
         return Response(HTTPStatus.NO_CONTENT)
 
-    def _noteCompletion(self, container, changes):
-        if changes.get("Status") == "Complete":
+    @inlineCallbacks
+    def _statusOf(self, container):
+        """A recording's Status; L{None} for anything else, or a new container."""
+        if not self._isEvidence(container):
+            return None
+        info = yield self._backend.containerInfo(container)
+        return None if info is None else info.metadata.get("Status")
+
+    def _noteCompletion(self, container, before, changes):
+        if (self._isEvidence(container) and before != COMPLETE
+                and changes.get("Status") == COMPLETE):
             self._events.emit("recording.complete", container=container)
 
     @inlineCallbacks
@@ -399,10 +419,7 @@ class Storage(SwiftResource):
             self._registry.check(container, name, metadata)
         body = request.body
         length = None if body.length is UNKNOWN_LENGTH else body.length
-        afterComplete = False
-        if evidence:
-            info = yield self._backend.containerInfo(container)
-            afterComplete = info is not None and info.metadata.get("Status") == "Complete"
+        afterComplete = evidence and (yield self._statusOf(container)) == COMPLETE
         writer = yield self._backend.openObject(container, name, metadata, length,
                                                 writeOnce=evidence)
         upload = Upload(self._reactor, self._uploadPool, writer, length, expectedMD5,
@@ -426,26 +443,25 @@ class Storage(SwiftResource):
                                            f"kept as {stored.name!r}")
         if afterComplete:
             self._anomaly(container, name, "written after the recording was Complete")
-        if name.endswith(GNSS_SUFFIX) and not stored.existed:
-            self._checkTrack(container, stored.name, upload.kept)
+        if name.endswith(GNSS_SUFFIX) and not stored.existed and not self._encrypted:
+            yield self._checkTrack(container, stored.name, upload.kept)
         return _created(stored)
 
     def _anomaly(self, container, name, what):
         self._events.emit("recording.anomaly", container=container, object=name, anomaly=what)
 
+    @inlineCallbacks
     def _checkTrack(self, container, name, kept):
         """
-        A GNSS track is kept whatever it holds; one that is not JSON (or
-        too large to check) is flagged.  Encrypted tracks are not JSON.
+        A GNSS track is kept whatever it holds; one that is not JSON is
+        flagged, one too large to hold in memory is reported unchecked.
+        (Encrypted tracks are not JSON: they are not checked.)
         """
-        if self._encrypted:
-            return
         if kept is None:
-            problem = f"larger than {GNSS_CHECK_LIMIT} bytes, not checked"
-        else:
-            try:
-                json.loads(kept)
-                return
-            except ValueError as e:
-                problem = f"not valid JSON: {e}"
-        self._events.emit("gnss.invalid", container=container, object=name, problem=problem)
+            self._events.emit("gnss.unchecked", container=container, object=name,
+                              reason=f"larger than {GNSS_CHECK_LIMIT} bytes")
+            return
+        problem = yield deferToThreadPool(self._reactor, self._uploadPool, _jsonProblem, kept)
+        if problem is not None:
+            self._events.emit("gnss.invalid", container=container, object=name,
+                              problem=problem)

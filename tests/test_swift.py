@@ -339,3 +339,10 @@ def test_logins_do_not_pile_up_memory(server):
     with ThreadPoolExecutor(12) as pool:
         list(pool.map(lambda c: c.get_auth(), connections))
     assert rss() - before < 40 << 20
+
+
+def test_names_too_long_for_the_filesystem_are_400(swift, recording):
+    # Within Swift's limits, but "<container>.<object>.metadata.json" is
+    # longer than a file name may be: never storable, so 400, not 503.
+    assert status(swift.put_object, recording, "x" * 200, b"data") == 400
+    assert status(swift.put_container, "RejectedContent_UnknownTime_" + "y" * 220) == 400

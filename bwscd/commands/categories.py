@@ -2,12 +2,14 @@
 
 import json
 
-from bwscd.categories import CategoryError, CategoryFile
+from bwscd import datadir
+from bwscd.categories import CategoryFile
 
-ERRORS = (CategoryError,)
+ERRORS = (ValueError,)  # CategoryError, and a directory that is not bwscd's
 
 
 def run(arguments) -> None:
+    datadir.loadSettings(arguments.data)
     categories = CategoryFile(arguments.data)
     if arguments.action == "list":
         for category in categories.read():

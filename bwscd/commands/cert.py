@@ -103,8 +103,14 @@ def run(arguments) -> None:
 
 
 def register(subcommands, addDataOption) -> None:
-    parser = subcommands.add_parser("cert", help="the HTTPS certificate",
-                                    description=__doc__.strip().split("\n\n")[1])
+    parser = subcommands.add_parser(
+        "cert",
+        help="the HTTPS certificate",
+        description="A new certificate is staged first and listed in the connection "
+        "file beside the served one; upload that file in Body Worn Manager, then "
+        "'activate' serves it.  The running server takes it up within seconds (at "
+        "once on SIGHUP) without dropping uploads in flight.",
+    )
     addDataOption(parser)
     actions = parser.add_subparsers(dest="action", required=True)
     actions.add_parser("show", help="the served and the staged certificate")
