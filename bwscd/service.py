@@ -130,7 +130,7 @@ class DestinationService(Service):
     """
 
     def __init__(self, options, site, backend, registry, documents, events, uploadPool,
-                 credentials, certificate):
+                 credentials, certificate, storage):
         self._options = options
         self._site = site
         self._backend = backend
@@ -140,6 +140,7 @@ class DestinationService(Service):
         self._uploadPool = uploadPool
         self._credentials = credentials
         self._certificate = certificate
+        self._storage = storage
         self._settingsStamp = None
         self._port = None
         self._watching = LoopingCall(self.reload)
@@ -197,9 +198,11 @@ class DestinationService(Service):
         stamp = os.stat(os.path.join(self._options["data"], datadir.SETTINGS)).st_mtime_ns
         if stamp != self._settingsStamp:
             if self._settingsStamp is not None:
-                log.info("settings changed: reloading the accepted account keys")
+                log.info("settings changed: reloading account keys and encryption")
             self._settingsStamp = stamp
             self._credentials.reload()
+            self._storage.encrypted = bool(
+                datadir.loadSettings(self._options["data"]).get("encryption"))
 
     def _checkExpiry(self):
         if self._certificate.expiresSoon():
@@ -251,17 +254,15 @@ def makeService(options) -> MultiService:
     )
     uploadPool = ThreadPool(minthreads=0, maxthreads=options["upload-threads"],
                             name="bwscd-uploads")
-    root = Root(
-        Authentication(credentials, authority, reactor),
-        Storage(authority, backend, registry, events, reactor, uploadPool, documents,
-                encrypted=destination.encrypted),
-    )
+    storage = Storage(authority, backend, registry, events, reactor, uploadPool, documents,
+                      encrypted=destination.encrypted)
+    root = Root(Authentication(credentials, authority, reactor), storage)
     site = AccessLoggingSite(root)
     site.displayTracebacks = False
     service = MultiService()
     DestinationService(
         options, site, backend, registry, documents, events, uploadPool,
-        credentials, certificate,
+        credentials, certificate, storage,
     ).setServiceParent(service)
     EventSinksService(eventLog, webhooks).setServiceParent(service)
     return service

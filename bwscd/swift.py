@@ -260,7 +260,8 @@ class Storage(SwiftResource):
     def __init__(self, authority, backend, registry, events, reactor, uploadPool, documents,
                  encrypted=False):
         super().__init__()
-        self._encrypted = encrypted
+        self.encrypted = encrypted
+        """Whether the controller encrypts content (its GNSS tracks are not JSON)."""
         self._authority = authority
         self._backend = backend
         self._registry = registry
@@ -443,7 +444,7 @@ class Storage(SwiftResource):
                                            f"kept as {stored.name!r}")
         if afterComplete:
             self._anomaly(container, name, "written after the recording was Complete")
-        if name.endswith(GNSS_SUFFIX) and not stored.existed and not self._encrypted:
+        if name.endswith(GNSS_SUFFIX) and not stored.existed and not self.encrypted:
             yield self._checkTrack(container, stored.name, upload.kept)
         return _created(stored)
 

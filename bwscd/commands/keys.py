@@ -114,8 +114,8 @@ content; only 'bwscd decrypt' does, on the machine where recordings are
 exported.  Anyone who has it can decrypt every recording, and without it
 no recording can be decrypted: keep a backup somewhere safe.
 
-Restart bwscd if it is running (it learns at start that content will come
-encrypted), then upload {connectionFile} in Body Worn Manager:
+A running bwscd takes this up within seconds (at once on SIGHUP); then
+upload {connectionFile} in Body Worn Manager:
 the controller encrypts from then on.  Once it does, encryption can never
 be turned off again: Body Worn Manager refuses a connection file without it.""")
 
