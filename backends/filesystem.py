@@ -19,7 +19,6 @@ attributes (C{user.bwscd.md5}, C{user.bwscd.sha256}).
 
 import errno
 import hashlib
-import json
 import os
 import secrets
 import threading
@@ -28,6 +27,7 @@ from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from bwscd.backends import layout
 from bwscd.constraints import mergeMetadata
 from bwscd.errors import (
     BadRequest,
@@ -36,6 +36,7 @@ from bwscd.errors import (
     ServiceUnavailable,
     SwiftError,
 )
+from bwscd.plugins import checkOptions, parseSize
 from bwscd.interfaces import (
     ContainerInfo,
     Digests,
@@ -44,13 +45,9 @@ from bwscd.interfaces import (
     ObjectInfo,
 )
 
-COMPLETE_MARKER = "complete"
-METADATA_SUFFIX = ".metadata.json"
-STATE_DIRECTORY = ".bwscd"
 _XATTR_MD5 = "user.bwscd.md5"
 _XATTR_SHA256 = "user.bwscd.sha256"
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
-_CONFLICT_SUFFIX = ".conflict-"
 
 log = Logger()
 
@@ -66,10 +63,6 @@ def storageError(error: OSError, what: str) -> SwiftError:
     return ServiceUnavailable(f"storage failure while {what}")
 
 
-def _fsName(name: str) -> str:
-    return name.replace(":", "_")
-
-
 def _fsyncDirectory(path: str) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -78,16 +71,16 @@ def _fsyncDirectory(path: str) -> None:
         os.close(fd)
 
 
-def _readMetadata(path: str) -> dict[str, str]:
+def _readIfExists(path: str) -> bytes | None:
     try:
         with open(path, "rb") as f:
-            return json.loads(f.read())
+            return f.read()
     except FileNotFoundError:
-        return {}
+        return None
 
 
-def _encodeMetadata(metadata: dict[str, str]) -> bytes:
-    return json.dumps(metadata, ensure_ascii=False, sort_keys=True).encode("utf-8")
+def _readMetadata(path: str) -> dict[str, str]:
+    return layout.decodeMetadata(_readIfExists(path))
 
 
 @implementer(IStorageBackend)
@@ -102,47 +95,33 @@ class FilesystemBackend:
         self.root = os.path.abspath(root)
         self.reserve = reserve
         self.description = f"filesystem storage in {self.root}"
-        self._temporary = os.path.join(self.root, STATE_DIRECTORY, "tmp")
+        self._temporary = self._path(layout.TEMPORARY)
         # Metadata is read, merged and written back; this keeps two requests
         # for the same container from losing each other's changes.
         self._metadataLock = threading.Lock()
         # A write-once commit checks that its name is free, then takes it.
         self._commitLock = threading.Lock()
 
-    # Paths.  Names arrive checked by bwscd.constraints: no "..", no empty
-    # segment, containers without "/" and not starting with "."; so every
-    # path below stays under the root.
+    # Paths, in the shared layout.
+
+    def _path(self, relative: str) -> str:
+        return os.path.join(self.root, *relative.split("/"))
 
     def _containerPath(self, container: str) -> str:
-        return os.path.join(self.root, _fsName(container))
+        return self._path(layout.container(container))
 
     def _containerMetadataPath(self, container: str) -> str:
-        return os.path.join(
-            self._containerPath(container), _fsName(container) + METADATA_SUFFIX
-        )
+        return self._path(layout.containerMetadata(container))
 
     def _objectPath(self, container: str, name: str) -> str:
-        return os.path.join(self._containerPath(container), *_fsName(name).split("/"))
+        return self._path(layout.object(container, name))
 
     def _objectMetadataPath(self, container: str, name: str) -> str:
-        return os.path.join(
-            self._containerPath(container),
-            f"{_fsName(container)}.{_fsName(name)}{METADATA_SUFFIX}",
-        )
+        return self._path(layout.objectMetadata(container, name))
 
-    def _checkLengths(self, what: str, *paths: str) -> None:
-        """
-        Refuse a name whose files would have a component longer than the
-        filesystem allows: it could never be stored, so it is a 400, not a
-        failure to retry.
-        """
-        limit = os.pathconf(self.root, "PC_NAME_MAX")
-        for path in paths:
-            if any(len(part.encode("utf-8")) > limit for part in path.split("/")):
-                raise BadRequest(
-                    f"{what} is too long for this filesystem's {limit}-byte file names "
-                    "(with the layout's metadata suffix)"
-                )
+    @property
+    def _nameMax(self) -> int:
+        return os.pathconf(self.root, "PC_NAME_MAX")
 
     def _checkObjectName(self, container: str, name: str, writeOnce: bool) -> None:
         """
@@ -151,24 +130,12 @@ class FilesystemBackend:
         would need a file to be a directory or the other way round (C{a} and
         C{a/b}).
         """
-        fsName, fsContainer = _fsName(name), _fsName(container)
-        names = [fsName, f"{fsContainer}.{fsName}{METADATA_SUFFIX}"]
-        if writeOnce:
-            copy = f"{fsName}{_CONFLICT_SUFFIX}0123456789abcdef"
-            names += [copy, f"{fsContainer}.{copy}{METADATA_SUFFIX}"]
-        self._checkLengths(f"object name {name!r}", *names)
-        first = _fsName(name).split("/")[0]
-        if first == COMPLETE_MARKER or first.startswith(_fsName(container) + "."):
-            raise BadRequest(
-                f"object name {name!r} is reserved by the on-disk layout "
-                "(the 'complete' marker and metadata files)"
-            )
-        path = self._objectPath(container, name)
-        parent = os.path.dirname(path)
-        while parent != self._containerPath(container):
+        layout.checkObjectName(container, name, writeOnce, self._nameMax)
+        for parent in layout.objectParents(container, name):
+            parent = self._path(parent)
             if os.path.lexists(parent) and not os.path.isdir(parent):
                 raise BadRequest(f"object name {name!r}: a prefix of it is an object")
-            parent = os.path.dirname(parent)
+        path = self._objectPath(container, name)
         if os.path.isdir(path):
             raise BadRequest(f"object name {name!r} is a prefix of other objects")
 
@@ -251,8 +218,7 @@ class FilesystemBackend:
                              self._putContainer, container, metadata)
 
     def _putContainer(self, container: str, metadata: dict[str, str]) -> bool:
-        self._checkLengths(f"container name {container!r}",
-                           _fsName(container) + METADATA_SUFFIX)
+        layout.checkContainerName(container, self._nameMax)
         path = self._containerPath(container)
         created = not os.path.isdir(path)
         if created:
@@ -275,13 +241,13 @@ class FilesystemBackend:
             current = _readMetadata(path)
             merged = mergeMetadata(current, changes)
             if merged != current or not os.path.exists(path):
-                self._writeFile(path, _encodeMetadata(merged))
+                self._writeFile(path, layout.encodeMetadata(merged))
             self._markComplete(container, merged.get("Status") == "Complete")
             return merged
 
     def _markComplete(self, container: str, complete: bool) -> None:
         """Keep the zero-size 'complete' file in step with the Status."""
-        marker = os.path.join(self._containerPath(container), COMPLETE_MARKER)
+        marker = self._path(layout.completeMarker(container))
         if complete and not os.path.exists(marker):
             self._writeFile(marker, b"")
         elif not complete and os.path.exists(marker):
@@ -317,7 +283,7 @@ class FilesystemBackend:
             if not os.path.isfile(self._objectPath(container, name)):
                 raise NotFound(f"no object {name!r} in container {container!r}")
             self._writeFile(
-                self._objectMetadataPath(container, name), _encodeMetadata(metadata)
+                self._objectMetadataPath(container, name), layout.encodeMetadata(metadata)
             )
         return self._objectInfo(container, name)
 
@@ -338,22 +304,15 @@ class FilesystemBackend:
         fd, temporary = self._temporaryFile()
         return FileWriter(self, container, name, metadata, fd, temporary, writeOnce)
 
-    def _statePath(self, name: str) -> str:
-        return os.path.join(self.root, STATE_DIRECTORY, "state", name)
-
     def readState(self, name):
         return deferToThread(self._guarded, "reading service state", self._readState, name)
 
     def _readState(self, name: str) -> bytes | None:
-        try:
-            with open(self._statePath(name), "rb") as f:
-                return f.read()
-        except FileNotFoundError:
-            return None
+        return _readIfExists(self._path(layout.state(name)))
 
     def writeState(self, name, data):
         return deferToThread(self._guarded, "writing service state",
-                             self._writeFile, self._statePath(name), data)
+                             self._writeFile, self._path(layout.state(name)), data)
 
     def _guarded(self, what, function, *args):
         """Run C{function}, turning filesystem errors into the API's codes."""
@@ -445,7 +404,7 @@ class FileWriter:
         backend = self._backend
         backend._writeFile(
             backend._objectMetadataPath(self._container, name),
-            _encodeMetadata(self._metadata),
+            layout.encodeMetadata(self._metadata),
         )
         final = backend._objectPath(self._container, name)
         move(self._temporary, final)
@@ -460,7 +419,7 @@ class FileWriter:
         is idempotent too.
         """
         backend = self._backend
-        for name in (self._name, f"{self._name}{_CONFLICT_SUFFIX}{digests.sha256[:16]}"):
+        for name in (self._name, layout.conflictName(self._name, digests.sha256)):
             with backend._commitLock:
                 existing = backend._objectInfo(self._container, name)
                 if existing is None:
@@ -483,21 +442,8 @@ class FileWriter:
 def backend(dataDirectory: str, options: dict[str, str]) -> FilesystemBackend:
     """
     C{filesystem:root=DIR:reserve=SIZE}: objects under C{root} (default
-    C{DATA/storage}), keeping C{reserve} bytes free (default 256M; suffixes
-    K, M, G, T are powers of 1024).
+    C{DATA/storage}), keeping C{reserve} bytes free (default 256M).
     """
-    unknown = sorted(set(options) - {"root", "reserve"})
-    if unknown:
-        raise ValueError(f"filesystem backend: unknown option(s) {', '.join(unknown)}"
-                         " (known: root, reserve)")
+    checkOptions("filesystem", options, {"root", "reserve"})
     root = options.get("root") or os.path.join(dataDirectory, "storage")
-    return FilesystemBackend(root, parseSize(options.get("reserve", "256M")))
-
-
-def parseSize(text: str) -> int:
-    """C{"512"}, C{"64K"}, C{"256M"}, C{"2G"}, C{"1T"}: a size in bytes."""
-    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-    number, unit = (text[:-1], units[text[-1].upper()]) if text[-1:].upper() in units else (text, 1)
-    if not number.isdigit():
-        raise ValueError(f"filesystem backend: reserve={text!r} is not a size like 256M")
-    return int(number) * unit
+    return FilesystemBackend(root, parseSize("filesystem", "reserve", options.get("reserve", "256M")))

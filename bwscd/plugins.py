@@ -84,3 +84,27 @@ def loadBackend(spec: str, dataDirectory: str) -> IStorageBackend:
             + ", ".join(sorted(installed))
         )
     return installed[name].backend(dataDirectory, options)
+
+
+def checkOptions(backend: str, options: dict[str, str], known: set[str]) -> None:
+    """@raise ValueError: naming the options C{backend} does not know."""
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ValueError(f"{backend} backend: unknown option(s) {', '.join(unknown)}"
+                         f" (known: {', '.join(sorted(known))})")
+
+
+def parseSize(backend: str, option: str, text: str) -> int:
+    """
+    C{"512"}, C{"64K"}, C{"256M"}, C{"2G"}, C{"1T"} (powers of 1024): a size
+    in bytes.
+
+    @raise ValueError: naming the backend and option.
+    """
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    number, unit = text, 1
+    if text[-1:].upper() in units:
+        number, unit = text[:-1], units[text[-1].upper()]
+    if not number.isdigit():
+        raise ValueError(f"{backend} backend: {option}={text!r} is not a size like 256M")
+    return int(number) * unit
