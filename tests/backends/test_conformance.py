@@ -1,0 +1,166 @@
+"""
+The storage contract (bwscd/interfaces.py), tested the same way for every
+installed backend.  A backend passes when the engine can rely on it.
+"""
+
+import hashlib
+import os
+import threading
+
+import pytest
+from conftest import call
+
+from bwscd.errors import NotFound
+from bwscd.interfaces import Digests, IObjectWriter, IStorageBackend
+
+RECORDING = "0b9a3f2e-5c1d-4e8f-9a7b-2c3d4e5f6a7b_B8A44F000001_20240501T101500Z"
+
+
+def digestsOf(data: bytes) -> Digests:
+    return Digests(len(data), hashlib.md5(data).hexdigest(), hashlib.sha256(data).hexdigest())
+
+
+def store(backend, container, name, data, metadata=None, writeOnce=False, chunk=65536):
+    """Write an object as the engine does: open, stream, commit."""
+    writer = call(backend.openObject, container, name, metadata or {}, len(data), writeOnce)
+    assert IObjectWriter.providedBy(writer)
+    for offset in range(0, len(data), chunk):
+        writer.write(data[offset:offset + chunk])
+    return writer.commit(digestsOf(data))
+
+
+def raises(exception, function, *args):
+    with pytest.raises(exception):
+        call(function, *args)
+
+
+def test_provides_the_interface(backend):
+    assert IStorageBackend.providedBy(backend)
+    assert backend.description
+
+
+def test_containers_are_created_once_and_merge_metadata(backend):
+    assert call(backend.putContainer, RECORDING, {"Status": "Transferring", "A": "1"}) is True
+    assert call(backend.putContainer, RECORDING, {"B": "2"}) is False
+    info = call(backend.updateContainer, RECORDING, {"A": "", "Status": "Complete"})
+    assert info.metadata == {"Status": "Complete", "B": "2"}
+    assert call(backend.containerInfo, RECORDING).metadata == {"Status": "Complete", "B": "2"}
+    assert call(backend.containerInfo, "Nothing") is None
+    raises(NotFound, backend.updateContainer, "Nothing", {"A": "1"})
+
+
+def test_write_then_commit(backend):
+    call(backend.putContainer, RECORDING, {})
+    data = os.urandom(300_001)
+    info = store(backend, RECORDING, "clip.mkv", data, {"Starttime": "1714558470"})
+    assert info.digests == digestsOf(data) and info.name == "clip.mkv"
+    stored = call(backend.objectInfo, RECORDING, "clip.mkv")
+    assert stored.digests == digestsOf(data)
+    assert stored.metadata == {"Starttime": "1714558470"}
+    assert stored.modified > 0
+
+
+def test_write_then_abort_leaves_nothing(backend):
+    call(backend.putContainer, RECORDING, {})
+    writer = call(backend.openObject, RECORDING, "clip.mkv", {}, 10, True)
+    writer.write(b"01234")
+    writer.abort()
+    assert call(backend.objectInfo, RECORDING, "clip.mkv") is None
+    # And the name is free for a whole upload afterwards.
+    assert store(backend, RECORDING, "clip.mkv", b"0123456789", writeOnce=True).existed is False
+
+
+def test_an_interrupted_write_is_never_visible(openBackend):
+    first = openBackend()
+    call(first.putContainer, RECORDING, {})
+    writer = call(first.openObject, RECORDING, "crash.mkv", {}, 1 << 20, True)
+    writer.write(os.urandom(1 << 19))
+    # The process dies here: no commit, no abort.  The next start cleans up.
+    second = openBackend()
+    assert call(second.objectInfo, RECORDING, "crash.mkv") is None
+    data = os.urandom(1000)
+    assert store(second, RECORDING, "crash.mkv", data, writeOnce=True).digests == digestsOf(data)
+
+
+def test_opening_an_object_needs_its_container(backend):
+    raises(NotFound, backend.openObject, "Nothing", "clip.mkv", {}, 1, True)
+
+
+def test_write_once_keeps_the_first_bytes(backend):
+    call(backend.putContainer, RECORDING, {})
+    first, second = b"first take", b"other bytes"
+    assert store(backend, RECORDING, "clip.mkv", first, writeOnce=True).existed is False
+    again = store(backend, RECORDING, "clip.mkv", first, writeOnce=True)
+    assert again.existed is True and again.name == "clip.mkv"
+    other = store(backend, RECORDING, "clip.mkv", second, writeOnce=True)
+    assert other.name != "clip.mkv" and other.existed is False
+    assert call(backend.objectInfo, RECORDING, "clip.mkv").digests == digestsOf(first)
+    assert call(backend.objectInfo, RECORDING, other.name).digests == digestsOf(second)
+    assert store(backend, RECORDING, "clip.mkv", second, writeOnce=True).name == other.name
+
+
+def test_without_write_once_an_object_is_replaced(backend):
+    call(backend.putContainer, "Users", {})
+    store(backend, "Users", "u1", b"", {"Name": "Anna"})
+    store(backend, "Users", "u1", b"x", {"Name": "Anna Lind"})
+    info = call(backend.objectInfo, "Users", "u1")
+    assert info.digests == digestsOf(b"x") and info.metadata == {"Name": "Anna Lind"}
+
+
+def test_object_metadata_is_replaced_whole(backend):
+    call(backend.putContainer, "Devices", {})
+    store(backend, "Devices", "B1", b"", {"Name": "Cam", "Model": "W110"})
+    info = call(backend.replaceObjectMetadata, "Devices", "B1", {"Name": "Cam 2"})
+    assert info.metadata == {"Name": "Cam 2"}
+    assert call(backend.objectInfo, "Devices", "B1").metadata == {"Name": "Cam 2"}
+    raises(NotFound, backend.replaceObjectMetadata, "Devices", "nothing", {})
+
+
+def test_large_objects_stream(backend):
+    call(backend.putContainer, RECORDING, {})
+    block = os.urandom(1 << 20)
+    writer = call(backend.openObject, RECORDING, "big.mkv", {}, 64 << 20, True)
+    md5, sha256 = hashlib.md5(), hashlib.sha256()
+    for _ in range(64):
+        writer.write(block)
+        md5.update(block)
+        sha256.update(block)
+    digests = Digests(64 << 20, md5.hexdigest(), sha256.hexdigest())
+    assert writer.commit(digests).digests == digests
+    assert call(backend.objectInfo, RECORDING, "big.mkv").digests.length == 64 << 20
+
+
+def test_non_ascii_names_and_metadata(backend):
+    container = "RejectedContent_UnknownTime_pålitlig"
+    call(backend.putContainer, container, {"Rejectedcontentreason": "trasig fil ✂"})
+    store(backend, container, "klipp/ö 1.mkv", b"data", {"Name": "Jörg Åström 👮"})
+    assert call(backend.objectInfo, container, "klipp/ö 1.mkv").metadata == {
+        "Name": "Jörg Åström 👮"}
+    assert call(backend.containerInfo, container).metadata == {
+        "Rejectedcontentreason": "trasig fil ✂"}
+
+
+def test_state_documents(openBackend):
+    backend = openBackend()
+    assert call(backend.readState, "registry.json") is None
+    call(backend.writeState, "registry.json", b'{"users": {}}')
+    call(backend.writeState, "registry.json", b'{"users": {"u": 1}}')
+    assert call(openBackend().readState, "registry.json") == b'{"users": {"u": 1}}'
+
+
+def test_concurrent_uploads_to_one_container(backend):
+    call(backend.putContainer, RECORDING, {})
+    blobs = {f"clip{i}.mkv": os.urandom(200_000 + i) for i in range(6)}
+    results = {}
+
+    def upload(name):
+        results[name] = store(backend, RECORDING, name, blobs[name], writeOnce=True)
+
+    threads = [threading.Thread(target=upload, args=(name,)) for name in blobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    for name, data in blobs.items():
+        assert results[name].digests == digestsOf(data)
+        assert call(backend.objectInfo, RECORDING, name).digests == digestsOf(data)
