@@ -201,7 +201,7 @@ def run(args, base: str) -> int:
     with ThreadPoolExecutor(count) as pool:
         md5s = list(pool.map(lambda block: repeatedMD5(block, size), blocks))
 
-    extra = ["--upload-threads", str(count)] if count > 32 else []
+    extra = ["--max-uploads", str(count)] if count > 32 else []
     server = conftest.startServer(os.path.join(base, "data"), *extra, https=not args.http)
     try:
         pid = server.process.pid

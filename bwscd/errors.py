@@ -65,7 +65,7 @@ class ServiceUnavailable(SwiftError):
     """Busy, or storage unreachable: the controller keeps the data and retries."""
 
     code = HTTPStatus.SERVICE_UNAVAILABLE
-    headers = {b"Retry-After": b"30"}
+    headers = {b"Retry-After": b"10"}
 
 
 class InsufficientStorage(SwiftError):

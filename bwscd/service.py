@@ -58,8 +58,14 @@ class Options(usage.Options):
         ["container-type", None, None,
          "Video container the controller should send: mkv (default) or mp4."],
         ["token-lifetime", None, 3600, "Seconds an auth token stays valid.", int],
-        ["upload-threads", None, 32,
-         "Uploads received at once (each has a worker thread).", int],
+        ["max-uploads", None, 32,
+         "Uploads received at once, each with a worker thread; more get 503 "
+         "with Retry-After, and the controller tries again.", int],
+        ["idle-timeout", None, 60,
+         "Seconds a connection may stay silent (also while storage is slow).", int],
+        ["header-timeout", None, 30,
+         "Seconds a client has from the first byte of a request to the end of "
+         "its headers.", int],
     ]
     optFlags = [
         ["http", None, "Serve plain HTTP, for development only (no certificate "
@@ -105,8 +111,9 @@ class Options(usage.Options):
             raise usage.UsageError("--container-type must be mkv or mp4")
         if self["token-lifetime"] < 60:
             raise usage.UsageError("--token-lifetime must be at least 60 seconds")
-        if self["upload-threads"] < 1:
-            raise usage.UsageError("--upload-threads must be at least 1")
+        for option in ("max-uploads", "idle-timeout", "header-timeout"):
+            if self[option] < 1:
+                raise usage.UsageError(f"--{option} must be at least 1")
         self["data"] = os.path.abspath(self["data"])
         try:
             self["storage"] = loadBackend(self["backend"], self["data"])
@@ -252,12 +259,13 @@ def makeService(options) -> MultiService:
         destination.capabilities,
         PublishedCategories(destination.categoryFile, events),
     )
-    uploadPool = ThreadPool(minthreads=0, maxthreads=options["upload-threads"],
+    uploadPool = ThreadPool(minthreads=0, maxthreads=options["max-uploads"],
                             name="bwscd-uploads")
     storage = Storage(authority, backend, registry, events, reactor, uploadPool, documents,
-                      encrypted=destination.encrypted)
+                      encrypted=destination.encrypted, maxUploads=options["max-uploads"])
     root = Root(Authentication(credentials, authority, reactor), storage)
-    site = AccessLoggingSite(root)
+    site = AccessLoggingSite(root, timeout=options["idle-timeout"])
+    site.headerTimeout = options["header-timeout"]
     site.displayTracebacks = False
     service = MultiService()
     DestinationService(

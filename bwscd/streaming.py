@@ -23,11 +23,15 @@ tests in C{tests/test_streaming.py} pin their behaviour.
 from io import BytesIO
 
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel
 from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
 from twisted.web.server import Request, Site
 from zope.interface import implementer
+
+
+log = Logger()
 
 
 class BodyAbandoned(Exception):
@@ -183,11 +187,45 @@ class StreamingRequest(Request):
 
 
 class StreamingChannel(HTTPChannel):
-    """An L{HTTPChannel} that renders requests with a body before reading it."""
+    """
+    An L{HTTPChannel} that renders requests with a body before reading it,
+    and gives a client C{factory.headerTimeout} seconds from the first byte
+    of a request to the end of its headers: the idle timeout alone lets a
+    client that sends a byte now and then hold a connection for ever.
+    """
 
     _abandoned = False
+    _headerDeadline = None
+
+    def lineReceived(self, line):
+        if self._headerDeadline is None:
+            self._headerDeadline = self.callLater(
+                self.factory.headerTimeout, self._headersTooSlow
+            )
+        HTTPChannel.lineReceived(self, line)
+
+    def _headersTooSlow(self):
+        self._headerDeadline = None
+        log.info(
+            "closing the connection from {peer}: its request headers took longer "
+            "than {timeout} s",
+            peer=self.transport.getPeer().host,
+            timeout=self.factory.headerTimeout,
+        )
+        self.transport.abortConnection()
+
+    def _cancelHeaderDeadline(self):
+        if self._headerDeadline is not None:
+            if self._headerDeadline.active():
+                self._headerDeadline.cancel()
+            self._headerDeadline = None
+
+    def connectionLost(self, reason):
+        self._cancelHeaderDeadline()
+        HTTPChannel.connectionLost(self, reason)
 
     def allHeadersReceived(self):
+        self._cancelHeaderDeadline()
         HTTPChannel.allHeadersReceived(self)
         if self.length != 0:
             self.requests[-1].headersReceived(self._command, self._path, self._version)
@@ -211,3 +249,4 @@ class StreamingSite(Site):
 
     protocol = StreamingChannel
     requestFactory = StreamingRequest
+    headerTimeout = 30

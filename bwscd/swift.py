@@ -29,6 +29,7 @@ from bwscd.errors import (
     Forbidden,
     MethodNotAllowed,
     NotFound,
+    ServiceUnavailable,
     SwiftError,
     Unauthorized,
     UnprocessableEntity,
@@ -150,6 +151,39 @@ def accountName(userName: str) -> str:
     return f"AUTH_{userName}"
 
 
+class FailedLogins:
+    """
+    Failed logins per client address: past L{LIMIT} in L{WINDOW} seconds,
+    an address is refused without its key being checked, so guessing is
+    slow and can't keep the key checker busy.
+    """
+
+    LIMIT = 10
+    WINDOW = 60
+
+    def __init__(self, clock):
+        self._clock = clock
+        self._recent: dict[str, list[float]] = {}
+
+    def _current(self, peer: str) -> list[float]:
+        cutoff = self._clock() - self.WINDOW
+        recent = [t for t in self._recent.get(peer, ()) if t > cutoff]
+        if recent:
+            self._recent[peer] = recent
+        else:
+            self._recent.pop(peer, None)
+        return recent
+
+    def throttled(self, peer: str) -> bool:
+        return len(self._current(peer)) >= self.LIMIT
+
+    def add(self, peer: str) -> None:
+        self._recent[peer] = self._current(peer) + [self._clock()]
+        if len(self._recent) > 10_000:  # many addresses: forget the quiet ones
+            for address in list(self._recent):
+                self._current(address)
+
+
 class Authentication(SwiftResource):
     """C{GET /auth/v1.0}: credentials in, a signed, expiring token out."""
 
@@ -161,6 +195,7 @@ class Authentication(SwiftResource):
         # One key check at a time, on one thread: scrypt takes 16 MiB each,
         # and a thread's allocator keeps what it once used.
         self._checker = ThreadPool(minthreads=0, maxthreads=1, name="bwscd-auth")
+        self._failures = FailedLogins(reactor.seconds)
         reactor.callWhenRunning(self._checker.start)
         reactor.addSystemEventTrigger("during", "shutdown", self._checker.stop)
 
@@ -172,6 +207,10 @@ class Authentication(SwiftResource):
         key = request.getHeader(b"x-auth-key") or request.getHeader(b"x-storage-pass")
         if user is None or key is None:
             raise Unauthorized("X-Auth-User and X-Auth-Key are required")
+        peer = request.getClientAddress().host
+        if self._failures.throttled(peer):
+            raise Unauthorized(
+                f"too many failed logins from {peer}; wait {FailedLogins.WINDOW} s")
         userName = self._credentials.userName
         sameUser = hmac.compare_digest(user, userName.encode("utf-8"))
         # The key check costs real CPU (scrypt), so it runs off the reactor;
@@ -181,6 +220,7 @@ class Authentication(SwiftResource):
             self._credentials.accepts, key.decode("utf-8", "replace"),
         )
         if not (sameUser and rightKey):
+            self._failures.add(peer)
             raise Unauthorized("wrong user name or key")
         token, _ = self._authority.issue(userName)
         url = storageURL(request, userName)
@@ -258,8 +298,10 @@ class Storage(SwiftResource):
     """
 
     def __init__(self, authority, backend, registry, events, reactor, uploadPool, documents,
-                 encrypted=False):
+                 encrypted=False, maxUploads=32):
         super().__init__()
+        self._maxUploads = maxUploads
+        self._uploads = 0
         self.encrypted = encrypted
         """Whether the controller encrypts content (its GNSS tracks are not JSON)."""
         self._authority = authority
@@ -421,11 +463,18 @@ class Storage(SwiftResource):
         body = request.body
         length = None if body.length is UNKNOWN_LENGTH else body.length
         afterComplete = evidence and (yield self._statusOf(container)) == COMPLETE
-        writer = yield self._backend.openObject(container, name, metadata, length,
-                                                writeOnce=evidence)
-        upload = Upload(self._reactor, self._uploadPool, writer, length, expectedMD5,
-                        keep=GNSS_CHECK_LIMIT if name.endswith(GNSS_SUFFIX) else 0)
-        stored = yield upload.receive(body)
+        if self._uploads >= self._maxUploads:
+            raise ServiceUnavailable(
+                f"all {self._maxUploads} upload slots are busy; try again shortly")
+        self._uploads += 1
+        try:
+            writer = yield self._backend.openObject(container, name, metadata, length,
+                                                    writeOnce=evidence)
+            upload = Upload(self._reactor, self._uploadPool, writer, length, expectedMD5,
+                            keep=GNSS_CHECK_LIMIT if name.endswith(GNSS_SUFFIX) else 0)
+            stored = yield upload.receive(body)
+        finally:
+            self._uploads -= 1
         if not evidence:
             yield self._registry.record(container, name, metadata)
             return _created(stored)

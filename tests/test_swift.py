@@ -346,3 +346,15 @@ def test_names_too_long_for_the_filesystem_are_400(swift, recording):
     # longer than a file name may be: never storable, so 400, not 503.
     assert status(swift.put_object, recording, "x" * 200, b"data") == 400
     assert status(swift.put_container, "RejectedContent_UnknownTime_" + "y" * 220) == 400
+
+
+def test_failed_logins_are_throttled_per_address(server):
+    wrong = server.connection()
+    wrong.key = "guess"
+    for _ in range(10):
+        assert status(wrong.get_auth) == 401
+    with pytest.raises(ClientException) as caught:
+        server.connection().get_auth()  # even the right key, for a while
+    assert caught.value.http_status == 401
+    assert b"too many failed logins" in caught.value.http_response_content
+    assert "guess" not in server.log()
