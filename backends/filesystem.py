@@ -28,6 +28,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from bwscd.backends import layout
+from bwscd.files import fsyncDirectory, readIfExists
 from bwscd.constraints import mergeMetadata
 from bwscd.errors import (
     BadRequest,
@@ -63,24 +64,10 @@ def storageError(error: OSError, what: str) -> SwiftError:
     return ServiceUnavailable(f"storage failure while {what}")
 
 
-def _fsyncDirectory(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _readIfExists(path: str) -> bytes | None:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except FileNotFoundError:
-        return None
 
 
 def _readMetadata(path: str) -> dict[str, str]:
-    return layout.decodeMetadata(_readIfExists(path))
+    return layout.decodeMetadata(readIfExists(path))
 
 
 @implementer(IStorageBackend)
@@ -156,14 +143,14 @@ class FilesystemBackend:
             os.mkdir(directory)
         except FileExistsError:
             return  # another upload made it first
-        _fsyncDirectory(os.path.dirname(directory))
+        fsyncDirectory(os.path.dirname(directory))
 
     def _replace(self, temporary: str, final: str) -> None:
         """Rename a synced file into place and make the rename durable."""
         directory = os.path.dirname(final)
         self._makeDirectories(directory)
         os.replace(temporary, final)
-        _fsyncDirectory(directory)
+        fsyncDirectory(directory)
 
     def _link(self, temporary: str, final: str) -> None:
         """Like L{_replace}, but never over an existing file."""
@@ -171,7 +158,7 @@ class FilesystemBackend:
         self._makeDirectories(directory)
         os.link(temporary, final)
         os.unlink(temporary)
-        _fsyncDirectory(directory)
+        fsyncDirectory(directory)
 
     def _writeFile(self, path: str, data: bytes) -> None:
         fd, temporary = self._temporaryFile()
@@ -196,7 +183,7 @@ class FilesystemBackend:
         for leftover in leftovers:
             os.unlink(os.path.join(self._temporary, leftover))
         if leftovers:
-            _fsyncDirectory(self._temporary)
+            fsyncDirectory(self._temporary)
             log.warn(
                 "removed {count} leftover(s) of interrupted writes from {path}",
                 count=len(leftovers),
@@ -252,7 +239,7 @@ class FilesystemBackend:
             self._writeFile(marker, b"")
         elif not complete and os.path.exists(marker):
             os.unlink(marker)
-            _fsyncDirectory(os.path.dirname(marker))
+            fsyncDirectory(os.path.dirname(marker))
 
     def objectInfo(self, container, name):
         return deferToThread(self._guarded, "reading object metadata",
@@ -308,7 +295,7 @@ class FilesystemBackend:
         return deferToThread(self._guarded, "reading service state", self._readState, name)
 
     def _readState(self, name: str) -> bytes | None:
-        return _readIfExists(self._path(layout.state(name)))
+        return readIfExists(self._path(layout.state(name)))
 
     def writeState(self, name, data):
         return deferToThread(self._guarded, "writing service state",

@@ -37,6 +37,7 @@ from twisted.internet.defer import inlineCallbacks
 
 from bwscd import __version__, datadir, registry
 from bwscd.categories import FILENAME as CATEGORIES
+from bwscd.files import writeAtomically
 
 FORMAT = 1
 MAGIC = b"BWSCDBAK"
@@ -144,33 +145,6 @@ def restoreSnapshot(snapshot: Snapshot, directory: str, backend):
             mode, data = snapshot.files[name]
             writeAtomically(os.path.join(directory, name), data,
                             0o600 if FILES[name] else mode)
-
-
-def writeAtomically(path: str, data: bytes, mode: int) -> None:
-    """
-    Write a file with exactly C{mode}, durably, replacing any earlier one in
-    one step: a reader or a crash sees the old file or the new one.
-    """
-    directory, name = os.path.split(os.path.abspath(path))
-    temporary = os.path.join(directory, f".{name}.{secrets.token_hex(6)}.new")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with open(fd, "wb") as f:
-            # Exactly the mode asked for: os.open's is narrowed by the umask.
-            os.fchmod(f.fileno(), mode)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.lexists(temporary):
-            os.unlink(temporary)
-        raise
-    directoryFd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(directoryFd)
-    finally:
-        os.close(directoryFd)
 
 
 def _key(passphrase: bytes, salt: bytes, log2n: int, r: int, p: int) -> bytes:

@@ -15,6 +15,7 @@ import os
 from twisted.logger import Logger
 
 from bwscd.capabilities import Document, categoriesDocument
+from bwscd.files import writeAtomically
 
 log = Logger()
 
@@ -68,12 +69,7 @@ class CategoryFile:
 
     def write(self, categories: list[dict[str, str]]) -> None:
         data = json.dumps(_check(categories), indent=2, ensure_ascii=False).encode("utf-8")
-        temporary = self.path + ".new"
-        with open(temporary, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, self.path)
+        writeAtomically(self.path, data, 0o644)
 
     def add(self, name: str, categoryId: str | None = None) -> dict[str, str]:
         categories = self.read()

@@ -32,6 +32,7 @@ from twisted.logger import Logger
 from bwscd import __version__, account, certificate, connectionfile
 from bwscd.capabilities import CAPABILITY_GROUPS, Document, capabilitiesDocument
 from bwscd.categories import CategoryFile
+from bwscd.files import readIfExists, writeAtomically
 
 SETTINGS = "settings.json"
 CERTIFICATE = "server.crt"
@@ -79,25 +80,6 @@ class Destination:
         return os.path.join(self.directory, CONNECTION_FILE)
 
 
-def _writePrivate(path: str, data: bytes) -> None:
-    """Write a file only its owner can read, atomically and durably."""
-    temporary = path + ".new"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with open(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temporary, path)
-
-
-def _readIfExists(path: str) -> bytes | None:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except FileNotFoundError:
-        return None
-
-
 def machineAddresses() -> list[str]:
     """
     This machine's IPv4 addresses other than loopback, then 127.0.0.1: the
@@ -130,14 +112,14 @@ def loadSettings(directory: str) -> dict:
     """
     @raise ValueError: if C{directory} holds no settings (never started).
     """
-    stored = _readIfExists(os.path.join(directory, SETTINGS))
+    stored = readIfExists(os.path.join(directory, SETTINGS))
     if stored is None:
         raise ValueError(f"{directory} is not a bwscd data directory (no {SETTINGS})")
     return json.loads(stored)
 
 
 def saveSettings(directory: str, settings: dict) -> None:
-    _writePrivate(os.path.join(directory, SETTINGS),
+    writeAtomically(os.path.join(directory, SETTINGS),
                   json.dumps(settings, indent=2).encode("utf-8"))
 
 
@@ -175,7 +157,7 @@ def create(directory: str, settings: dict, key: str, *, port: int, https: bool) 
     # Readable by others (the umask permitting): the default storage root is
     # inside, and integrators' tools read it.  The secrets in it are 0600.
     os.makedirs(directory, exist_ok=True)
-    if _readIfExists(os.path.join(directory, SETTINGS)) is not None:
+    if readIfExists(os.path.join(directory, SETTINGS)) is not None:
         raise ValueError(f"{directory} already holds a bwscd data directory")
     settings.update(port=port, https=https)
     CategoryFile(directory).write(CategoryFile(directory).read())
@@ -205,7 +187,7 @@ def prepare(
 
     @raise ValueError: for a setting that can't be used.
     """
-    if _readIfExists(os.path.join(directory, SETTINGS)) is None:
+    if readIfExists(os.path.join(directory, SETTINGS)) is None:
         settings, key = newSettings(publicAddresses=publicAddresses,
                                     containerType=containerType)
         create(directory, settings, key, port=port, https=https)
@@ -284,7 +266,7 @@ def _certificateFor(directory: str, addresses: list[str]) -> bytes:
     it does not name every public address.
     """
     path = os.path.join(directory, CERTIFICATE)
-    current = _readIfExists(path)
+    current = readIfExists(path)
     if current is not None:
         if set(addresses) <= set(certificate.subjectAltNames(current)):
             return current
@@ -294,8 +276,8 @@ def _certificateFor(directory: str, addresses: list[str]) -> bytes:
                      path=path, addresses=", ".join(addresses))
             return current
     certificatePEM, keyPEM = certificate.createSelfSigned(addresses)
-    _writePrivate(os.path.join(directory, PRIVATE_KEY), keyPEM)
-    _writePrivate(path, certificatePEM)
+    writeAtomically(os.path.join(directory, PRIVATE_KEY), keyPEM)
+    writeAtomically(path, certificatePEM)
     log.warn(
         "new self-signed certificate for {addresses}: upload the new connection "
         "file to Body Worn Manager",
@@ -309,7 +291,7 @@ def buildConnectionFile(directory: str, settings: dict, key: str) -> bytes:
     certificates = []
     if settings["https"]:
         served = _certificateFor(directory, settings["publicAddresses"])
-        staged = _readIfExists(os.path.join(directory, STAGED_CERTIFICATE)) or b""
+        staged = readIfExists(os.path.join(directory, STAGED_CERTIFICATE)) or b""
         certificates = [
             c.public_bytes(serialization.Encoding.PEM)
             for c in x509.load_pem_x509_certificates(served)
@@ -341,7 +323,7 @@ def writeConnectionFile(directory: str, settings: dict, key: str | None = None) 
     @raise ValueError: if there is no key to write.
     """
     path = os.path.join(directory, CONNECTION_FILE)
-    current = _readIfExists(path)
+    current = readIfExists(path)
     if key is None:
         if current is None:
             raise ValueError(
@@ -354,7 +336,7 @@ def writeConnectionFile(directory: str, settings: dict, key: str | None = None) 
     wanted = buildConnectionFile(directory, settings, key)
     if wanted == current:
         return False
-    _writePrivate(path, wanted)
+    writeAtomically(path, wanted)
     if current is not None:
         log.warn("the connection file changed: upload {path} to Body Worn Manager "
                  "again", path=path)

@@ -312,5 +312,5 @@ def test_backup_of_no_data_directory(tmp_path):
 
 
 def test_unknown_backend(backedUp, dataDirectory, tmp_path):
-    failsWith(bwscd("backup", "--data", dataDirectory, "--backend", "sqlite",
-                    str(tmp_path / "b")), "backup", "unknown backend 'sqlite'")
+    failsWith(bwscd("backup", "--data", dataDirectory, "--backend", "nosuch",
+                    str(tmp_path / "b")), "backup", "unknown backend 'nosuch'")

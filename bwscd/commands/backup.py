@@ -11,6 +11,7 @@ from twisted.internet.defer import maybeDeferred
 from twisted.python.failure import Failure
 
 from bwscd import backup, datadir
+from bwscd.files import writeAtomically
 from bwscd.commands import CommandError
 from bwscd.errors import SwiftError
 from bwscd.plugins import loadBackend
@@ -91,7 +92,7 @@ def runBackup(arguments) -> None:
     # instant between this and the rename would still be replaced.
     if os.path.lexists(path) and not arguments.force:
         raise CommandError(f"{path} exists: give --force to replace it")
-    backup.writeAtomically(path, sealed, 0o600)
+    writeAtomically(path, sealed, 0o600)
     missing = ""
     if datadir.CONNECTION_FILE not in snapshot.files:
         missing = (f"; no {datadir.CONNECTION_FILE}, so no account key: after a "

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 
 from bwscd import certificate, datadir
 from bwscd.commands import CommandError
+from bwscd.files import writeAtomically
 
 ERRORS = (ValueError,)
 
@@ -35,8 +36,8 @@ def _describe(label: str, pem: bytes) -> None:
 
 def _stage(arguments, certificatePEM: bytes, keyPEM: bytes) -> None:
     """Stage a pair, then rewrite the connection file to list it."""
-    datadir._writePrivate(_path(arguments, datadir.STAGED_PRIVATE_KEY), keyPEM)
-    datadir._writePrivate(_path(arguments, datadir.STAGED_CERTIFICATE), certificatePEM)
+    writeAtomically(_path(arguments, datadir.STAGED_PRIVATE_KEY), keyPEM)
+    writeAtomically(_path(arguments, datadir.STAGED_CERTIFICATE), certificatePEM)
     settings = datadir.loadSettings(arguments.data)
     datadir.writeConnectionFile(arguments.data, settings)
     if arguments.activate:

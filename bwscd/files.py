@@ -1,0 +1,45 @@
+"""Small file operations that several modules share."""
+
+import os
+import secrets
+
+
+def readIfExists(path: str) -> bytes | None:
+    """The file's bytes, or L{None} if there is no such file."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+def fsyncDirectory(path: str) -> None:
+    """Make the names in a directory (a rename, a new file) durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def writeAtomically(path: str, data: bytes, mode: int = 0o600) -> None:
+    """
+    Write a file with exactly C{mode}, durably, replacing any earlier one in
+    one step: a reader or a crash sees the old file or the new one.
+    """
+    directory, name = os.path.split(os.path.abspath(path))
+    temporary = os.path.join(directory, f".{name}.{secrets.token_hex(6)}.new")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with open(fd, "wb") as f:
+            # Exactly the mode asked for: os.open's is narrowed by the umask.
+            os.fchmod(f.fileno(), mode)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.lexists(temporary):
+            os.unlink(temporary)
+        raise
+    fsyncDirectory(directory)
