@@ -139,12 +139,12 @@ class TokenAuthority:
     def __init__(
         self, secret: bytes, lifetime: int, clock: Callable[[], float] = time.time
     ):
-        self._secret = secret
+        self.secret = secret
         self.lifetime = lifetime
         self._clock = clock
 
     def _sign(self, payload: bytes) -> bytes:
-        return hmac.new(self._secret, payload, hashlib.sha256).digest()
+        return hmac.new(self.secret, payload, hashlib.sha256).digest()
 
     def issue(self, account: str) -> tuple[str, int]:
         """

@@ -7,6 +7,7 @@ offloading with the connection file it has until the operator uploads the
 new one.  Only hashes of keys are kept (L{bwscd.account.hashKey}).
 """
 
+import secrets
 import time
 
 from bwscd import account, datadir
@@ -22,6 +23,7 @@ class Credentials:
 
     def reload(self) -> None:
         settings = datadir.loadSettings(self._directory)
+        self.tokenSecret = bytes.fromhex(settings["tokenSecret"])
         self.userName: str = settings["account"]["user"]
         self._current: str = settings["account"]["keyHash"]
         self._retiring: list[dict] = settings["account"].get("retiring", [])
@@ -44,7 +46,8 @@ def rotate(directory: str, grace: float, clock=time.time) -> str:
     """
     Give the account a new key, keep the current one working for C{grace}
     seconds, and write the connection file with the new key.  A grace of 0
-    (a key that leaked) stops every older key at once.
+    (a key that leaked) stops every older key at once, and every token
+    already given out (a new token secret).
 
     @return: the new key.
     """
@@ -52,7 +55,9 @@ def rotate(directory: str, grace: float, clock=time.time) -> str:
     now = clock()
     key = account.newKey()
     retiring = []
-    if grace > 0:
+    if grace <= 0:
+        settings["tokenSecret"] = secrets.token_hex(32)
+    else:
         retiring = [k for k in settings["account"].get("retiring", []) if k["until"] > now]
         retiring.append({"keyHash": settings["account"]["keyHash"], "until": now + grace})
     settings["account"] = dict(

@@ -17,8 +17,10 @@ Worn Manager and may then remove from this machine.
 """
 
 import fcntl
+import ipaddress
 import json
 import os
+import re
 import secrets
 import socket
 import struct
@@ -102,6 +104,20 @@ def machineAddresses() -> list[str]:
     return found + ["127.0.0.1"]
 
 
+_HOST_NAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
+
+
+def _isHost(address: str) -> bool:
+    try:
+        ipaddress.ip_address(address)
+        return True
+    except ValueError:
+        return _HOST_NAME.match(address) is not None
+
+
 def tokenURI(scheme: str, host: str, port: int) -> str:
     if ":" in host:
         host = f"[{host}]"
@@ -153,13 +169,27 @@ def newSettings(
 
 
 def create(directory: str, settings: dict, key: str, *, port: int, https: bool) -> None:
-    """Make a new data directory from L{newSettings}."""
+    """
+    Make a new data directory from L{newSettings}.
+
+    @raise ValueError: before anything is written, for settings that can't
+        make a valid connection file.
+    """
+    settings.update(port=port, https=https)
+    for address in settings["publicAddresses"]:
+        if not _isHost(address):
+            raise ValueError(f"{address!r} is neither an IP address nor a host name")
+    if not 0 < port < 65536:
+        raise ValueError("the port must be 1 to 65535")
+    try:  # everything but the certificate, which is made below
+        buildConnectionFile(directory, dict(settings, https=False), key)
+    except connectionfile.ConnectionFileError as e:
+        raise ValueError(str(e).replace("\n", "; "))
     # Readable by others (the umask permitting): the default storage root is
     # inside, and integrators' tools read it.  The secrets in it are 0600.
     os.makedirs(directory, exist_ok=True)
     if readIfExists(os.path.join(directory, SETTINGS)) is not None:
         raise ValueError(f"{directory} already holds a bwscd data directory")
-    settings.update(port=port, https=https)
     CategoryFile(directory).write(CategoryFile(directory).read())
     saveSettings(directory, settings)
     writeConnectionFile(directory, settings, key)
@@ -193,6 +223,9 @@ def prepare(
         create(directory, settings, key, port=port, https=https)
     settings = loadSettings(directory)
     if publicAddresses:
+        for address in publicAddresses:
+            if not _isHost(address):
+                raise ValueError(f"{address!r} is neither an IP address nor a host name")
         settings["publicAddresses"] = publicAddresses
     if containerType:
         settings["containerType"] = containerType

@@ -137,7 +137,7 @@ class DestinationService(Service):
     """
 
     def __init__(self, options, site, backend, registry, documents, events, uploadPool,
-                 credentials, certificate, storage):
+                 credentials, certificate, storage, authority):
         self._options = options
         self._site = site
         self._backend = backend
@@ -148,6 +148,7 @@ class DestinationService(Service):
         self._credentials = credentials
         self._certificate = certificate
         self._storage = storage
+        self._authority = authority
         self._settingsStamp = None
         self._port = None
         self._watching = LoopingCall(self.reload)
@@ -198,25 +199,35 @@ class DestinationService(Service):
     def reload(self):
         """
         Take up what operator commands changed while running: the
-        certificate (new connections get it) and the accepted keys.
+        certificate (new connections get it), the accepted keys, the token
+        secret, whether content is encrypted.  A file that can't be used
+        (an edit half done) is logged, and looked at again next time.
         """
-        if self._certificate is not None:
-            self._certificate.reloadIfChanged()
-        stamp = os.stat(os.path.join(self._options["data"], datadir.SETTINGS)).st_mtime_ns
-        if stamp != self._settingsStamp:
-            if self._settingsStamp is not None:
-                log.info("settings changed: reloading account keys and encryption")
-            self._settingsStamp = stamp
-            self._credentials.reload()
-            self._storage.encrypted = bool(
-                datadir.loadSettings(self._options["data"]).get("encryption"))
+        try:
+            if self._certificate is not None:
+                self._certificate.reloadIfChanged()
+            stamp = os.stat(os.path.join(self._options["data"], datadir.SETTINGS)).st_mtime_ns
+            if stamp != self._settingsStamp:
+                self._credentials.reload()
+                self._authority.secret = self._credentials.tokenSecret
+                self._storage.encrypted = bool(
+                    datadir.loadSettings(self._options["data"]).get("encryption"))
+                if self._settingsStamp is not None:
+                    log.info("settings changed: reloaded account keys, token secret "
+                             "and encryption")
+                self._settingsStamp = stamp
+        except Exception:
+            log.failure("could not reload changed settings or certificate; "
+                        "keeping the current ones")
 
     def _checkExpiry(self):
         if self._certificate.expiresSoon():
             self._events.emit(
                 "certificate.expiring",
                 notValidAfter=self._certificate.notValidAfter.isoformat(),
-                hint="renew it with 'bwscd cert renew' and upload the connection file",
+                hint="stage a new one ('bwscd cert renew', or 'bwscd cert import' for "
+                     "one from a CA), upload the connection file, then 'bwscd cert "
+                     "activate'",
             )
 
     def stopService(self):
@@ -270,7 +281,7 @@ def makeService(options) -> MultiService:
     service = MultiService()
     DestinationService(
         options, site, backend, registry, documents, events, uploadPool,
-        credentials, certificate, storage,
+        credentials, certificate, storage, authority,
     ).setServiceParent(service)
     EventSinksService(eventLog, webhooks).setServiceParent(service)
     return service

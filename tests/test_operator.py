@@ -259,3 +259,53 @@ def test_missing_data_directory_is_one_clear_line(tmp_path):
     line = refused("credentials", "--data", str(tmp_path / "none"), "show")
     assert line == f"bwscd credentials: {tmp_path / 'none'} is not a bwscd data directory " \
                    "(no settings.json)"
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--public-address", "bad name!"], "'bad name!' is neither an IP address nor a host name"),
+    (["--public-address", "127.0.0.1", "--site-name", "x" * 70],
+     "SiteName: is 70 characters long, at most 64 allowed"),
+    (["--public-address", "127.0.0.1", "--port", "0"], "the port must be 1 to 65535"),
+])
+def test_init_refuses_bad_settings_and_writes_nothing(tmp_path, arguments, message):
+    data = tmp_path / "d"
+    assert refused("init", "--data", str(data), *arguments) == f"bwscd init: {message}"
+    assert not data.exists()
+
+
+def test_certificate_import_refusals(tmp_path):
+    data = str(tmp_path / "d")
+    bwscd("init", "--data", data, "--public-address", "127.0.0.1")
+    caKey, caCertificate = _certificateAuthority()
+    key, leaf = _issue(caKey, caCertificate, days=30)
+    leafPath, keyPath, chainPath = (str(tmp_path / n) for n in ("l.pem", "k.pem", "c.pem"))
+    with open(leafPath, "wb") as f:
+        f.write(leaf.public_bytes(serialization.Encoding.PEM))
+    with open(keyPath, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.BestAvailableEncryption(b"secret")))
+    assert "is encrypted" in refused("cert", "--data", data, "import", "--cert", leafPath,
+                                     "--key", keyPath)
+    with open(keyPath, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    with open(chainPath, "wb") as f:
+        f.write(caCertificate.public_bytes(serialization.Encoding.PEM) * 9)
+    assert "would list 11 certificates" in refused(
+        "cert", "--data", data, "import", "--cert", leafPath, "--key", keyPath,
+        "--chain", chainPath)
+    assert not os.path.exists(os.path.join(data, "server.next.crt"))
+
+
+def test_rotating_a_leaked_key_ends_every_session(launch, dataDirectory):
+    server = launch(dataDirectory)
+    url, token = server.connection().get_auth()
+    bwscd("credentials", "--data", dataDirectory, "rotate", "--grace-days", "0")
+    server.process.send_signal(__import__("signal").SIGHUP)
+    time.sleep(1)
+    stale = swiftclient.Connection(preauthurl=url, preauthtoken=token,
+                                   cacert=server.caFile, retries=0)
+    with pytest.raises(ClientException) as caught:
+        stale.head_account()
+    assert caught.value.http_status == 401
+    server.connection().head_account()

@@ -36,6 +36,14 @@ def _describe(label: str, pem: bytes) -> None:
 
 def _stage(arguments, certificatePEM: bytes, keyPEM: bytes) -> None:
     """Stage a pair, then rewrite the connection file to list it."""
+    served = os.path.join(arguments.data, datadir.CERTIFICATE)
+    with open(served, "rb") as f:
+        listed = len(x509.load_pem_x509_certificates(f.read()))
+    listed += len(x509.load_pem_x509_certificates(certificatePEM))
+    if listed > 10:
+        raise CommandError(
+            f"the connection file would list {listed} certificates (served and staged "
+            "chains); it holds at most 10")
     writeAtomically(_path(arguments, datadir.STAGED_PRIVATE_KEY), keyPEM)
     writeAtomically(_path(arguments, datadir.STAGED_CERTIFICATE), certificatePEM)
     settings = datadir.loadSettings(arguments.data)
@@ -51,7 +59,9 @@ def _activate(arguments) -> None:
     staged = _path(arguments, datadir.STAGED_CERTIFICATE)
     if not os.path.exists(staged):
         raise CommandError("no staged certificate: run 'bwscd cert renew' or 'import' first")
-    # The key first: the server reloads when both files have changed.
+    # The key first: a server reloading between the two renames finds a
+    # certificate that doesn't match its key, keeps the old pair, and takes
+    # the new one at its next look.
     os.replace(_path(arguments, datadir.STAGED_PRIVATE_KEY),
                _path(arguments, datadir.PRIVATE_KEY))
     os.replace(staged, _path(arguments, datadir.CERTIFICATE))
@@ -70,6 +80,9 @@ def _readKeyPair(certificatePath, keyPath, chainPath) -> tuple[bytes, bytes]:
     try:
         chain = x509.load_pem_x509_certificates(certificatePEM)
         key = serialization.load_pem_private_key(keyPEM, password=None)
+    except TypeError:
+        raise CommandError(f"{keyPath} is encrypted: give the key without a passphrase "
+                           "(for example: openssl pkey -in KEY -out PLAIN.pem)")
     except ValueError as e:
         raise CommandError(f"can't read the certificate or key: {e}")
     public = serialization.PublicFormat.SubjectPublicKeyInfo
@@ -90,6 +103,9 @@ def run(arguments) -> None:
                     _describe(label, f.read())
     elif arguments.action == "renew":
         settings = datadir.loadSettings(arguments.data)
+        if not settings["https"]:
+            raise CommandError("this data directory serves plain HTTP (--http): "
+                               "there is no certificate")
         keyPEM = None
         if not arguments.new_key:
             with open(_path(arguments, datadir.PRIVATE_KEY), "rb") as f:

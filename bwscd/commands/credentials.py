@@ -10,10 +10,16 @@ DAY = 24 * 60 * 60
 
 def run(arguments) -> None:
     if arguments.action == "rotate":
+        if arguments.grace_days < 0:
+            raise ValueError("--grace-days can't be negative")
         credentials.rotate(arguments.data, arguments.grace_days * DAY)
         print(f"new account key written to the connection file in {arguments.data}; "
-              f"upload it in Body Worn Manager: the old key works for "
-              f"{arguments.grace_days:g} more day(s)")
+              "a running server accepts it within 10 s (at once on SIGHUP); then "
+              "upload the file in Body Worn Manager")
+        if arguments.grace_days:
+            print(f"the old key keeps working for {arguments.grace_days:g} day(s)")
+        else:
+            print("every older key and every token given out stopped working")
         return
     settings = datadir.loadSettings(arguments.data)
     print(f"user {settings['account']['user']}")
