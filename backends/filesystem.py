@@ -191,7 +191,8 @@ class FilesystemBackend:
             )
 
     def containerInfo(self, container):
-        return deferToThread(self._containerInfo, container)
+        return deferToThread(self._guarded, "reading container metadata",
+                             self._containerInfo, container)
 
     def _containerInfo(self, container: str) -> ContainerInfo | None:
         if not os.path.isdir(self._containerPath(container)):
@@ -314,10 +315,17 @@ class FilesystemBackend:
 
 
 def _unlinkQuietly(path: str) -> None:
+    """
+    Remove a temporary file.  One that can't be removed (the storage is
+    failing) is left for the next start to clean up: the failure being
+    reported already says what went wrong.
+    """
     try:
         os.unlink(path)
     except FileNotFoundError:
         pass
+    except OSError as e:
+        log.warn("left {path} for the next start to remove: {error}", path=path, error=e)
 
 
 def _storedDigests(path: str, length: int) -> Digests:

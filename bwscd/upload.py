@@ -16,12 +16,15 @@ import threading
 from collections import deque
 
 from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.internet.interfaces import IConsumer
 from zope.interface import implementer
 
 from bwscd.errors import UnprocessableEntity
 from bwscd.interfaces import Digests
+
+log = Logger()
 
 HIGH_WATER = 4 << 20
 LOW_WATER = 1 << 20
@@ -144,7 +147,12 @@ class Upload:
                         kept = None
                 self._reactor.callFromThread(self._written, batch)
         except BaseException:
-            self._writer.abort()
+            # The reason the upload failed is what the client must hear,
+            # even if forgetting what was written fails too.
+            try:
+                self._writer.abort()
+            except Exception:
+                log.failure("could not abort an upload")
             raise
 
     def _commit(self, digests: Digests):
