@@ -198,22 +198,3 @@ def test_uploads_beyond_the_limit_get_503_with_retry_after(launch, dataDirectory
     first.send(b"x" * 990)
     assert first.getresponse().status == 201
     assert swift.put_object("Users", "third", b"z")
-
-
-def test_tls_older_than_1_2_is_refused(server):
-    import socket
-    import ssl
-
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.load_verify_locations(server.caFile)
-    context.minimum_version = ssl.TLSVersion.TLSv1
-    context.maximum_version = ssl.TLSVersion.TLSv1_1
-    context.set_ciphers("ALL:@SECLEVEL=0")
-    with socket.create_connection(("127.0.0.1", server.port)) as raw:
-        with pytest.raises(ssl.SSLError):
-            context.wrap_socket(raw, server_hostname="127.0.0.1").do_handshake()
-    modern = ssl.create_default_context(cafile=server.caFile)
-    modern.minimum_version = ssl.TLSVersion.TLSv1_2
-    with socket.create_connection(("127.0.0.1", server.port)) as raw:
-        with modern.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
-            assert tls.version() in ("TLSv1.2", "TLSv1.3")
