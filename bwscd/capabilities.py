@@ -14,9 +14,8 @@ from twisted.internet.defer import inlineCallbacks
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 
+from bwscd.constraints import SYSTEM
 from bwscd.interfaces import Digests
-
-SYSTEM = "System"
 
 log = Logger()
 

@@ -26,6 +26,11 @@ MAX_HEADER_SIZE = 8192
 CONTAINER = "Container"
 OBJECT = "Object"
 
+# The containers the API names; every other container holds evidence.
+SYSTEM = "System"
+USERS = "Users"
+DEVICES = "Devices"
+
 # Characters left as they are when metadata is sent back percent-encoded:
 # RFC 3986's unreserved set plus the delimiters that are safe in a header
 # value.  "+" and "%" are always encoded so that no decoder can misread them.

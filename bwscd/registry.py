@@ -23,11 +23,9 @@ from datetime import datetime, timezone
 
 from twisted.internet.defer import DeferredLock, inlineCallbacks
 
+from bwscd.constraints import DEVICES, SYSTEM, USERS
 from bwscd.errors import BadRequest, Forbidden
 
-USERS = "Users"
-DEVICES = "Devices"
-SYSTEM = "System"
 STATE = "registry.json"
 
 _RECORDING = re.compile(

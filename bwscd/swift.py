@@ -19,11 +19,11 @@ from twisted.logger import Logger
 from twisted.web.http import datetimeToString
 from twisted.web.iweb import UNKNOWN_LENGTH
 from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET
 from twisted.python.threadpool import ThreadPool
+from twisted.web.server import NOT_DONE_YET
 
 from bwscd import account, constraints
-from bwscd.constraints import CONTAINER, OBJECT
+from bwscd.constraints import CONTAINER, OBJECT, SYSTEM
 from bwscd.errors import (
     BadRequest,
     Forbidden,
@@ -39,7 +39,6 @@ from bwscd.upload import Abandoned, Upload
 
 log = Logger()
 
-SYSTEM = "System"
 COMPLETE = "Complete"
 GNSS_SUFFIX = "_gpstrail.json"
 # GNSS tracks are small (a point every few seconds); this bounds what is
