@@ -13,7 +13,7 @@ from bwscd.commands import CommandError
 DEFAULT_DATA = "bwscd-data"
 
 # Each a module in bwscd.commands.
-COMMANDS = ["categories", "backup", "init", "connection_file", "cert", "credentials", "keys", "decrypt"]
+COMMANDS = ["categories", "backup", "init", "connection_file", "cert", "credentials", "keys", "decrypt", "loadtest"]
 
 
 def addDataOption(parser) -> None:
