@@ -8,3 +8,10 @@ filesystem = BackendPlugin(
     "reserve=SIZE free space kept (default 256M)",
     "bwscd.backends.filesystem.backend",
 )
+
+sqlite = BackendPlugin(
+    "sqlite",
+    "one SQLite database holding metadata and content; options: path=FILE "
+    "(default DATA/storage.sqlite), reserve=SIZE free space kept (default 256M)",
+    "bwscd.backends.sqlite.backend",
+)

@@ -1,0 +1,500 @@
+"""
+The SQLite backend: containers, objects, their metadata and the service's
+own documents in one database file (the schema is in docs/sqlite.md)::
+
+    containers(name, metadata, created)
+    uploads(id, container, name, started)       one per upload, kept by its object
+    chunks(upload, seq, data)                   an upload's bytes, 1 MiB a row
+    objects(container, name, upload, length, md5, sha256, modified, metadata)
+    state(name, data)
+
+An object's bytes go into C{chunks} as they stream in, one transaction per
+1 MiB row, which WAL mode with C{synchronous=NORMAL} does not fsync.  The
+object appears in one transaction, run with C{synchronous=FULL}, that points
+its C{objects} row at its upload (and deletes the upload it replaces): the
+fsync of that commit makes the WAL durable up to and including it, every
+chunk before it too.  An upload that no object row points at is unfinished:
+aborted, it is deleted; cut short by a crash, the next start deletes it.
+
+Every SQLite call runs on one thread of our own, which owns the connection:
+the reactor gets L{Deferred}s from it, and an upload's worker thread hands it
+each chunk and waits.
+"""
+
+import json
+import mmap
+import os
+import queue
+import sqlite3
+import time
+import urllib.parse
+from contextlib import contextmanager
+from dataclasses import replace
+
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.threadpool import ThreadPool
+from zope.interface import implementer
+
+from bwscd.backends.layout import conflictName
+from bwscd.constraints import mergeMetadata
+from bwscd.errors import (
+    BadRequest,
+    InsufficientStorage,
+    NotFound,
+    ServiceUnavailable,
+    SwiftError,
+)
+from bwscd.interfaces import (
+    ContainerInfo,
+    Digests,
+    IObjectWriter,
+    IStorageBackend,
+    ObjectInfo,
+)
+from bwscd.plugins import checkOptions, parseSize
+
+SCHEMA_VERSION = 1
+CHUNK_SIZE = 1 << 20
+# Large pages keep a 1 MiB chunk to 16 overflow pages instead of 256.
+PAGE_SIZE = 1 << 16
+
+SCHEMA = f"""
+BEGIN;
+CREATE TABLE containers (
+    name TEXT PRIMARY KEY,
+    metadata TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE uploads (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    container TEXT NOT NULL REFERENCES containers(name),
+    name TEXT NOT NULL,
+    started REAL NOT NULL
+);
+CREATE TABLE chunks (
+    upload INTEGER NOT NULL REFERENCES uploads(id),
+    seq INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (upload, seq)
+);
+CREATE TABLE objects (
+    container TEXT NOT NULL REFERENCES containers(name),
+    name TEXT NOT NULL,
+    upload INTEGER NOT NULL UNIQUE REFERENCES uploads(id),
+    length INTEGER NOT NULL,
+    md5 TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    modified REAL NOT NULL,
+    metadata TEXT NOT NULL,
+    PRIMARY KEY (container, name)
+);
+CREATE TABLE state (
+    name TEXT PRIMARY KEY,
+    data BLOB NOT NULL
+);
+PRAGMA user_version = {SCHEMA_VERSION};
+COMMIT;
+"""
+
+log = Logger()
+
+
+def storageError(error: sqlite3.OperationalError, what: str) -> SwiftError:
+    """
+    The API's refusal for a failed SQLite operation: a full disk is 507,
+    anything else (locked, I/O error) 503, so the controller keeps the data
+    and retries.
+    """
+    if error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_FULL:
+        return InsufficientStorage(f"out of disk space while {what}")
+    log.error("storage failure while {what}: {error}", what=what, error=error)
+    return ServiceUnavailable(f"storage failure while {what}")
+
+
+def _encode(metadata: dict[str, str]) -> str:
+    return json.dumps(metadata, ensure_ascii=False, sort_keys=True)
+
+
+def _deleteUpload(db: sqlite3.Connection, upload: int) -> None:
+    db.execute("DELETE FROM chunks WHERE upload = ?", (upload,))
+    db.execute("DELETE FROM uploads WHERE id = ?", (upload,))
+
+
+@implementer(IStorageBackend)
+class SQLiteBackend:
+    """
+    Everything in the database at C{path}.  C{reserve} bytes of free space
+    are kept on its filesystem: an upload that would eat into them is
+    refused with 507, before its body is read if it has a Content-Length,
+    else as soon as it gets there.
+    """
+
+    def __init__(self, path: str, reserve: int):
+        self.path = os.path.abspath(path)
+        self.reserve = reserve
+        self.description = f"SQLite database {self.path}"
+        # Started on first use, so that building the backend (for --help,
+        # or a backup that only reads) starts no thread.
+        self._pool = ThreadPool(minthreads=1, maxthreads=1, name="bwscd-sqlite")
+        self._db: sqlite3.Connection | None = None  # only ever used on _pool's thread
+
+    # The database thread.
+
+    def _defer(self, what, function, *args):
+        """From the reactor: run C{function} on the database thread."""
+        from twisted.internet import reactor
+
+        if not self._pool.started:
+            self._pool.start()
+            # After the upload workers are joined (their trigger came first),
+            # so that none is left waiting for its abort.
+            reactor.addSystemEventTrigger("after", "shutdown", self._stop)
+        return deferToThreadPool(reactor, self._pool, self._guarded, what, function, *args)
+
+    def _wait(self, what, function, *args):
+        """From an upload's worker: run C{function} on the database thread."""
+        outcome = queue.SimpleQueue()
+        self._pool.callInThreadWithCallback(
+            lambda *result: outcome.put(result), self._guarded, what, function, *args
+        )
+        succeeded, result = outcome.get()
+        if not succeeded:
+            result.raiseException()
+        return result
+
+    def _guarded(self, what, function, *args):
+        try:
+            return function(*args)
+        except sqlite3.OperationalError as e:
+            raise storageError(e, what)
+
+    def _stop(self) -> None:
+        self._pool.callInThread(self._close)
+        self._pool.stop()
+
+    def _close(self) -> None:
+        # The last connection to close checkpoints the WAL into the
+        # database and removes it, leaving one self-contained file.
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def _connect(self, create: bool) -> sqlite3.Connection:
+        uri = "file:" + urllib.parse.quote(self.path) + ("?mode=rwc" if create else "?mode=rw")
+        # Autocommit: transactions are begun and ended here, explicitly.
+        db = sqlite3.connect(uri, uri=True, isolation_level=None)
+        try:
+            # Only a new file takes it, and only before anything reads the
+            # file: else SQLite sizes its 2 MB page cache in 4 KiB pages,
+            # then holds as many 64 KiB ones (32 MB).
+            db.execute(f"PRAGMA page_size = {PAGE_SIZE}")
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            empty = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+            if create and version == 0 and empty:
+                db.executescript(SCHEMA)
+            elif version != SCHEMA_VERSION:
+                raise ServiceUnavailable(
+                    f"{self.path} is not a bwscd database of schema version "
+                    f"{SCHEMA_VERSION} (its user_version is {version})"
+                )
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")
+            db.execute("PRAGMA foreign_keys = ON")
+            # Some builds (Debian's) zero every freed page: forgetting an
+            # aborted 1 GiB upload would write 1 GiB of zeros, and could not
+            # be done at all on a full disk.  FAST zeroes only what is
+            # rewritten anyway.
+            db.execute("PRAGMA secure_delete = FAST")
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    @contextmanager
+    def _transaction(self, durable: bool = False):
+        """
+        One write transaction; C{durable}: its commit returns only once it
+        is on disk, and with it everything committed before.
+        """
+        db = self._db
+        if durable:
+            db.execute("PRAGMA synchronous = FULL")
+        try:
+            # IMMEDIATE: wait for another process's write lock here, not
+            # halfway through.
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                # A failed COMMIT may or may not have rolled back by itself.
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        finally:
+            if durable:
+                db.execute("PRAGMA synchronous = NORMAL")
+
+    # IStorageBackend
+
+    def open(self):
+        return self._defer("opening the database", self._open)
+
+    def _open(self) -> None:
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        self._db = self._connect(create=True)
+        with self._transaction() as db:
+            unfinished = "SELECT id FROM uploads WHERE id NOT IN (SELECT upload FROM objects)"
+            db.execute(f"DELETE FROM chunks WHERE upload IN ({unfinished})")
+            count = db.execute(f"DELETE FROM uploads WHERE id IN ({unfinished})").rowcount
+        if count:
+            log.warn(
+                "removed {count} leftover(s) of interrupted writes from {path}",
+                count=count,
+                path=self.path,
+            )
+
+    def containerInfo(self, container):
+        return self._defer("reading container metadata", self._containerInfo, container)
+
+    def _containerInfo(self, container: str) -> ContainerInfo | None:
+        metadata = self._containerMetadata(container)
+        return None if metadata is None else ContainerInfo(container, metadata)
+
+    def _containerMetadata(self, container: str) -> dict[str, str] | None:
+        row = self._db.execute(
+            "SELECT metadata FROM containers WHERE name = ?", (container,)
+        ).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def putContainer(self, container, metadata):
+        return self._defer("creating a container", self._putContainer, container, metadata)
+
+    def _putContainer(self, container: str, metadata: dict[str, str]) -> bool:
+        with self._transaction(durable=True) as db:
+            current = self._containerMetadata(container)
+            if current is None:
+                db.execute(
+                    "INSERT INTO containers (name, metadata, created) VALUES (?, ?, ?)",
+                    (container, _encode(mergeMetadata({}, metadata)), time.time()),
+                )
+                return True
+            self._mergeContainerMetadata(db, container, current, metadata)
+            return False
+
+    def updateContainer(self, container, metadata):
+        return self._defer(
+            "updating container metadata", self._updateContainer, container, metadata
+        )
+
+    def _updateContainer(self, container: str, metadata: dict[str, str]) -> ContainerInfo:
+        with self._transaction(durable=True) as db:
+            current = self._containerMetadata(container)
+            if current is None:
+                raise NotFound(f"no container {container!r}")
+            merged = self._mergeContainerMetadata(db, container, current, metadata)
+        return ContainerInfo(container, merged)
+
+    def _mergeContainerMetadata(self, db, container, current, changes) -> dict[str, str]:
+        merged = mergeMetadata(current, changes)
+        if merged != current:
+            db.execute(
+                "UPDATE containers SET metadata = ? WHERE name = ?",
+                (_encode(merged), container),
+            )
+        return merged
+
+    def objectInfo(self, container, name):
+        return self._defer("reading object metadata", self._objectInfo, container, name)
+
+    def _objectInfo(self, container: str, name: str) -> ObjectInfo | None:
+        row = self._db.execute(
+            "SELECT length, md5, sha256, modified, metadata FROM objects"
+            " WHERE container = ? AND name = ?",
+            (container, name),
+        ).fetchone()
+        if row is None:
+            return None
+        length, md5, sha256, modified, metadata = row
+        return ObjectInfo(
+            container, name, Digests(length, md5, sha256), modified, json.loads(metadata)
+        )
+
+    def replaceObjectMetadata(self, container, name, metadata):
+        return self._defer(
+            "replacing object metadata", self._replaceObjectMetadata, container, name, metadata
+        )
+
+    def _replaceObjectMetadata(self, container, name, metadata) -> ObjectInfo:
+        with self._transaction(durable=True) as db:
+            updated = db.execute(
+                "UPDATE objects SET metadata = ? WHERE container = ? AND name = ?",
+                (_encode(metadata), container, name),
+            ).rowcount
+        if not updated:
+            raise NotFound(f"no object {name!r} in container {container!r}")
+        return self._objectInfo(container, name)
+
+    def openObject(self, container, name, metadata, length, writeOnce=False):
+        return self._defer("opening an object", self._openObject,
+                           container, name, metadata, length, writeOnce)
+
+    def _openObject(self, container, name, metadata, length, writeOnce) -> "ChunkWriter":
+        if self._containerMetadata(container) is None:
+            raise NotFound(f"no container {container!r}")
+        self._checkSpace(length or 0)
+        upload = self._db.execute(
+            "INSERT INTO uploads (container, name, started) VALUES (?, ?, ?)",
+            (container, name, time.time()),
+        ).lastrowid
+        return ChunkWriter(self, upload, container, name, metadata, writeOnce)
+
+    def readState(self, name):
+        return self._defer("reading service state", self._readState, name)
+
+    def _readState(self, name: str) -> bytes | None:
+        if self._db is None:
+            # Read without open(), as a backup does beside a running server:
+            # connect, but create nothing.
+            if not os.path.exists(self.path):
+                return None
+            self._db = self._connect(create=False)
+        row = self._db.execute("SELECT data FROM state WHERE name = ?", (name,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def writeState(self, name, data):
+        return self._defer("writing service state", self._writeState, name, data)
+
+    def _writeState(self, name: str, data: bytes) -> None:
+        with self._transaction(durable=True) as db:
+            db.execute("INSERT OR REPLACE INTO state (name, data) VALUES (?, ?)", (name, data))
+
+    def _checkSpace(self, length: int) -> None:
+        """
+        @raise InsufficientStorage: if C{length} bytes would eat into the
+            reserve.  The pages that deleted chunks left inside the database
+            count as free: SQLite fills them before it grows the file.
+        """
+        status = os.statvfs(os.path.dirname(self.path))
+        (reusable,) = self._db.execute(
+            "SELECT freelist_count * page_size FROM pragma_freelist_count, pragma_page_size"
+        ).fetchone()
+        free = status.f_bavail * status.f_frsize + reusable
+        if length + self.reserve > free:
+            raise InsufficientStorage(
+                f"not enough free space: {free} bytes free (with the database's free "
+                f"pages), {self.reserve} kept in reserve"
+            )
+
+    # For ChunkWriter, on the database thread.
+
+    def _forget(self, upload: int) -> None:
+        """Delete an upload and its chunks, unless an object holds them."""
+        with self._transaction() as db:
+            if not db.execute("SELECT 1 FROM objects WHERE upload = ?", (upload,)).fetchone():
+                _deleteUpload(db, upload)
+
+
+@implementer(IObjectWriter)
+class ChunkWriter:
+    """
+    An object being written as an upload's chunks, made visible on commit by
+    the one transaction that points its object row at them.
+    """
+
+    def __init__(self, backend, upload, container, name, metadata, writeOnce):
+        self._backend = backend
+        self._upload = upload
+        self._container = container
+        self._name = name
+        self._metadata = metadata
+        self._writeOnce = writeOnce
+        # One chunk's worth, filled and flushed over and over.  Mapped, not
+        # allocated: freeing a 1 MiB malloc block makes glibc serve every
+        # later block up to that size from per-thread arenas, which then
+        # keep megabytes each (the filesystem backend never frees one).
+        self._buffer = mmap.mmap(-1, CHUNK_SIZE)
+        self._filled = 0
+        self._seq = 0
+
+    def write(self, data):
+        view = memoryview(data)
+        while view:
+            count = min(len(view), CHUNK_SIZE - self._filled)
+            self._buffer[self._filled : self._filled + count] = view[:count]
+            self._filled += count
+            view = view[count:]
+            if self._filled == CHUNK_SIZE:
+                self._flush(self._buffer)
+
+    def _flush(self, chunk) -> None:
+        self._backend._wait("writing an object", self._insert, self._seq, chunk)
+        self._seq += 1
+        self._filled = 0
+
+    def _insert(self, seq: int, chunk) -> None:
+        # Also while the body streams (chunked, or beside other uploads):
+        # the reserve is what deleting needs to write, once this upload is
+        # aborted or replaced.
+        self._backend._checkSpace(len(chunk))
+        with self._backend._transaction() as db:
+            row = db.execute(
+                "INSERT INTO chunks (upload, seq, data) VALUES (?, ?, zeroblob(?))",
+                (self._upload, seq, len(chunk)),
+            ).lastrowid
+            with db.blobopen("chunks", "data", row) as blob:
+                blob.write(chunk)
+
+    def commit(self, digests):
+        if self._filled:
+            self._flush(memoryview(self._buffer)[: self._filled])
+        return self._backend._wait("committing an object", self._commit, digests)
+
+    def _commit(self, digests: Digests) -> ObjectInfo:
+        backend = self._backend
+        with backend._transaction(durable=True) as db:
+            if not self._writeOnce:
+                return self._place(db, self._name, digests)
+            # Write once: the same bytes again are a success, other bytes go
+            # beside, under a name derived from their SHA-256, so that
+            # sending them again is idempotent too.
+            for name in (self._name, conflictName(self._name, digests.sha256)):
+                existing = backend._objectInfo(self._container, name)
+                if existing is None:
+                    return self._place(db, name, digests)
+                if existing.digests == digests:
+                    _deleteUpload(db, self._upload)
+                    return replace(existing, existed=True)
+            raise BadRequest(f"{self._name!r} and its conflict copy both hold other bytes")
+
+    def _place(self, db, name: str, digests: Digests) -> ObjectInfo:
+        """Point the object row at this upload, dropping the one it replaces."""
+        replaced = db.execute(
+            "SELECT upload FROM objects WHERE container = ? AND name = ?",
+            (self._container, name),
+        ).fetchone()
+        modified = time.time()
+        db.execute(
+            "INSERT OR REPLACE INTO objects (container, name, upload, length, md5,"
+            " sha256, modified, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (self._container, name, self._upload, digests.length, digests.md5,
+             digests.sha256, modified, _encode(self._metadata)),
+        )
+        if replaced is not None:
+            _deleteUpload(db, replaced[0])
+        return ObjectInfo(self._container, name, digests, modified, self._metadata)
+
+    def abort(self):
+        self._backend._wait("forgetting an object", self._backend._forget, self._upload)
+
+
+def backend(dataDirectory: str, options: dict[str, str]) -> SQLiteBackend:
+    """
+    C{sqlite:path=FILE:reserve=SIZE}: everything in the database C{path}
+    (default C{DATA/storage.sqlite}), keeping C{reserve} bytes free on its
+    filesystem (default 256M).
+    """
+    checkOptions("sqlite", options, {"path", "reserve"})
+    path = options.get("path") or os.path.join(dataDirectory, "storage.sqlite")
+    return SQLiteBackend(path, parseSize("sqlite", "reserve", options.get("reserve", "256M")))
