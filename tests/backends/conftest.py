@@ -55,7 +55,7 @@ def _spec(name, directory, request) -> str:
     if name == "sqlite":
         return f"sqlite:path={directory}/storage.sqlite"
     if name == "sftp":
-        return request.getfixturevalue("sshServer").backendSpec()
+        return request.getfixturevalue("sshServer").backendSpec(root=f"{directory}/sftp")
     pytest.skip(f"no conformance settings for the {name} backend")
 
 

@@ -15,3 +15,11 @@ sqlite = BackendPlugin(
     "(default DATA/storage.sqlite), reserve=SIZE free space kept (default 256M)",
     "bwscd.backends.sqlite.backend",
 )
+
+sftp = BackendPlugin(
+    "sftp",
+    "files in the filesystem layout on an SSH server; options: host=H, port=P "
+    "(default 22), user=U, key=PATH, known_hosts=PATH, root=DIR, reserve=SIZE "
+    "(default 256M, when the server reports free space)",
+    "bwscd.backends.sftp.backend",
+)

@@ -1,0 +1,1233 @@
+"""
+The SFTP backend: the filesystem backend's tree (docs/layout.md) on an SSH
+server, for storage that lives on another machine.  See docs/sftp.md.
+
+One SSH connection carries every request.  L{SFTPBackend.open} makes it,
+and when it drops the backend makes it again, waiting 1, 2, 5, 10, then 30
+seconds between attempts; until then every method fails with
+L{ServiceUnavailable}, so the controller keeps its recording and retries.
+The server's host key must be the one C{known_hosts} pins, and the client
+logs in with one private key and nothing else.
+
+Files are written as the filesystem backend writes them, as far as SFTP
+lets a client: under a temporary name in C{.bwscd/tmp}, fsynced with
+C{fsync@openssh.com}, then renamed into place with
+C{posix-rename@openssh.com}, an atomic replace, or, for evidence, with
+SFTP's own rename, which never replaces.  SFTP can't fsync a directory, so
+after the last rename of an operation the renamed file is fsynced again,
+which commits the rename too on journalling filesystems.  The MD5 and
+SHA-256, kept in extended attributes by the filesystem backend, are kept in
+a tree of their own, C{.bwscd/digests/<Container>/<Object>}, written before
+the object appears.
+"""
+
+import base64
+import hashlib
+import json
+import os
+import posixpath
+import secrets
+import stat
+import struct
+import threading
+
+from twisted.conch.client.knownhosts import KnownHostsFile
+from twisted.conch.error import ConchError, HostKeyChanged
+from twisted.conch.ssh import channel, connection, filetransfer, keys, transport, userauth
+from twisted.conch.ssh.common import NS
+from twisted.internet.defer import (
+    Deferred,
+    DeferredLock,
+    fail,
+    inlineCallbacks,
+    maybeDeferred,
+    succeed,
+)
+from twisted.internet.endpoints import HostnameEndpoint, connectProtocol
+from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger, LogLevel
+from twisted.python.failure import Failure
+from twisted.python.filepath import FilePath
+from zope.interface import implementer
+
+from bwscd.backends import layout
+from bwscd.constraints import mergeMetadata
+from bwscd.errors import (
+    BadRequest,
+    InsufficientStorage,
+    NotFound,
+    ServiceUnavailable,
+    SwiftError,
+)
+from bwscd.interfaces import ContainerInfo, Digests, IObjectWriter, IStorageBackend, ObjectInfo
+from bwscd.plugins import checkOptions, parseSize
+
+RECONNECT_DELAYS = (1, 2, 5, 10, 30)
+"""Seconds between attempts to connect again; the last one repeats."""
+
+CONNECT_TIMEOUT = 30
+"""Seconds to get from nothing to an SFTP session."""
+
+KEEPALIVE_INTERVAL = 30
+"""
+Seconds between probes of an idle-looking connection.  One still
+unanswered when the next is due means the link is dead: a silent network
+failure is noticed within two intervals.
+"""
+
+CHUNK_SIZE = 64 << 10
+"""Bytes per SFTP write, if the server takes that many."""
+
+WRITES_IN_FLIGHT = 8
+"""Writes of one upload sent and not yet acknowledged, at most."""
+
+# Without limits@openssh.com, a write as large as every server must take
+# (the SFTP draft: packets of 34000 bytes).
+_PORTABLE_CHUNK_SIZE = 32 << 10
+
+# Less than this free after a failed write: the remote disk filled up.
+_FULL = 1 << 20
+
+_DIGESTS = posixpath.join(layout.STATE_DIRECTORY, "digests")
+_FSYNC = b"fsync@openssh.com"
+_POSIX_RENAME = b"posix-rename@openssh.com"
+_STATVFS = b"statvfs@openssh.com"
+_LIMITS = b"limits@openssh.com"
+
+# The reactor thread encrypts every byte: the cheapest strong choices first
+# (SHA-256 has CPU instructions where SHA-512 has none).
+_FAST_CIPHERS = [b"aes128-ctr", b"aes256-ctr"]
+_FAST_MACS = [b"hmac-sha2-256", b"hmac-sha2-512"]
+
+# What a request over the connection can fail with besides a refusal of
+# ours: the server's answer, or the connection going away under it.
+_REMOTE_FAILURES = (
+    filetransfer.SFTPError,
+    NotImplementedError,  # the server's SSH_FX_OP_UNSUPPORTED
+    EOFError,
+    ConnectionLost,
+    ConnectionDone,
+    ConchError,
+)
+
+log = Logger()
+
+
+class _WarningsOnly(Logger):
+    """
+    Conch logs every SFTP packet at info level: that would be thousands of
+    lines, and a good part of the reactor's time, per GiB.  bwscd says
+    itself what an operator needs to know about the connection.
+    """
+
+    def emit(self, level, format=None, **kwargs):
+        if level in (LogLevel.warn, LogLevel.error, LogLevel.critical):
+            super().emit(level, format, **kwargs)
+
+
+_conchLog = _WarningsOnly()
+
+
+class Unusable(Exception):
+    """
+    The server can't be used as configured (host key, login, a missing
+    feature): bwscd does not start, and a reconnection keeps failing until
+    an operator steps in.
+    """
+
+
+class Unreachable(Exception):
+    """No SFTP session with the server now; maybe later."""
+
+
+# Connecting.
+
+
+class _Peer:
+    """Where to connect, as whom, and which host key to expect there."""
+
+    def __init__(self, host: str, port: int, user: str, key: keys.Key, knownHosts: str):
+        self.host = host
+        self.port = port
+        self.user = user
+        self.key = key
+        self.knownHosts = knownHosts
+        # How known_hosts names the server, as ssh(1) writes it.
+        self.name = host if port == 22 else f"[{host}]:{port}"
+
+    def __str__(self) -> str:
+        return f"{self.user}@{self.name}"
+
+    def _entries(self) -> KnownHostsFile:
+        # Read at every connection: an operator fixes known_hosts without a
+        # restart.
+        return KnownHostsFile.fromPath(FilePath(self.knownHosts))
+
+    def hostKeyAlgorithms(self, supported: list[bytes]) -> list[bytes]:
+        """
+        C{supported}, those for the key types known_hosts has for this
+        server first, so that a server with several host keys offers the
+        pinned one (as ssh(1) does).
+        """
+        name = self.name.encode("utf-8")
+        known = {e.keyType for e in self._entries().iterentries() if e.matchesHost(name)}
+        return sorted(supported, key=lambda algorithm: _keyType(algorithm) not in known)
+
+    def checkHostKey(self, blob: bytes) -> None:
+        """@raise Unusable: naming the key's fingerprint, unless it is pinned."""
+        key = keys.Key.fromString(blob)
+        offered = f"{key.sshType().decode('ascii')} key {_fingerprint(key)}"
+        try:
+            if self._entries().hasHostKey(self.name.encode("utf-8"), key):
+                return
+        except HostKeyChanged as e:
+            raise Unusable(
+                f"the host key of {self.name} has CHANGED: the server offers the "
+                f"{offered}, but {self.knownHosts} line {e.lineno} pins another key; "
+                "refusing to connect (the server may have been reinstalled, or "
+                "something is impersonating it)"
+            )
+        raise Unusable(
+            f"the host key of {self.name} is not in {self.knownHosts}: the server "
+            f"offers the {offered}; if that is the server's key (ssh-keygen -lf on "
+            f"its host key shows it), add it to {self.knownHosts}"
+        )
+
+
+def _preferred(supported: list[bytes], first: list[bytes]) -> list[bytes]:
+    return [a for a in first if a in supported] + [a for a in supported if a not in first]
+
+
+def _fingerprint(key: keys.Key) -> str:
+    """C{SHA256:...}, as ssh and ssh-keygen show a key."""
+    digest = hashlib.sha256(key.blob()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
+
+
+def _keyType(algorithm: bytes) -> bytes:
+    return b"ssh-rsa" if algorithm.startswith(b"rsa-sha2-") else algorithm
+
+
+class _ClientTransport(transport.SSHClientTransport):
+    """
+    One SSH connection, from TCP to a started SFTP session.
+
+    @ivar ready: fires with the L{_Session}, or fails with why there is none.
+    @ivar lost: fires once the connection is gone, whenever that is.
+    """
+
+    _log = _conchLog
+
+    def __init__(self, peer: _Peer, root: str):
+        self._peer = peer
+        self._root = root
+        self._problem: Exception | None = None
+        self._gone = False
+        self.ready: Deferred = Deferred()
+        self.lost: Deferred = Deferred()
+        self.supportedPublicKeys = peer.hostKeyAlgorithms(self.supportedPublicKeys)
+        self.supportedCiphers = _preferred(self.supportedCiphers, _FAST_CIPHERS)
+        self.supportedMACs = _preferred(self.supportedMACs, _FAST_MACS)
+
+    def verifyHostKey(self, hostKey, fingerprint):
+        try:
+            self._peer.checkHostKey(hostKey)
+        except Unusable as e:
+            self._problem = e
+            return fail(e)
+        return succeed(True)
+
+    def connectionSecure(self):
+        self.requestService(_UserAuth(self._peer, _Connection(self._started)))
+
+    def _started(self, client, extensions) -> None:
+        self.ready.callback(_Session(client, extensions, self, self._root))
+
+    def sendDisconnect(self, reason, desc):
+        if reason == transport.DISCONNECT_NO_MORE_AUTH_METHODS_AVAILABLE:
+            self._problem = Unusable(
+                f"{self._peer} refused the key {_fingerprint(self._peer.key)} "
+                "(is its public key in the user's authorized_keys on the server?)"
+            )
+        super().sendDisconnect(reason, desc)
+
+    def receiveError(self, reasonCode, description):
+        self._problem = self._problem or Unreachable(
+            f"the server closed the connection: {description.decode('utf-8', 'replace')}"
+        )
+
+    def drop(self, problem: Exception) -> None:
+        """Drop the connection at once, for C{problem}."""
+        self._problem = self._problem or problem
+        self.transport.abortConnection()
+
+    def loseConnection(self):
+        if not self._gone:
+            super().loseConnection()
+
+    def connectionLost(self, reason=None):
+        self._gone = True
+        super().connectionLost(reason)
+        if not self.ready.called:
+            self.ready.errback(self._problem or Unreachable(
+                f"the connection closed before SFTP started: {reason.getErrorMessage()}"
+            ))
+        self.lost.callback(self._problem or reason.value)
+
+
+class _UserAuth(userauth.SSHUserAuthClient):
+    """Public key authentication with the one configured key, nothing else."""
+
+    _log = _conchLog
+
+    def __init__(self, peer: _Peer, instance):
+        super().__init__(peer.user.encode("utf-8"), instance)
+        self._key = peer.key
+
+    def tryAuth(self, kind):
+        return super().tryAuth(kind) if kind == b"publickey" else None
+
+    def getPublicKey(self):
+        return None if self.triedPublicKeys else self._key.public()
+
+    def getPrivateKey(self):
+        return succeed(self._key)
+
+
+class _Connection(connection.SSHConnection):
+    _log = _conchLog
+
+    def __init__(self, started):
+        super().__init__()
+        self._started = started
+
+    def serviceStarted(self):
+        super().serviceStarted()
+        self.openChannel(_SFTPChannel(self._started, conn=self))
+
+
+class _SFTPChannel(channel.SSHChannel):
+    """A session channel running the C{sftp} subsystem."""
+
+    name = b"session"
+    _log = _conchLog
+
+    def __init__(self, started, **kwargs):
+        super().__init__(**kwargs)
+        self._started = started
+        self._client: _SFTPClient | None = None
+
+    def channelOpen(self, specificData):
+        d = self.conn.sendRequest(self, b"subsystem", NS(b"sftp"), wantReply=True)
+        d.addCallbacks(self._subsystemStarted, self._subsystemRefused)
+
+    def _subsystemStarted(self, ignored):
+        self._client = _SFTPClient(self._started)
+        self._client.makeConnection(self)
+
+    def _subsystemRefused(self, reason):
+        self.conn.transport.drop(Unusable("the server refused to start its sftp subsystem"))
+
+    def openFailed(self, reason):
+        self.conn.transport.drop(Unreachable(f"the server refused a session: {reason}"))
+
+    def dataReceived(self, data):
+        self._client.dataReceived(data)
+
+    def closed(self):
+        # Without its SFTP session the connection is of no use: end it, so
+        # that every loss goes the one way, through connectionLost.
+        if self._client is not None:
+            self._client.connectionLost(Failure(ConnectionLost("the SFTP session ended")))
+        self.conn.transport.loseConnection()
+
+
+class _SFTPClient(filetransfer.FileTransferClient):
+    _log = _conchLog
+
+    def __init__(self, started):
+        super().__init__()
+        # FileTransferBase.connectionLost closes these, and only the server
+        # side sets them: without it, losing the connection would raise
+        # before the requests in flight are failed.
+        self.openDirs = {}
+        self._started = started
+
+    def gotServerVersion(self, serverVersion, extData):
+        self._started(self, extData)
+
+
+# Requests.
+
+
+class _Session:
+    """
+    The requests the backend makes over one SFTP session, by paths relative
+    to the root, as the shared layout names them.  Deferreds fail with what
+    the server or the connection said (L{_REMOTE_FAILURES}).
+    """
+
+    def __init__(self, client, extensions: dict, transport: _ClientTransport, root: str):
+        self.client = client
+        self.extensions = extensions
+        self.transport = transport
+        self.root = root
+        self.chunkSize = _PORTABLE_CHUNK_SIZE
+        self.nameMax = 255
+        self.probing = False
+
+    def can(self, extension: bytes) -> bool:
+        return extension in self.extensions
+
+    def _remote(self, relative: str) -> str:
+        return posixpath.join(self.root, relative) if relative else self.root
+
+    def _path(self, relative: str) -> bytes:
+        return _encode(self._remote(relative))
+
+    @inlineCallbacks
+    def examine(self):
+        """Learn the server's limits: write size and file name length."""
+        if self.can(_LIMITS):
+            reply = yield self.client.extendedRequest(_LIMITS, b"")
+            maxWrite = struct.unpack("!4Q", reply[:32])[2]
+            if maxWrite:
+                self.chunkSize = min(CHUNK_SIZE, maxWrite)
+        if self.can(_STATVFS):
+            self.nameMax = (yield self._statvfs())[10]
+
+    def _statvfs(self):
+        d = self.client.extendedRequest(_STATVFS, NS(self._path("")))
+        return d.addCallback(lambda reply: struct.unpack("!11Q", reply[:88]))
+
+    @inlineCallbacks
+    def freeSpace(self):
+        """Bytes free to an unprivileged user, or L{None} if the server can't say."""
+        if not self.can(_STATVFS):
+            return None
+        fields = yield self._statvfs()
+        return fields[4] * fields[1]  # f_bavail * f_frsize
+
+    def stat(self, relative: str):
+        """The attributes of C{relative} (not following a link), or L{None}."""
+        return self._stat(self._remote(relative))
+
+    @inlineCallbacks
+    def _stat(self, remote: str):
+        try:
+            return (yield self.client.getAttrs(_encode(remote)))
+        except filetransfer.SFTPError as e:
+            if e.code == filetransfer.FX_NO_SUCH_FILE:
+                return None
+            raise
+
+    def probe(self):
+        return self.client.getAttrs(self._path(""))
+
+    @inlineCallbacks
+    def read(self, relative: str, consume=None) -> bytes | None:
+        """
+        The bytes of C{relative}, or L{None} if there is no such file; or
+        hand them to C{consume} chunk by chunk, for a file too large to
+        hold.
+        """
+        try:
+            f = yield self.client.openFile(self._path(relative), filetransfer.FXF_READ, {})
+        except filetransfer.SFTPError as e:
+            if e.code == filetransfer.FX_NO_SUCH_FILE:
+                return None
+            raise
+        chunks, offset = [], 0
+        try:
+            while True:
+                try:
+                    data = yield f.readChunk(offset, self.chunkSize)
+                except EOFError:
+                    break
+                offset += len(data)
+                if consume is None:
+                    chunks.append(data)
+                else:
+                    consume(data)
+        finally:
+            yield f.close()
+        return b"".join(chunks)
+
+    @inlineCallbacks
+    def create(self):
+        """A new, empty temporary file: (its open handle, its relative path)."""
+        relative = posixpath.join(layout.TEMPORARY, f"w-{secrets.token_hex(12)}")
+        # No permissions sent: the server creates it 0666 less its umask,
+        # as the filesystem backend does.
+        f = yield self.client.openFile(
+            self._path(relative),
+            filetransfer.FXF_WRITE | filetransfer.FXF_CREAT | filetransfer.FXF_EXCL,
+            {},
+        )
+        return f, relative
+
+    def fsync(self, f):
+        if not self.can(_FSYNC):
+            return succeed(None)
+        return self.client.extendedRequest(_FSYNC, f.handle)
+
+    @inlineCallbacks
+    def write(self, relative: str, data: bytes):
+        """Replace C{relative} with C{data}, which are durable before they appear."""
+        f, temporary = yield self.create()
+        try:
+            try:
+                for offset in range(0, len(data), self.chunkSize):
+                    yield f.writeChunk(offset, data[offset : offset + self.chunkSize])
+                yield self.fsync(f)
+            finally:
+                yield f.close()
+            yield self.replace(temporary, relative)
+        except BaseException:
+            yield self.removeQuietly(temporary)
+            raise
+
+    @inlineCallbacks
+    def settle(self, relative: str):
+        """
+        Make what was renamed so far durable, as far as SFTP can: fsync
+        C{relative}, the last file renamed.  On ext4, XFS and btrfs that
+        commits the renames before it too; SFTP has no directory fsync.
+        """
+        if self.can(_FSYNC):
+            f = yield self.client.openFile(self._path(relative), filetransfer.FXF_READ, {})
+            try:
+                yield self.fsync(f)
+            finally:
+                yield f.close()
+
+    @inlineCallbacks
+    def replace(self, old: str, new: str):
+        """Rename C{old} to C{new}, replacing it: atomic with posix-rename."""
+        yield self.makeDirectories(posixpath.dirname(new))
+        if self.can(_POSIX_RENAME):
+            yield self.client.extendedRequest(
+                _POSIX_RENAME, NS(self._path(old)) + NS(self._path(new))
+            )
+            return
+        # SFTP's own rename never replaces: make room first, which leaves a
+        # moment without the file.
+        try:
+            yield self.client.renameFile(self._path(old), self._path(new))
+        except filetransfer.SFTPError:
+            if (yield self.stat(new)) is None:
+                raise
+            yield self.client.removeFile(self._path(new))
+            yield self.client.renameFile(self._path(old), self._path(new))
+
+    @inlineCallbacks
+    def place(self, old: str, new: str) -> bool:
+        """
+        Rename C{old} to C{new} unless C{new} exists: SFTP's own rename,
+        which the protocol says fails then (OpenSSH makes it a hard link and
+        an unlink).  C{False} if the name was taken.
+        """
+        yield self.makeDirectories(posixpath.dirname(new))
+        try:
+            yield self.client.renameFile(self._path(old), self._path(new))
+        except filetransfer.SFTPError:
+            if (yield self.stat(new)) is None:
+                raise
+            return False
+        return True
+
+    def makeDirectories(self, relative: str):
+        """Create C{relative} and its missing parents, up to the root's."""
+        return self._makeDirectories(self._remote(relative))
+
+    @inlineCallbacks
+    def _makeDirectories(self, remote: str):
+        if (yield self._stat(remote)) is not None:
+            return
+        parent = posixpath.dirname(remote)
+        if parent not in ("", "/", remote):
+            yield self._makeDirectories(parent)
+        try:
+            yield self.client.makeDirectory(_encode(remote), {})
+        except filetransfer.SFTPError:
+            if (yield self._stat(remote)) is None:
+                raise  # else another request made it first
+
+    def remove(self, relative: str):
+        return self.client.removeFile(self._path(relative))
+
+    @inlineCallbacks
+    def removeQuietly(self, relative: str):
+        """Remove C{relative} if it can be; what can't is a leftover for L{_prepare}."""
+        try:
+            yield self.remove(relative)
+        except _REMOTE_FAILURES:
+            pass
+
+    @inlineCallbacks
+    def list(self, relative: str) -> list[str]:
+        directory = yield self.client.openDirectory(self._path(relative))
+        names = []
+        try:
+            while True:
+                try:
+                    entries = yield directory.read()
+                except EOFError:
+                    break
+                names += [entry[0].decode("utf-8", "surrogateescape") for entry in entries]
+        finally:
+            yield directory.close()
+        return [name for name in names if name not in (".", "..")]
+
+
+def _encode(path: str) -> bytes:
+    # A name read from the server that isn't UTF-8 goes back as it came.
+    return path.encode("utf-8", "surrogateescape")
+
+
+def _isDirectory(attributes: dict | None) -> bool:
+    return attributes is not None and stat.S_ISDIR(attributes.get("permissions", 0))
+
+
+def _isFile(attributes: dict | None) -> bool:
+    return attributes is not None and stat.S_ISREG(attributes.get("permissions", 0))
+
+
+def _digestsPath(container: str, name: str) -> str:
+    """
+    Where an object's digests are kept: a tree beside the containers that
+    mirrors theirs, so that a name that fits the one fits the other.
+    """
+    return posixpath.join(_DIGESTS, layout.object(container, name))
+
+
+# The backend.
+
+
+@implementer(IStorageBackend)
+class SFTPBackend:
+    """
+    Containers and objects under C{root} on an SFTP server.  When the server
+    offers C{statvfs@openssh.com}, C{reserve} bytes of free space are kept
+    there: an upload that would eat into them is refused with 507 before its
+    body is read.
+
+    @param requireReserve: refuse to start on a server that can't tell its
+        free space, because the operator asked for a reserve.
+    """
+
+    def __init__(self, reactor, peer: _Peer, root: str, reserve: int, requireReserve: bool):
+        self.description = f"sftp storage in {root} on {peer}"
+        self._reactor = reactor
+        self._peer = peer
+        self._root = root
+        self._reserve = reserve
+        self._requireReserve = requireReserve
+        self._session: _Session | None = None
+        self._attempts = 0
+        self._reconnecting = None
+        self._keepalive: LoopingCall | None = None
+        self._stopping = False
+        self._writers: set[SFTPWriter] = set()
+        # Metadata is read, merged and written back; this keeps two requests
+        # for the same container from losing each other's changes.
+        self._metadataLock = DeferredLock()
+        # A write-once commit checks that its name is free, then takes it;
+        # any commit writes the metadata and the digests, then the object,
+        # which must not interleave with another commit's to the same name.
+        self._commitLock = DeferredLock()
+
+    # The connection.
+
+    @inlineCallbacks
+    def _connect(self):
+        """A new session, its server examined and its leftovers removed."""
+        ssh = _ClientTransport(self._peer, self._root)
+        endpoint = HostnameEndpoint(self._reactor, self._peer.host, self._peer.port,
+                                    timeout=CONNECT_TIMEOUT)
+        yield connectProtocol(endpoint, ssh)
+        # Requests and their small answers go back and forth: Nagle's
+        # algorithm would hold each tail back until an ACK, which cut an
+        # upload's throughput by half and more.
+        ssh.transport.setTcpNoDelay(True)
+        timeout = self._reactor.callLater(
+            CONNECT_TIMEOUT, ssh.drop,
+            Unreachable(f"no SFTP session within {CONNECT_TIMEOUT} s"),
+        )
+        try:
+            session = yield ssh.ready
+        finally:
+            if timeout.active():
+                timeout.cancel()
+        try:
+            yield self._prepare(session)
+        except BaseException:
+            ssh.loseConnection()
+            raise
+        return session
+
+    @inlineCallbacks
+    def _prepare(self, session: _Session):
+        if self._requireReserve and not session.can(_STATVFS):
+            raise Unusable(
+                f"reserve= was given, but {self._peer} can't tell its free space "
+                "(no statvfs@openssh.com); leave reserve out to store without it"
+            )
+        yield session.makeDirectories(layout.TEMPORARY)
+        yield session.examine()
+        leftovers = yield session.list(layout.TEMPORARY)
+        for leftover in leftovers:
+            yield session.remove(posixpath.join(layout.TEMPORARY, leftover))
+        if leftovers:
+            log.warn(
+                "removed {count} leftover(s) of interrupted writes from {path} on {peer}",
+                count=len(leftovers), path=posixpath.join(self._root, layout.TEMPORARY),
+                peer=str(self._peer),
+            )
+
+    def _use(self, session: _Session) -> None:
+        self._session = session
+        self._attempts = 0
+        session.transport.lost.addCallback(self._lost, session)
+        self._keepalive = LoopingCall(self._probe, session)
+        self._keepalive.clock = self._reactor
+        self._keepalive.start(KEEPALIVE_INTERVAL, now=False)
+
+    def _probe(self, session: _Session) -> None:
+        if session.probing:
+            session.transport.drop(Unreachable(
+                f"no answer from the server within {KEEPALIVE_INTERVAL} s"))
+            return
+        session.probing = True
+
+        def answered(result):
+            session.probing = False
+
+        session.probe().addBoth(answered)
+
+    def _lost(self, reason, session: _Session) -> None:
+        if self._session is not session:
+            return
+        self._session = None
+        self._keepalive.stop()
+        if self._stopping:
+            return
+        log.warn("lost the connection to the SFTP server {peer} ({reason}); "
+                 "answering 503 until it is back", peer=str(self._peer), reason=reason)
+        self._retry()
+
+    def _retry(self) -> None:
+        delay = RECONNECT_DELAYS[min(self._attempts, len(RECONNECT_DELAYS) - 1)]
+        self._attempts += 1
+        self._reconnecting = self._reactor.callLater(delay, self._reconnect)
+
+    def _reconnect(self) -> None:
+        self._reconnecting = None
+        d = self._connect()
+
+        def connected(session):
+            if self._stopping:
+                session.transport.loseConnection()
+                return
+            log.info("connected again to the SFTP server {peer}", peer=str(self._peer))
+            self._use(session)
+
+        def failed(reason):
+            if self._stopping:
+                return
+            emit = log.error if reason.check(Unusable) else log.warn
+            emit("can't connect to the SFTP server {peer} ({reason}); trying again in {delay} s",
+                 peer=str(self._peer), reason=reason.getErrorMessage(),
+                 delay=RECONNECT_DELAYS[min(self._attempts, len(RECONNECT_DELAYS) - 1)])
+            self._retry()
+
+        d.addCallbacks(connected, failed)
+
+    def _beforeShutdown(self) -> None:
+        self._stopping = True
+        if self._reconnecting is not None and self._reconnecting.active():
+            self._reconnecting.cancel()
+
+    def _duringShutdown(self) -> None:
+        # The reactor has dropped every connection; next, the upload threads
+        # are joined from the reactor thread, which then runs nothing more:
+        # a writer waiting for the reactor must stop waiting now.
+        # list() copies the set in one step: worker threads discard from it.
+        for writer in list(self._writers):
+            writer.release()
+
+    def _current(self) -> _Session:
+        if self._session is None:
+            raise ServiceUnavailable(
+                f"the SFTP server {self._peer} is unreachable; bwscd is reconnecting"
+            )
+        return self._session
+
+    def _guarded(self, what: str, function, *args, session: _Session | None = None):
+        """
+        Run C{function(session, *args)} on the current session (or
+        C{session}), turning what the server or the connection says into
+        the API's codes.
+        """
+        d = maybeDeferred(lambda: function(session or self._current(), *args))
+        d.addErrback(self._refusal, what)
+        return d
+
+    def _refusal(self, reason: Failure, what: str):
+        if reason.check(SwiftError) or not reason.check(*_REMOTE_FAILURES):
+            return reason
+        log.error("SFTP storage failure while {what}: {error}", what=what,
+                  error=reason.getErrorMessage())
+        raise ServiceUnavailable(f"SFTP storage failure while {what}")
+
+    # IStorageBackend
+
+    def open(self):
+        d = self._connect()
+        d.addCallbacks(self._opened, self._unopened)
+        return d
+
+    def _unopened(self, reason: Failure):
+        if reason.check(Unusable):
+            return reason
+        raise Unreachable(f"can't use the SFTP server {self._peer}: "
+                          f"{reason.getErrorMessage()}")
+
+    def _opened(self, session: _Session) -> None:
+        log.info(
+            "connected to the SFTP server {peer} ({version}); root {root}",
+            peer=str(self._peer),
+            version=session.transport.otherVersionString.decode("ascii", "replace"),
+            root=self._root,
+        )
+        if not session.can(_FSYNC):
+            log.warn("the SFTP server has no fsync@openssh.com: a 201 means the server "
+                     "received the bytes, not that they are on its disk")
+        if not session.can(_POSIX_RENAME):
+            log.warn("the SFTP server has no posix-rename@openssh.com: replacing a file "
+                     "(metadata, the registry) leaves a moment without it")
+        if not session.can(_STATVFS):
+            log.warn("the SFTP server can't tell its free space: uploads are not "
+                     "refused in advance when it is full")
+        self._reactor.addSystemEventTrigger("before", "shutdown", self._beforeShutdown)
+        self._reactor.addSystemEventTrigger("during", "shutdown", self._duringShutdown)
+        self._use(session)
+
+    def containerInfo(self, container):
+        return self._guarded("reading container metadata", self._containerInfo, container)
+
+    @inlineCallbacks
+    def _containerInfo(self, session, container: str):
+        if not _isDirectory((yield session.stat(layout.container(container)))):
+            return None
+        data = yield session.read(layout.containerMetadata(container))
+        return ContainerInfo(container, layout.decodeMetadata(data))
+
+    def putContainer(self, container, metadata):
+        return self._guarded("creating a container", self._putContainer, container, metadata)
+
+    @inlineCallbacks
+    def _putContainer(self, session, container: str, metadata: dict[str, str]):
+        layout.checkContainerName(container, session.nameMax)
+        path = layout.container(container)
+        created = not _isDirectory((yield session.stat(path)))
+        if created:
+            yield session.makeDirectories(path)
+        yield self._metadataLock.run(self._mergeContainerMetadata, session, container, metadata)
+        return created
+
+    def updateContainer(self, container, metadata):
+        return self._guarded("updating container metadata", self._updateContainer,
+                             container, metadata)
+
+    @inlineCallbacks
+    def _updateContainer(self, session, container: str, metadata: dict[str, str]):
+        if not _isDirectory((yield session.stat(layout.container(container)))):
+            raise NotFound(f"no container {container!r}")
+        merged = yield self._metadataLock.run(
+            self._mergeContainerMetadata, session, container, metadata)
+        return ContainerInfo(container, merged)
+
+    @inlineCallbacks
+    def _mergeContainerMetadata(self, session, container: str, changes: dict[str, str]):
+        path = layout.containerMetadata(container)
+        data = yield session.read(path)
+        current = layout.decodeMetadata(data)
+        merged = mergeMetadata(current, changes)
+        last = None
+        if merged != current or data is None:
+            yield session.write(path, layout.encodeMetadata(merged))
+            last = path
+        # Keep the zero-size 'complete' file in step with the Status.
+        marker = layout.completeMarker(container)
+        present = (yield session.stat(marker)) is not None
+        if merged.get("Status") == "Complete" and not present:
+            yield session.write(marker, b"")
+            last = marker
+        elif merged.get("Status") != "Complete" and present:
+            yield session.remove(marker)
+        if last is not None:
+            yield session.settle(last)
+        return merged
+
+    def objectInfo(self, container, name):
+        return self._guarded("reading object metadata", self._objectInfo, container, name)
+
+    @inlineCallbacks
+    def _objectInfo(self, session, container: str, name: str):
+        attributes = yield session.stat(layout.object(container, name))
+        if not _isFile(attributes):
+            return None
+        digests = yield self._storedDigests(session, container, name, attributes)
+        metadata = yield session.read(layout.objectMetadata(container, name))
+        return ObjectInfo(container, name, digests, float(attributes["mtime"]),
+                          layout.decodeMetadata(metadata))
+
+    @inlineCallbacks
+    def _storedDigests(self, session, container, name, attributes) -> Digests:
+        """
+        The digests kept for the object, or computed from it when there are
+        none for the file that is there now (copied in or replaced by hand).
+        """
+        data = yield session.read(_digestsPath(container, name))
+        try:
+            kept = json.loads(data)
+            if (kept["length"], kept["mtime"]) == (attributes["size"], attributes["mtime"]):
+                return Digests(kept["length"], kept["md5"], kept["sha256"])
+        except (TypeError, ValueError, KeyError):
+            pass  # none, or not ours
+        md5, sha256 = hashlib.md5(), hashlib.sha256()
+
+        def consume(chunk):
+            md5.update(chunk)
+            sha256.update(chunk)
+
+        yield session.read(layout.object(container, name), consume)
+        return Digests(attributes["size"], md5.hexdigest(), sha256.hexdigest())
+
+    def replaceObjectMetadata(self, container, name, metadata):
+        return self._guarded("replacing object metadata", self._replaceObjectMetadata,
+                             container, name, metadata)
+
+    @inlineCallbacks
+    def _replaceObjectMetadata(self, session, container, name, metadata):
+        yield self._metadataLock.run(self._writeObjectMetadata, session, container, name,
+                                     metadata)
+        return (yield self._objectInfo(session, container, name))
+
+    @inlineCallbacks
+    def _writeObjectMetadata(self, session, container, name, metadata):
+        if not _isFile((yield session.stat(layout.object(container, name)))):
+            raise NotFound(f"no object {name!r} in container {container!r}")
+        path = layout.objectMetadata(container, name)
+        yield session.write(path, layout.encodeMetadata(metadata))
+        yield session.settle(path)
+
+    def openObject(self, container, name, metadata, length, writeOnce=False):
+        return self._guarded("opening an object", self._openObject,
+                             container, name, metadata, length, writeOnce)
+
+    @inlineCallbacks
+    def _openObject(self, session, container, name, metadata, length, writeOnce):
+        if not _isDirectory((yield session.stat(layout.container(container)))):
+            raise NotFound(f"no container {container!r}")
+        yield self._checkObjectName(session, container, name, writeOnce)
+        free = yield session.freeSpace()
+        if free is not None and (length or 0) + self._reserve > free:
+            raise InsufficientStorage(
+                f"not enough free space: {free} bytes free, {self._reserve} kept in reserve"
+            )
+        f, temporary = yield session.create()
+        writer = SFTPWriter(self, session, f, temporary, container, name, metadata, writeOnce)
+        self._writers.add(writer)
+        return writer
+
+    @inlineCallbacks
+    def _checkObjectName(self, session, container, name, writeOnce):
+        """
+        Refuse, before the body is read, a name the layout can't hold: one
+        reserved for the layout's own files, one too long, or one whose path
+        would need a file to be a directory or the other way round.
+        """
+        layout.checkObjectName(container, name, writeOnce, session.nameMax)
+        for parent in layout.objectParents(container, name):
+            attributes = yield session.stat(parent)
+            if attributes is not None and not _isDirectory(attributes):
+                raise BadRequest(f"object name {name!r}: a prefix of it is an object")
+        if _isDirectory((yield session.stat(layout.object(container, name)))):
+            raise BadRequest(f"object name {name!r} is a prefix of other objects")
+
+    def readState(self, name):
+        return self._guarded("reading service state",
+                             lambda session: session.read(layout.state(name)))
+
+    def writeState(self, name, data):
+        return self._guarded("writing service state", self._writeState, name, data)
+
+    @inlineCallbacks
+    def _writeState(self, session, name, data):
+        yield session.write(layout.state(name), data)
+        yield session.settle(layout.state(name))
+
+    # What writers ask of the reactor.
+
+    def _commit(self, writer: "SFTPWriter", digests: Digests):
+        return self._guarded("committing an object", self._commitOn, writer, digests,
+                             session=writer.session)
+
+    @inlineCallbacks
+    def _commitOn(self, session, writer, digests):
+        attributes = yield writer.file.getAttrs()
+        if attributes["size"] != digests.length:
+            raise ServiceUnavailable(
+                f"the SFTP server holds {attributes['size']} bytes of the "
+                f"{digests.length} sent"
+            )
+        yield session.fsync(writer.file)
+        yield writer.closeFile()
+        record = json.dumps({
+            "length": digests.length, "md5": digests.md5, "sha256": digests.sha256,
+            # The object's file keeps the time of its last write through the
+            # rename: this tells the digests of this file from a stale record.
+            "mtime": attributes["mtime"],
+        }).encode("ascii")
+        if not writer.writeOnce:
+            return (yield self._commitLock.run(
+                self._place, session, writer, writer.name, digests, record,
+                float(attributes["mtime"]), replace=True))
+        for name in (writer.name, layout.conflictName(writer.name, digests.sha256)):
+            yield self._commitLock.acquire()
+            try:
+                existing = yield self._objectInfo(session, writer.container, name)
+                if existing is None:
+                    placed = yield self._place(session, writer, name, digests, record,
+                                               float(attributes["mtime"]), replace=False)
+                    if placed is not None:
+                        return placed
+                    # Taken since the check, by something other than bwscd.
+                    existing = yield self._objectInfo(session, writer.container, name)
+            finally:
+                self._commitLock.release()
+            if existing.digests == digests:
+                yield session.removeQuietly(writer.temporary)
+                return ObjectInfo(writer.container, name, digests, existing.modified,
+                                  existing.metadata, existed=True)
+        raise BadRequest(f"{writer.name!r} and its conflict copy both hold other bytes")
+
+    @inlineCallbacks
+    def _place(self, session, writer, name, digests, record, modified, replace):
+        """
+        Write the metadata and the digests, then rename the synced data to
+        C{name}: when the object appears, they are already there.  L{None}
+        if C{name} was taken (with C{replace} false).
+        """
+        yield session.write(layout.objectMetadata(writer.container, name),
+                            layout.encodeMetadata(writer.metadata))
+        yield session.write(_digestsPath(writer.container, name), record)
+        final = layout.object(writer.container, name)
+        if replace:
+            yield session.replace(writer.temporary, final)
+        elif not (yield session.place(writer.temporary, final)):
+            return None
+        yield session.settle(final)
+        return ObjectInfo(writer.container, name, digests, modified, writer.metadata)
+
+    @inlineCallbacks
+    def _writeRefusal(self, session: _Session, reason: Failure):
+        """What to answer for a failed write: 507 if the remote disk is full."""
+        if reason.check(filetransfer.SFTPError):
+            try:
+                free = yield session.freeSpace()
+            except _REMOTE_FAILURES:
+                free = None
+            if free is not None and free < _FULL:
+                return InsufficientStorage("out of disk space on the SFTP server")
+        log.error("SFTP storage failure while writing an object: {error}",
+                  error=reason.getErrorMessage())
+        return ServiceUnavailable("SFTP storage failure while writing an object")
+
+    @inlineCallbacks
+    def _abandon(self, writer: "SFTPWriter"):
+        try:
+            yield writer.closeFile()
+        except _REMOTE_FAILURES:
+            pass
+        yield writer.session.removeQuietly(writer.temporary)
+
+
+@implementer(IObjectWriter)
+class SFTPWriter:
+    """
+    An object being written to a temporary file on the server, renamed into
+    place on commit.
+
+    L{write} gathers the body into writes of the session's chunk size and
+    hands them to the reactor without waiting for the server, keeping up to
+    L{WRITES_IN_FLIGHT} of them outstanding; only when that many are does it
+    block the worker thread, until half are answered, and the upload stops
+    reading the client's socket meanwhile.  A write that fails is reported
+    by the next call.
+    """
+
+    def __init__(self, backend, session, file, temporary, container, name, metadata,
+                 writeOnce):
+        self._backend = backend
+        self._reactor = backend._reactor
+        self.session = session
+        self.file = file
+        self.temporary = temporary
+        self.container = container
+        self.name = name
+        self.metadata = metadata
+        self.writeOnce = writeOnce
+        self._fileOpen = True
+        self._gathered = bytearray()
+        self._offset = 0
+        self._limit = WRITES_IN_FLIGHT * session.chunkSize
+        # Guards what the worker thread and the reactor thread both touch:
+        self._settled = threading.Condition(threading.Lock())
+        self._inFlight = 0
+        self._failure: Failure | None = None
+        self._released = False
+
+    def write(self, data):
+        # The body arrives in pieces of a TLS read or an HTTP chunk, often
+        # far smaller than a write can be: gather them, since every write
+        # costs a request, an answer and a wake-up of this thread.
+        self._gathered += data
+        size = self.session.chunkSize
+        while len(self._gathered) >= size:
+            self._queue(bytes(self._gathered[:size]))
+            del self._gathered[:size]
+
+    def _queue(self, chunk: bytes) -> None:
+        with self._settled:
+            if self._inFlight + len(chunk) > self._limit:
+                # Wait for half the writes, not one: each wake-up costs the
+                # reactor thread about as much as a write.
+                while (self._inFlight > self._limit // 2
+                       and self._failure is None and not self._released):
+                    self._settled.wait()
+        self._raiseIfFailed()
+        with self._settled:
+            self._inFlight += len(chunk)
+        self._reactor.callFromThread(self._send, self._offset, chunk)
+        self._offset += len(chunk)
+
+    def _send(self, offset: int, chunk: bytes) -> None:
+        d = self.file.writeChunk(offset, chunk)
+        d.addBoth(self._written, len(chunk))
+
+    def _written(self, result, count: int) -> None:
+        with self._settled:
+            self._inFlight -= count
+            if isinstance(result, Failure) and self._failure is None:
+                self._failure = result
+            if self._inFlight <= self._limit // 2 or self._failure is not None:
+                self._settled.notify_all()
+
+    def _raiseIfFailed(self) -> None:
+        if self._released:
+            raise ServiceUnavailable("bwscd is shutting down")
+        if self._failure is not None:
+            raise self._onReactor(self._backend._writeRefusal, self.session, self._failure)
+
+    def commit(self, digests):
+        if self._gathered:
+            self._queue(bytes(self._gathered))
+        with self._settled:
+            while self._inFlight and self._failure is None and not self._released:
+                self._settled.wait()
+        self._raiseIfFailed()
+        try:
+            return self._onReactor(self._backend._commit, self, digests)
+        finally:
+            self._backend._writers.discard(self)
+
+    def abort(self):
+        try:
+            if not self._released:
+                self._onReactor(self._backend._abandon, self)
+        except ServiceUnavailable:
+            pass  # shutting down: the temporary file goes at the next start
+        finally:
+            self._backend._writers.discard(self)
+
+    def closeFile(self):
+        """Close the temporary file's handle, once; on the reactor."""
+        if not self._fileOpen:
+            return succeed(None)
+        self._fileOpen = False
+        return self.file.close()
+
+    def release(self) -> None:
+        """Stop waiting for the reactor: it is shutting down."""
+        with self._settled:
+            self._released = True
+            self._settled.notify_all()
+
+    def _onReactor(self, function, *args):
+        """
+        C{function(*args)} run on the reactor, its result (a Deferred's)
+        returned or raised here: L{blockingCallFromThread}, except that it
+        lets go when the reactor shuts down and can no longer answer.
+        """
+        outcome = []
+
+        def finished(result):
+            with self._settled:
+                outcome.append(result)
+                self._settled.notify_all()
+
+        self._reactor.callFromThread(
+            lambda: maybeDeferred(function, *args).addBoth(finished))
+        with self._settled:
+            while not outcome and not self._released:
+                self._settled.wait()
+        if not outcome:
+            raise ServiceUnavailable("bwscd is shutting down")
+        if isinstance(outcome[0], Failure):
+            outcome[0].raiseException()
+        return outcome[0]
+
+
+def _loadKey(path: str) -> keys.Key:
+    try:
+        key = keys.Key.fromFile(path)
+    except keys.EncryptedKeyError:
+        raise ValueError(f"sftp backend: key={path} is protected by a passphrase; "
+                         "bwscd runs unattended and needs a key without one")
+    except (OSError, keys.BadKeyError) as e:
+        raise ValueError(f"sftp backend: key={path} is not a readable private key ({e})")
+    if key.isPublic():
+        raise ValueError(f"sftp backend: key={path} is a public key; give the private key")
+    return key
+
+
+def backend(dataDirectory: str, options: dict[str, str]) -> SFTPBackend:
+    """
+    C{sftp:host=H:port=P:user=U:key=PATH:known_hosts=PATH:root=DIR:reserve=SIZE}:
+    objects under C{root} on the SSH server C{host} (port 22 by default),
+    logging in as C{user} with the private key C{key}, the server's host key
+    pinned in C{known_hosts}; keeping C{reserve} bytes free there (default
+    256M) if the server can tell its free space.
+    """
+    checkOptions("sftp", options,
+                 {"host", "port", "user", "key", "known_hosts", "root", "reserve"})
+    required = ("host", "user", "key", "known_hosts", "root")
+    missing = [option for option in required if not options.get(option)]
+    if missing:
+        raise ValueError(f"sftp backend: missing option(s) {', '.join(missing)}")
+    port = options.get("port", "22")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"sftp backend: port={port!r} is not a TCP port")
+    knownHosts = os.path.abspath(options["known_hosts"])
+    if not os.path.isfile(knownHosts):
+        raise ValueError(f"sftp backend: known_hosts={knownHosts}: no such file")
+    peer = _Peer(options["host"], int(port), options["user"],
+                 _loadKey(os.path.abspath(options["key"])), knownHosts)
+    reserve = parseSize("sftp", "reserve", options.get("reserve", "256M"))
+    from twisted.internet import reactor
+
+    return SFTPBackend(reactor, peer, options["root"], reserve, "reserve" in options)

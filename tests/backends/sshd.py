@@ -1,0 +1,211 @@
+"""
+A real OpenSSH server on loopback for the SFTP backend's tests: its own
+throwaway host key and user key, its own port, and the remote tree in a
+directory of this machine, so a test can look at what landed there.
+"""
+
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+SSHD = "/usr/sbin/sshd"
+HOST = "127.0.0.1"
+# sshd refuses to start without its privilege separation directory.
+PRIVILEGE_SEPARATION = "/run/sshd"
+
+
+class Unavailable(Exception):
+    """No sshd here, and it could not be installed: the tests are skipped."""
+
+
+def installSSHD() -> str:
+    """
+    The path of sshd, installing Debian's C{openssh-server} if it is
+    missing (the tests run as root).
+
+    @raise Unavailable: saying why it can't be had.
+    """
+    if os.path.exists(SSHD):
+        return SSHD
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        raise Unavailable(f"{SSHD} is missing and apt-get as root is not available")
+    environment = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    # A failed update may still leave usable package lists: the install says.
+    subprocess.run(["apt-get", "update"], env=environment, capture_output=True)
+    done = subprocess.run(
+        ["apt-get", "install", "-y", "--no-install-recommends", "openssh-server"],
+        env=environment, capture_output=True, text=True,
+    )
+    if not os.path.exists(SSHD):
+        raise Unavailable(
+            f"{SSHD} is missing and installing openssh-server failed "
+            f"({done.returncode}): {done.stderr.strip()[-500:]}"
+        )
+    return SSHD
+
+
+def _freePort() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def _keygen(path: str) -> None:
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "bwscd-test", "-f", path],
+        check=True,
+    )
+
+
+def _children(pid: int) -> list[int]:
+    """Every descendant of C{pid}, from C{/proc}."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    # The command name may hold spaces: the fields after it
+                    # start after its closing parenthesis.
+                    fields = f.read().rpartition(")")[2].split()
+            except OSError:
+                continue
+            parents.setdefault(int(fields[1]), []).append(int(entry))
+    found, pending = [], [pid]
+    while pending:
+        for child in parents.get(pending.pop(), []):
+            found.append(child)
+            pending.append(child)
+    return found
+
+
+class SSHServer:
+    """
+    C{sshd -D} on 127.0.0.1, accepting the current user with C{keyPath}.
+
+    @ivar root: the directory the backend is told to use as its root; on
+        this machine, so the tests can read the remote tree directly.
+    """
+
+    def __init__(self, directory: str):
+        self.directory = directory
+        self.port = _freePort()
+        self.user = pwd.getpwuid(os.getuid()).pw_name
+        self.hostKeyPath = os.path.join(directory, "ssh_host_ed25519_key")
+        self.keyPath = os.path.join(directory, "id_ed25519")
+        self.knownHostsPath = os.path.join(directory, "known_hosts")
+        self.root = os.path.join(directory, "remote")
+        self.logPath = os.path.join(directory, "sshd.log")
+        self._configPath = os.path.join(directory, "sshd_config")
+        self._process: subprocess.Popen | None = None
+
+    @classmethod
+    def start(cls, directory: str) -> "SSHServer":
+        """
+        Make keys and a configuration in C{directory} (which must exist),
+        start sshd and wait until it accepts connections.
+
+        @raise Unavailable: if there is no sshd and it can't be installed.
+        """
+        sshd = installSSHD()
+        server = cls(directory)
+        _keygen(server.hostKeyPath)
+        _keygen(server.keyPath)
+        shutil.copy(server.keyPath + ".pub", os.path.join(directory, "authorized_keys"))
+        with open(server.hostKeyPath + ".pub") as f:
+            keyType, key = f.read().split()[:2]
+        with open(server.knownHostsPath, "w") as f:
+            f.write(f"[{HOST}]:{server.port} {keyType} {key}\n")
+        with open(server._configPath, "w") as f:
+            f.write(
+                f"Port {server.port}\n"
+                f"ListenAddress {HOST}\n"
+                f"HostKey {server.hostKeyPath}\n"
+                f"AuthorizedKeysFile {directory}/authorized_keys\n"
+                f"PidFile {directory}/sshd.pid\n"
+                "StrictModes no\n"
+                "UsePAM no\n"
+                "PasswordAuthentication no\n"
+                "KbdInteractiveAuthentication no\n"
+                "PermitRootLogin prohibit-password\n"
+                "Subsystem sftp internal-sftp\n"
+            )
+        os.makedirs(server.root)
+        server._sshd = sshd
+        server._run()
+        return server
+
+    def backendSpec(self, **overrides: str) -> str:
+        """The C{--backend} value for the SFTP backend on this server."""
+        options = {
+            "host": HOST,
+            "port": str(self.port),
+            "user": self.user,
+            "key": self.keyPath,
+            "known_hosts": self.knownHostsPath,
+            "root": self.root,
+            **overrides,
+        }
+        escape = lambda value: value.replace("\\", "\\\\").replace(":", "\\:")
+        return "sftp:" + ":".join(f"{key}={escape(value)}" for key, value in options.items())
+
+    def _run(self) -> None:
+        os.makedirs(PRIVILEGE_SEPARATION, mode=0o755, exist_ok=True)
+        with open(self.logPath, "ab") as log:
+            self._process = subprocess.Popen(
+                [self._sshd, "-D", "-e", "-f", self._configPath],
+                stdout=log, stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                with open(self.logPath) as f:
+                    raise RuntimeError(f"sshd exited {self._process.returncode}:\n{f.read()}")
+            try:
+                socket.create_connection((HOST, self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"sshd did not listen on port {self.port}")
+
+    def stop(self) -> None:
+        """
+        Stop sshd and every session it serves: clients see their
+        connections drop, and new ones are refused.
+        """
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        # Each session runs in a child that sshd has put in a session of its
+        # own, so killing sshd alone leaves them running: stop sshd so that
+        # it forks no more, then end it and its children by their ids.
+        process.send_signal(signal.SIGSTOP)
+        children = _children(process.pid)
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        process.kill()
+        process.wait(10)
+        for pid in children:
+            while os.path.exists(f"/proc/{pid}") and _isRunning(pid):
+                time.sleep(0.01)
+
+    def restart(self) -> None:
+        """Start sshd again, on the same port with the same keys."""
+        self.stop()
+        self._run()
+
+
+def _isRunning(pid: int) -> bool:
+    """Not yet a zombie (a killed grandchild waits for init to reap it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
