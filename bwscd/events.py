@@ -13,7 +13,6 @@ import time
 from collections import deque
 from datetime import datetime, timezone
 
-import treq as treq_module
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.logger import Logger
 from twisted.python.logfile import LogFile
@@ -159,19 +158,24 @@ class WebhookSink:
     webhook is down.  At most C{maxQueue} events wait, the one being sent
     included; beyond that the oldest is dropped.
 
-    @param treq: the treq module or an object like it (L{treq.testing.StubTreq}).
+    @param treq: the treq module (the default) or an object like it
+        (L{treq.testing.StubTreq}).
     """
 
     def __init__(
         self,
         url: str,
         reactor,
-        treq=treq_module,
+        treq=None,
         maxQueue: int = 10_000,
         retryDelays=(1, 2, 5, 10, 30, 60),
     ):
         self._url = url
         self._reactor = reactor
+        if treq is None:
+            # Imported here: treq costs the server some 13 MB of memory,
+            # which only a configured webhook should.
+            import treq
         self._treq = treq
         self._maxQueue = maxQueue
         self._retryDelays = retryDelays
