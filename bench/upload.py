@@ -202,6 +202,7 @@ def run(args, base: str) -> int:
         md5s = list(pool.map(lambda block: repeatedMD5(block, size), blocks))
 
     extra = ["--max-uploads", str(count)] if count > 32 else []
+    extra += ["--backend", args.backend.replace("DATA", os.path.join(base, "data"))]
     server = conftest.startServer(os.path.join(base, "data"), *extra, https=not args.http)
     try:
         pid = server.process.pid
@@ -238,10 +239,13 @@ def run(args, base: str) -> int:
         clientAfter = os.times()
         hwm = procStatus(pid)["VmHWM"]
 
-        for name in names:
-            stored = os.path.getsize(os.path.join(server.storage, CONTAINER, name))
-            if stored != size:
-                raise AssertionError(f"{name}: {stored} bytes on disk, sent {size}")
+        check = server.connection()
+        for name, md5 in zip(names, md5s):
+            # Asked of the server, so that it holds for every backend.
+            head = check.head_object(CONTAINER, name)
+            if int(head["content-length"]) != size or head["etag"] != md5:
+                raise AssertionError(f"{name}: stored {head['content-length']} bytes "
+                                     f"(etag {head['etag']}), sent {size} ({md5})")
     finally:
         server.stop()
 
@@ -279,6 +283,9 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--size", type=parseSize, default=parseSize("2G"),
                         help="bytes per object: 2G, 512M, 100k... (default 2G)")
+    parser.add_argument("--backend", default="filesystem",
+                        help="the server's --backend spec; DATA stands for its data "
+                             "directory, e.g. sqlite:path=DATA/db.sqlite (default filesystem)")
     parser.add_argument("--http", action="store_true",
                         help="plain HTTP instead of HTTPS")
     parser.add_argument("--chunked", action="store_true",
