@@ -177,7 +177,7 @@ def test_generate_tells_where_the_key_is_and_what_to_do(keyPair):
     assert "OFF this server" in said
     assert "bwscd decrypt" in said
     assert "upload" in said and datadir.CONNECTION_FILE in said
-    assert "Restart bwscd" in said
+    assert "takes this up within seconds" in said
     assert "never be turned off" in said
 
 
