@@ -41,6 +41,7 @@ from bwscd.plugins import checkOptions, parseSize
 from bwscd.interfaces import (
     ContainerInfo,
     Digests,
+    IObjectReader,
     IObjectWriter,
     IStorageBackend,
     ObjectInfo,
@@ -292,6 +293,51 @@ class FilesystemBackend:
         fd, temporary = self._temporaryFile()
         return FileWriter(self, container, name, metadata, fd, temporary, writeOnce)
 
+    def listContainers(self, prefix, marker, limit):
+        return deferToThread(self._guarded, "listing containers",
+                             self._listContainers, prefix, marker, limit)
+
+    def _listContainers(self, prefix, marker, limit) -> list[ContainerInfo]:
+        names = [n for n in os.listdir(self.root)
+                 if not n.startswith(".") and os.path.isdir(os.path.join(self.root, n))]
+        return [ContainerInfo(name, _readMetadata(self._containerMetadataPath(name)))
+                for name in _chosen(names, prefix, marker, limit)]
+
+    def listObjects(self, container, prefix, marker, limit):
+        return deferToThread(self._guarded, "listing objects",
+                             self._listObjects, container, prefix, marker, limit)
+
+    def _listObjects(self, container, prefix, marker, limit) -> list[ObjectInfo]:
+        top = self._containerPath(container)
+        if not os.path.isdir(top):
+            raise NotFound(f"no container {container!r}")
+        ownFiles = layout.fsName(container) + "."
+        names = []
+        for directory, subdirectories, files in os.walk(top):
+            relative = os.path.relpath(directory, top)
+            if relative == ".":
+                # The layout's own files: the marker and the metadata.
+                subdirectories[:] = [d for d in subdirectories if not d.startswith(ownFiles)]
+                files = [f for f in files
+                         if f != layout.COMPLETE_MARKER and not f.startswith(ownFiles)]
+                relative = ""
+            names += [f"{relative}/{f}".lstrip("/").replace(os.sep, "/") for f in files]
+        chosen = _chosen(names, prefix, marker, limit)
+        return [info for info in (self._objectInfo(container, n) for n in chosen) if info]
+
+    def readObject(self, container, name, offset, length):
+        return deferToThread(self._guarded, "opening an object to read",
+                             self._readObject, container, name, offset, length)
+
+    def _readObject(self, container, name, offset, length) -> "FileReader":
+        info = self._objectInfo(container, name)
+        if info is None:
+            raise NotFound(f"no object {name!r} in {container!r}")
+        f = open(self._objectPath(container, name), "rb")
+        f.seek(offset)
+        remaining = info.digests.length - offset if length is None else length
+        return FileReader(info, f, remaining)
+
     def readState(self, name):
         return deferToThread(self._guarded, "reading service state", self._readState, name)
 
@@ -326,6 +372,33 @@ def _unlinkQuietly(path: str) -> None:
         pass
     except OSError as e:
         log.warn("left {path} for the next start to remove: {error}", path=path, error=e)
+
+
+def _chosen(names, prefix: str, marker: str, limit: int) -> list[str]:
+    """The names a listing shows: after C{marker}, by their UTF-8 bytes."""
+    after = marker.encode("utf-8")
+    return sorted(
+        (n for n in names if n.startswith(prefix) and n.encode("utf-8") > after),
+        key=lambda n: n.encode("utf-8"),
+    )[:limit]
+
+
+@implementer(IObjectReader)
+class FileReader:
+    """A range of an object's file, read from a worker thread."""
+
+    def __init__(self, info, f, remaining):
+        self.info = info
+        self._file = f
+        self._remaining = remaining
+
+    def read(self, size):
+        data = self._file.read(min(size, self._remaining))
+        self._remaining -= len(data)
+        return data
+
+    def close(self):
+        self._file.close()
 
 
 def _storedDigests(path: str, length: int) -> Digests:

@@ -83,6 +83,24 @@ class IObjectWriter(Interface):
         """
 
 
+class IObjectReader(Interface):
+    """
+    One object being read, from one worker thread, never the reactor
+    thread: L{read} until it returns C{b""}, then L{close}.  It may block.
+    """
+
+    info = Attribute("The L{ObjectInfo} of the object being read.")
+
+    def read(size: int) -> bytes:
+        """
+        Up to C{size} further bytes of the range asked for; C{b""} at its
+        end.
+        """
+
+    def close() -> None:
+        """Release what the reader holds.  Safe to call more than once."""
+
+
 class IStorageBackend(Interface):
     """
     Containers of objects, each with string metadata, kept durably.
@@ -163,6 +181,33 @@ class IStorageBackend(Interface):
             never store an object of that name.
         """
 
+
+    def listContainers(prefix: str, marker: str, limit: int):
+        """
+        Containers whose names start with C{prefix} and sort after
+        C{marker} (by their UTF-8 bytes), in that order, at most C{limit}.
+
+        @return: L{Deferred} firing with a list of L{ContainerInfo}.
+        """
+
+    def listObjects(container: str, prefix: str, marker: str, limit: int):
+        """
+        The objects of a container, chosen and ordered as for
+        L{listContainers}.
+
+        @return: L{Deferred} firing with a list of L{ObjectInfo}; fails with
+            L{NotFound} if there is no such container.
+        """
+
+    def readObject(container: str, name: str, offset: int, length: int | None):
+        """
+        Open an object to read C{length} bytes from C{offset} (L{None}: to
+        its end); the engine checks the range against the object's length
+        first.
+
+        @return: L{Deferred} firing with an L{IObjectReader}; fails with
+            L{NotFound} if there is no such object.
+        """
 
     def readState(name: str):
         """

@@ -164,3 +164,45 @@ def test_concurrent_uploads_to_one_container(backend):
     for name, data in blobs.items():
         assert results[name].digests == digestsOf(data)
         assert call(backend.objectInfo, RECORDING, name).digests == digestsOf(data)
+
+
+def readAll(reader, size=7) -> bytes:
+    chunks = []
+    while chunk := reader.read(size):
+        chunks.append(chunk)
+    reader.close()
+    return b"".join(chunks)
+
+
+def test_listing_containers_and_objects(backend):
+    for container in ("Users", "Devices", RECORDING):
+        call(backend.putContainer, container, {"K": container[:3]})
+    names = ["b.mkv", "a.mkv", "c/d.json", "é.key", "bookmark_1"]
+    for name in names:
+        store(backend, RECORDING, name, name.encode("utf-8"), {"Name": name})
+    listed = call(backend.listContainers, "", "", 100)
+    assert [c.name for c in listed] == [RECORDING, "Devices", "Users"]  # UTF-8 byte order
+    assert listed[1].metadata == {"K": "Dev"}
+    assert [c.name for c in call(backend.listContainers, "U", "", 10)] == ["Users"]
+    assert [c.name for c in call(backend.listContainers, "", "Devices", 10)] == ["Users"]
+    assert [c.name for c in call(backend.listContainers, "", "", 1)] == [RECORDING]
+    objects = call(backend.listObjects, RECORDING, "", "", 100)
+    assert [o.name for o in objects] == sorted(names, key=lambda n: n.encode("utf-8"))
+    assert objects[0].digests == digestsOf(b"a.mkv") and objects[0].metadata == {"Name": "a.mkv"}
+    assert [o.name for o in call(backend.listObjects, RECORDING, "", "b.mkv", 2)] == [
+        "bookmark_1", "c/d.json"]
+    assert [o.name for o in call(backend.listObjects, RECORDING, "c/", "", 10)] == ["c/d.json"]
+    raises(NotFound, backend.listObjects, "Nothing", "", "", 10)
+
+
+def test_reading_objects_and_ranges(backend):
+    call(backend.putContainer, RECORDING, {})
+    data = os.urandom(100_000)
+    store(backend, RECORDING, "clip.mkv", data)
+    reader = call(backend.readObject, RECORDING, "clip.mkv", 0, None)
+    assert reader.info.digests == digestsOf(data)
+    assert readAll(reader, 4096) == data
+    assert readAll(call(backend.readObject, RECORDING, "clip.mkv", 3, 5)) == data[3:8]
+    assert readAll(call(backend.readObject, RECORDING, "clip.mkv", 99_990, None)) == data[99_990:]
+    assert readAll(call(backend.readObject, RECORDING, "clip.mkv", 100_000, None)) == b""
+    raises(NotFound, backend.readObject, RECORDING, "nothing", 0, None)
