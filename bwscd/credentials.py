@@ -1,12 +1,16 @@
 """
-The BWS account's credentials: one user name, the current key, and keys
-being retired.
+Who may log in, and in which role.
 
-A rotated key keeps working for a grace period, so the controller keeps
-offloading with the connection file it has until the operator uploads the
-new one.  Only hashes of keys are kept (L{bwscd.account.hashKey}).
+The BWS account (the controller's) has one user name, the current key and
+keys being retired: a rotated key keeps working for a grace period, so the
+controller keeps offloading with the connection file it has until the
+operator uploads the new one.  Reader accounts (integrators) may list and
+read what is stored, and nothing else.  Only hashes of keys are kept
+(L{bwscd.account.hashKey}).
 """
 
+import functools
+import re
 import secrets
 import time
 
@@ -27,19 +31,76 @@ class Credentials:
         self.userName: str = settings["account"]["user"]
         self._current: str = settings["account"]["keyHash"]
         self._retiring: list[dict] = settings["account"].get("retiring", [])
+        self._readers: dict[str, str] = {
+            r["user"]: r["keyHash"] for r in settings.get("readers", [])
+        }
 
     def keyHashes(self) -> list[str]:
         """Hashes of every key accepted now: the current one first."""
         now = self._clock()
         return [self._current] + [k["keyHash"] for k in self._retiring if k["until"] > now]
 
-    def accepts(self, key: str) -> bool:
+    def roleOf(self, user: str) -> str | None:
+        """C{BWS}, C{READER}, or L{None} for a user that does not exist (any more)."""
+        if user == self.userName:
+            return BWS
+        return READER if user in self._readers else None
+
+    def accepts(self, user: str, key: str) -> bool:
         """
-        Whether C{key} is an accepted key.  Every accepted hash is checked,
-        so the time taken says nothing about which one matched.
+        Whether C{key} is an accepted key of C{user}.  Every hash that could
+        match is checked, and one for an unknown user too, so the time taken
+        says nothing about which one matched or whether the user exists.
         """
-        results = [account.verifyKey(key, keyHash) for keyHash in self.keyHashes()]
-        return any(results)
+        if user == self.userName:
+            hashes = self.keyHashes()
+        else:
+            hashes = [self._readers.get(user) or _unknownUsersHash()]
+        results = [account.verifyKey(key, keyHash) for keyHash in hashes]
+        return any(results) and user in (self.userName, *self._readers)
+
+
+@functools.cache
+def _unknownUsersHash() -> str:
+    """A hash no key matches, checked for unknown users so they take as long."""
+    return account.hashKey(secrets.token_urlsafe(32))
+
+
+BWS = "bws"
+READER = "reader"
+_READER_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def addReader(directory: str, user: str) -> str:
+    """
+    A new reader account.
+
+    @return: its key, which is kept nowhere but in what this returns.
+    @raise ValueError: for a name that is taken or not allowed.
+    """
+    settings = datadir.loadSettings(directory)
+    readers = settings.setdefault("readers", [])
+    if not _READER_NAME.match(user):
+        raise ValueError("a reader's name is 1 to 64 letters, digits, '.', '_' or '-'")
+    if user == settings["account"]["user"] or any(r["user"] == user for r in readers):
+        raise ValueError(f"there is already an account named {user}")
+    key = account.newKey()
+    readers.append({"user": user, "keyHash": account.hashKey(key)})
+    datadir.saveSettings(directory, settings)
+    return key
+
+
+def removeReader(directory: str, user: str) -> None:
+    settings = datadir.loadSettings(directory)
+    readers = settings.get("readers", [])
+    if not any(r["user"] == user for r in readers):
+        raise ValueError(f"no reader named {user}")
+    settings["readers"] = [r for r in readers if r["user"] != user]
+    datadir.saveSettings(directory, settings)
+
+
+def readers(directory: str) -> list[str]:
+    return [r["user"] for r in datadir.loadSettings(directory).get("readers", [])]
 
 
 def rotate(directory: str, grace: float, clock=time.time) -> str:

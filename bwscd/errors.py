@@ -55,6 +55,12 @@ class MethodNotAllowed(SwiftError):
     code = HTTPStatus.METHOD_NOT_ALLOWED
 
 
+class RangeNotSatisfiable(SwiftError):
+    """A reader asked for bytes the object does not have."""
+
+    code = HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE
+
+
 class UnprocessableEntity(SwiftError):
     """The body does not match its ETag, or its declared length."""
 

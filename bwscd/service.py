@@ -272,8 +272,9 @@ def makeService(options) -> MultiService:
     )
     uploadPool = ThreadPool(minthreads=0, maxthreads=options["max-uploads"],
                             name="bwscd-uploads")
-    storage = Storage(authority, backend, registry, events, reactor, uploadPool, documents,
-                      encrypted=destination.encrypted, maxUploads=options["max-uploads"])
+    storage = Storage(authority, credentials, backend, registry, events, reactor, uploadPool,
+                      documents, encrypted=destination.encrypted,
+                      maxUploads=options["max-uploads"])
     root = Root(Authentication(credentials, authority, reactor), storage)
     site = AccessLoggingSite(root, timeout=options["idle-timeout"])
     site.headerTimeout = options["header-timeout"]

@@ -7,10 +7,10 @@ function, L{_send}, writes every answer; refusals are L{SwiftError}s and get
 a plain-text message and a log line, never a traceback.
 """
 
-import hmac
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from http import HTTPStatus
 
 from twisted.internet.defer import inlineCallbacks, maybeDeferred
@@ -29,11 +29,14 @@ from bwscd.errors import (
     Forbidden,
     MethodNotAllowed,
     NotFound,
+    RangeNotSatisfiable,
     ServiceUnavailable,
     SwiftError,
     Unauthorized,
     UnprocessableEntity,
 )
+from bwscd.credentials import BWS, READER
+from bwscd.download import Download
 from bwscd.registry import isRejectedContent
 from bwscd.upload import Abandoned, Upload
 
@@ -210,19 +213,19 @@ class Authentication(SwiftResource):
         if self._failures.throttled(peer):
             raise Unauthorized(
                 f"too many failed logins from {peer}; wait {FailedLogins.WINDOW} s")
-        userName = self._credentials.userName
-        sameUser = hmac.compare_digest(user, userName.encode("utf-8"))
+        userName = user.decode("utf-8", "replace")
         # The key check costs real CPU (scrypt), so it runs off the reactor;
         # it runs whatever the user name, so timing tells nothing.
         rightKey = yield deferToThreadPool(
             self._reactor, self._checker,
-            self._credentials.accepts, key.decode("utf-8", "replace"),
+            self._credentials.accepts, userName, key.decode("utf-8", "replace"),
         )
-        if not (sameUser and rightKey):
+        if not rightKey:
             self._failures.add(peer)
             raise Unauthorized("wrong user name or key")
         token, _ = self._authority.issue(userName)
-        url = storageURL(request, userName)
+        # Every account works on the one store: the controller's.
+        url = storageURL(request, self._credentials.userName)
         return Response(
             HTTPStatus.OK,
             headers=[
@@ -261,6 +264,42 @@ def _expectedMD5(request) -> str | None:
     return etag.decode("latin-1").strip().strip('"').lower()
 
 
+def _objectHeaders(info) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"Etag", info.digests.md5.encode("ascii")),
+        (b"Last-Modified", datetimeToString(info.modified)),
+        (b"X-Timestamp", b"%.5f" % info.modified),
+        (b"Content-Type", b"application/octet-stream"),
+    ] + constraints.metadataHeaders(info.metadata, OBJECT)
+
+
+def _byteRange(header: bytes | None, size: int) -> tuple[int, int]:
+    """
+    The first and last byte a C{Range} header asks for (one range; any
+    other form of the header is ignored, as RFC 9110 allows).
+
+    @raise RangeNotSatisfiable: for a range outside the object.
+    """
+    whole = (0, size - 1)
+    match = re.fullmatch(rb"bytes=(\d*)-(\d*)", header.strip()) if header else None
+    if match is None or match.groups() == (b"", b""):
+        return whole
+    first, last = match.groups()
+    if first == b"":  # the last N bytes
+        return (max(size - int(last), 0), size - 1) if int(last) else _unsatisfiable(size)
+    first = int(first)
+    last = min(int(last), size - 1) if last else size - 1
+    if first >= size or first > last:
+        _unsatisfiable(size)
+    return first, last
+
+
+def _unsatisfiable(size: int):
+    error = RangeNotSatisfiable(f"the object has {size} bytes")
+    error.headers = {b"Content-Range": b"bytes */%d" % size}
+    raise error
+
+
 def _jsonProblem(data: bytes) -> str | None:
     try:
         json.loads(data)
@@ -289,16 +328,27 @@ def _metadataResponse(code, metadata, kind, extra=(), length=None,
     )
 
 
+# What each role may do: the controller exactly what the API needs (no
+# listing, no reading evidence, no deleting); a reader only to list and read.
+RIGHTS = {
+    BWS: {"HEAD_account", "PUT_container", "POST_container", "HEAD_container",
+          "PUT_object", "POST_object", "HEAD_object", "GET_object"},
+    READER: {"HEAD_account", "GET_account", "HEAD_container", "GET_container",
+             "HEAD_object", "GET_object"},
+}
+LISTING_LIMIT = 10_000
+
+
 class Storage(SwiftResource):
     """
     Everything under C{/v1/}: the one account, its containers and objects,
-    with exactly the rights the system controller needs (no listing, no
-    reading evidence, no deleting).
+    with the rights of the role that logged in (L{RIGHTS}).
     """
 
-    def __init__(self, authority, backend, registry, events, reactor, uploadPool, documents,
-                 encrypted=False, maxUploads=32):
+    def __init__(self, authority, credentials, backend, registry, events, reactor,
+                 uploadPool, documents, encrypted=False, maxUploads=32):
         super().__init__()
+        self._credentials = credentials
         self._maxUploads = maxUploads
         self._uploads = 0
         self.encrypted = encrypted
@@ -314,17 +364,19 @@ class Storage(SwiftResource):
     def handle(self, request):
         token = request.getHeader(b"x-auth-token") or request.getHeader(b"x-storage-token")
         user = self._authority.verify(token.decode("latin-1")) if token else None
-        if user is None:
+        role = None if user is None else self._credentials.roleOf(user)
+        if role is None:
             raise Unauthorized("missing, invalid or expired auth token")
-        target = _parseTarget(request, accountName(user))
+        target = _parseTarget(request, accountName(self._credentials.userName))
         level = "object" if target.object else "container" if target.container else "account"
         method = request.method.decode("latin-1")
-        handler = getattr(self, f"{method}_{level}", None)
-        if handler is None:
+        action = f"{method}_{level}"
+        if action not in RIGHTS[role]:
             if method in ("GET", "PUT", "POST", "HEAD", "DELETE", "COPY"):
                 raise Forbidden(f"{method} on this {level} is not allowed for this account")
             raise MethodNotAllowed(f"{method} is not a Swift method")
-        return handler(request, target)
+        request.role = role
+        return getattr(self, action)(request, target)
 
     def HEAD_account(self, request, target):
         return Response(HTTPStatus.NO_CONTENT)
@@ -392,16 +444,75 @@ class Storage(SwiftResource):
             return self._documents.get(target.object)
         return None
 
+    @inlineCallbacks
     def GET_object(self, request, target):
         document = self._published(target)
-        if document is None:
+        if document is not None:
+            return Response(
+                HTTPStatus.OK,
+                headers=[(b"Etag", document.etag.encode("ascii"))],
+                body=document.body,
+                contentType=b"application/json",
+            )
+        # The controller reads back only its system records (StoreReadSystemID).
+        if request.role == BWS and target.container != SYSTEM:
             raise Forbidden("stored objects can't be read with this account")
-        return Response(
-            HTTPStatus.OK,
-            headers=[(b"Etag", document.etag.encode("ascii"))],
-            body=document.body,
-            contentType=b"application/json",
-        )
+        info = yield self._backend.objectInfo(target.container, target.object)
+        if info is None:
+            raise NotFound(f"no object {target.object!r} in {target.container!r}")
+        size = info.digests.length
+        first, last = _byteRange(request.getHeader(b"range"), size)
+        reader = yield self._backend.readObject(
+            target.container, target.object, first, last - first + 1 if size else 0)
+        request.setResponseCode(HTTPStatus.OK if (first, last) == (0, size - 1) or not size
+                                else HTTPStatus.PARTIAL_CONTENT)
+        for name, value in _objectHeaders(info):
+            request.responseHeaders.addRawHeader(name, value)
+        request.setHeader(b"Accept-Ranges", b"bytes")
+        request.setHeader(b"Content-Length", b"%d" % (last - first + 1 if size else 0))
+        if request.code == HTTPStatus.PARTIAL_CONTENT:
+            request.setHeader(b"Content-Range", b"bytes %d-%d/%d" % (first, last, size))
+        yield Download(self._reactor, self._uploadPool, reader, request).start()
+        if not request._disconnected:
+            request.finish()
+
+    def GET_account(self, request, target):
+        return self._listing(request, self._backend.listContainers, lambda c: {
+            "name": c.name, "count": 0, "bytes": 0})
+
+    def GET_container(self, request, target):
+        return self._listing(
+            request,
+            lambda *args: self._backend.listObjects(target.container, *args),
+            lambda o: {
+                "name": o.name,
+                "bytes": o.digests.length,
+                "hash": o.digests.md5,
+                "last_modified": datetime.fromtimestamp(o.modified, timezone.utc)
+                .strftime("%Y-%m-%dT%H:%M:%S.%f"),
+                "content_type": "application/octet-stream",
+            })
+
+    @inlineCallbacks
+    def _listing(self, request, list, describe):
+        """Swift's listing: names one per line, or JSON with C{format=json}."""
+        def argument(name, default):
+            return request.args.get(name.encode(), [default.encode()])[0].decode(
+                "utf-8", "replace")
+
+        try:
+            limit = min(int(argument("limit", str(LISTING_LIMIT))), LISTING_LIMIT)
+        except ValueError:
+            raise BadRequest("limit must be a number")
+        entries = yield list(argument("prefix", ""), argument("marker", ""), max(limit, 0))
+        if argument("format", "plain") == "json":
+            body = json.dumps([describe(e) for e in entries], ensure_ascii=False)
+            return Response(HTTPStatus.OK, body=body.encode("utf-8"),
+                            contentType=b"application/json; charset=utf-8")
+        if not entries:
+            return Response(HTTPStatus.NO_CONTENT)
+        return Response(HTTPStatus.OK,
+                        body="".join(e.name + "\n" for e in entries).encode("utf-8"))
 
     @inlineCallbacks
     def HEAD_object(self, request, target):
@@ -416,18 +527,8 @@ class Storage(SwiftResource):
         info = yield self._backend.objectInfo(target.container, target.object)
         if info is None:
             raise NotFound(f"no object {target.object!r} in {target.container!r}")
-        return _metadataResponse(
-            HTTPStatus.OK,
-            info.metadata,
-            OBJECT,
-            extra=[
-                (b"Etag", info.digests.md5.encode("ascii")),
-                (b"Last-Modified", datetimeToString(info.modified)),
-                (b"X-Timestamp", b"%.5f" % info.modified),
-            ],
-            length=info.digests.length,
-            contentType=b"application/octet-stream",
-        )
+        return Response(HTTPStatus.OK, headers=_objectHeaders(info),
+                        length=info.digests.length, contentType=b"application/octet-stream")
 
     @inlineCallbacks
     def POST_object(self, request, target):

@@ -931,7 +931,7 @@ def test_malformedEtagBeforeBody(server, account, client):
 
 @pytest.mark.parametrize("method,path,code", [
     ("GET", "{account}/{container}/obj", 403),
-    ("GET", "{account}/System/Other.json", 403),
+    ("GET", "{account}/System/Other.json", 404),  # System records are readable
     ("GET", "{account}/{container}", 403),
     ("GET", "{account}", 403),
     ("DELETE", "{account}/{container}/obj", 403),

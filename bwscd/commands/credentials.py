@@ -21,8 +21,18 @@ def run(arguments) -> None:
         else:
             print("every older key and every token given out stopped working")
         return
+    if arguments.action == "add-reader":
+        key = credentials.addReader(arguments.data, arguments.name)
+        print(f"reader {arguments.name} added; its key (shown only now): {key}")
+        return
+    if arguments.action == "remove-reader":
+        credentials.removeReader(arguments.data, arguments.name)
+        print(f"reader {arguments.name} removed; its tokens stop within 10 s")
+        return
     settings = datadir.loadSettings(arguments.data)
     print(f"user {settings['account']['user']}")
+    for reader in credentials.readers(arguments.data):
+        print(f"reader {reader}")
     for retiring in settings["account"].get("retiring", []):
         if retiring["until"] > time.time():
             until = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(retiring["until"]))
@@ -33,7 +43,12 @@ def register(subcommands, addDataOption) -> None:
     parser = subcommands.add_parser("credentials", help="the controller's account key")
     addDataOption(parser)
     actions = parser.add_subparsers(dest="action", required=True)
-    actions.add_parser("show", help="the user name, and older keys still accepted")
+    actions.add_parser("show", help="the user names, and older keys still accepted")
+    add = actions.add_parser("add-reader", help="an account that may list and read "
+                                                "what is stored, and nothing else")
+    add.add_argument("name")
+    remove = actions.add_parser("remove-reader", help="remove a reader account")
+    remove.add_argument("name")
     rotate = actions.add_parser(
         "rotate",
         help="a new key in a new connection file; the old key keeps working a while",

@@ -1,0 +1,105 @@
+"""
+Roles: the controller's account does what the API needs and nothing more;
+a reader account lists and reads, through the Swift API, so that
+python-swiftclient (and rclone) work for integrators.
+"""
+
+import hashlib
+import os
+import subprocess
+import sys
+
+import pytest
+import swiftclient
+from swiftclient.exceptions import ClientException
+
+BWSCD = os.path.join(os.path.dirname(sys.executable), "bwscd")
+USER = "0b9a3f2e-5c1d-4e8f-9a7b-2c3d4e5f6a7b"
+DEVICE = "B8A44F000001"
+RECORDING = f"{USER}_{DEVICE}_20240501T101500Z"
+SYSTEM_ID = "5f0e8d1c-2b3a-4c5d-8e7f-9a0b1c2d3e4f"
+
+
+def status(call, *args, **kwargs):
+    with pytest.raises(ClientException) as caught:
+        call(*args, **kwargs)
+    return caught.value.http_status
+
+
+@pytest.fixture
+def stored(server, swift):
+    """A recording as the controller leaves it, and a reader account."""
+    swift.put_container("Users")
+    swift.put_object("Users", USER, b"", headers={"X-Object-Meta-Name": "Anna"})
+    swift.put_container("Devices")
+    swift.put_object("Devices", DEVICE, b"", headers={"X-Object-Meta-Name": "Cam"})
+    swift.put_container("System")
+    swift.put_object("System", SYSTEM_ID, b"system record",
+                     headers={"X-Object-Meta-Connectionid": "conn-1"})
+    swift.put_container(RECORDING, headers={"X-Container-Meta-Status": "Complete"})
+    clips = {f"20240501_10150{i}_1.mkv": os.urandom(300_000 + i) for i in range(3)}
+    for name, data in clips.items():
+        swift.put_object(RECORDING, name, data, headers={"X-Object-Meta-Starttime": "1"})
+    added = subprocess.run([BWSCD, "credentials", "--data", server.data, "add-reader",
+                            "integrator"], capture_output=True, text=True, check=True)
+    key = added.stdout.strip().rsplit(" ", 1)[1]
+    server.process.send_signal(__import__("signal").SIGHUP)
+    import time
+    time.sleep(1)
+    reader = swiftclient.Connection(authurl=server.authURL, user="integrator", key=key,
+                                    cacert=server.caFile, retries=0)
+    return reader, clips
+
+
+def test_a_reader_lists_and_downloads(server, stored):
+    reader, clips = stored
+    _, containers = reader.get_account(full_listing=True)
+    assert RECORDING in [c["name"] for c in containers]
+    _, objects = reader.get_container(RECORDING, full_listing=True)
+    assert [o["name"] for o in objects] == sorted(clips)
+    assert {o["name"]: o["hash"] for o in objects} == {
+        n: hashlib.md5(d).hexdigest() for n, d in clips.items()}
+    assert [o["name"] for o in reader.get_container(RECORDING, prefix="20240501_101501",
+                                                     full_listing=True)[1]] == [
+        "20240501_101501_1.mkv"]
+    assert [o["name"] for o in reader.get_container(RECORDING, marker="20240501_101500_1.mkv",
+                                                     limit=1)[1]] == ["20240501_101501_1.mkv"]
+    name, data = sorted(clips.items())[0]
+    headers, body = reader.get_object(RECORDING, name)
+    assert body == data and headers["etag"] == hashlib.md5(data).hexdigest()
+    assert headers["x-object-meta-starttime"] == "1"
+    headers, part = reader.get_object(RECORDING, name, headers={"Range": "bytes=10-19"})
+    assert part == data[10:20] and headers["content-range"] == f"bytes 10-19/{len(data)}"
+    _, tail = reader.get_object(RECORDING, name, headers={"Range": "bytes=-5"})
+    assert tail == data[-5:]
+    assert status(reader.get_object, RECORDING, name,
+                  headers={"Range": f"bytes={len(data)}-"}) == 416
+    assert reader.head_container(RECORDING)["x-container-meta-status"] == "Complete"
+
+
+def test_a_reader_cannot_write_or_delete(server, stored):
+    reader, clips = stored
+    assert status(reader.put_object, RECORDING, "new.mkv", b"x") == 403
+    assert status(reader.post_container, RECORDING, {"X-Container-Meta-Status": "x"}) == 403
+    assert status(reader.delete_object, RECORDING, sorted(clips)[0]) == 403
+    assert status(reader.put_container, "Users") == 403
+
+
+def test_the_controller_cannot_list_or_read_evidence(swift, stored):
+    _, clips = stored
+    assert status(swift.get_account) == 403
+    assert status(swift.get_container, RECORDING) == 403
+    assert status(swift.get_object, RECORDING, sorted(clips)[0]) == 403
+    # ...but reads back its system records (StoreReadSystemID).
+    headers, body = swift.get_object("System", SYSTEM_ID)
+    assert body == b"system record" and headers["x-object-meta-connectionid"] == "conn-1"
+
+
+def test_a_removed_reader_is_out(server, stored):
+    reader, _ = stored
+    subprocess.run([BWSCD, "credentials", "--data", server.data, "remove-reader",
+                    "integrator"], check=True, capture_output=True)
+    server.process.send_signal(__import__("signal").SIGHUP)
+    import time
+    time.sleep(1)
+    assert status(reader.get_container, RECORDING) == 401
