@@ -19,6 +19,11 @@ which commits the rename too on journalling filesystems.  The MD5 and
 SHA-256, kept in extended attributes by the filesystem backend, are kept in
 a tree of their own, C{.bwscd/digests/<Container>/<Object>}, written before
 the object appears.
+
+Listings read the remote directories, as the filesystem backend reads its
+own: names come back as the layout stores them (C{:} as C{_}).  A download
+keeps a few reads in flight on the handle it opened, so the object it reads
+stays the same even if it is replaced meanwhile.
 """
 
 import base64
@@ -38,7 +43,10 @@ from twisted.conch.ssh.common import NS
 from twisted.internet.defer import (
     Deferred,
     DeferredLock,
+    DeferredSemaphore,
+    FirstError,
     fail,
+    gatherResults,
     inlineCallbacks,
     maybeDeferred,
     succeed,
@@ -60,7 +68,14 @@ from bwscd.errors import (
     ServiceUnavailable,
     SwiftError,
 )
-from bwscd.interfaces import ContainerInfo, Digests, IObjectWriter, IStorageBackend, ObjectInfo
+from bwscd.interfaces import (
+    ContainerInfo,
+    Digests,
+    IObjectReader,
+    IObjectWriter,
+    IStorageBackend,
+    ObjectInfo,
+)
 from bwscd.plugins import checkOptions, parseSize
 
 RECONNECT_DELAYS = (1, 2, 5, 10, 30)
@@ -81,6 +96,15 @@ CHUNK_SIZE = 64 << 10
 
 WRITES_IN_FLIGHT = 8
 """Writes of one upload sent and not yet acknowledged, at most."""
+
+READ_SIZE = 64 << 10
+"""Bytes per SFTP read, if the server gives that many."""
+
+READS_IN_FLIGHT = 4
+"""Reads of one download sent and not yet answered, at most."""
+
+LISTING_REQUESTS = 16
+"""Objects or containers of one listing whose metadata is read at once."""
 
 # Without limits@openssh.com, a write as large as every server must take
 # (the SFTP draft: packets of 34000 bytes).
@@ -374,6 +398,7 @@ class _Session:
         self.transport = transport
         self.root = root
         self.chunkSize = _PORTABLE_CHUNK_SIZE
+        self.readSize = READ_SIZE
         self.nameMax = 255
         self.probing = False
 
@@ -391,9 +416,11 @@ class _Session:
         """Learn the server's limits: write size and file name length."""
         if self.can(_LIMITS):
             reply = yield self.client.extendedRequest(_LIMITS, b"")
-            maxWrite = struct.unpack("!4Q", reply[:32])[2]
+            maxRead, maxWrite = struct.unpack("!4Q", reply[:32])[1:3]
             if maxWrite:
                 self.chunkSize = min(CHUNK_SIZE, maxWrite)
+            if maxRead:
+                self.readSize = min(READ_SIZE, maxRead)
         if self.can(_STATVFS):
             self.nameMax = (yield self._statvfs())[10]
 
@@ -566,19 +593,32 @@ class _Session:
             pass
 
     @inlineCallbacks
-    def list(self, relative: str) -> list[str]:
+    def entries(self, relative: str) -> list[tuple[str, dict]]:
+        """
+        The names in the directory C{relative}, with their attributes (a
+        link's own, not its target's).
+        """
         directory = yield self.client.openDirectory(self._path(relative))
-        names = []
+        found = []
         try:
             while True:
                 try:
                     entries = yield directory.read()
                 except EOFError:
                     break
-                names += [entry[0].decode("utf-8", "surrogateescape") for entry in entries]
+                found += [(entry[0].decode("utf-8", "surrogateescape"), entry[2])
+                          for entry in entries]
         finally:
             yield directory.close()
-        return [name for name in names if name not in (".", "..")]
+        return [(name, attributes) for name, attributes in found if name not in (".", "..")]
+
+    @inlineCallbacks
+    def list(self, relative: str) -> list[str]:
+        return [name for name, attributes in (yield self.entries(relative))]
+
+    def open(self, relative: str):
+        """An open handle to read C{relative}."""
+        return self.client.openFile(self._path(relative), filetransfer.FXF_READ, {})
 
 
 def _encode(path: str) -> bytes:
@@ -592,6 +632,38 @@ def _isDirectory(attributes: dict | None) -> bool:
 
 def _isFile(attributes: dict | None) -> bool:
     return attributes is not None and stat.S_ISREG(attributes.get("permissions", 0))
+
+
+def _chosen(names, prefix: str, marker: str, limit: int) -> list[str]:
+    """
+    The names a listing shows: those starting with C{prefix}, after
+    C{marker}, by their UTF-8 bytes.  A name on the server that is not
+    UTF-8 can't be an object's or a container's: it is left out.
+    """
+    after = marker.encode("utf-8")
+    chosen = []
+    for name in names:
+        try:
+            encoded = name.encode("utf-8")
+        except UnicodeEncodeError:
+            continue
+        if name.startswith(prefix) and encoded > after:
+            chosen.append((encoded, name))
+    return [name for encoded, name in sorted(chosen)[:limit]]
+
+
+@inlineCallbacks
+def _each(function, items, *args):
+    """
+    C{function(item, *args)} for every item, L{LISTING_REQUESTS} at a
+    time: their results, in order, or the first failure.
+    """
+    semaphore = DeferredSemaphore(LISTING_REQUESTS)
+    try:
+        return (yield gatherResults(
+            [semaphore.run(function, item, *args) for item in items], consumeErrors=True))
+    except FirstError as e:
+        e.subFailure.raiseException()
 
 
 def _digestsPath(container: str, name: str) -> str:
@@ -630,6 +702,7 @@ class SFTPBackend:
         self._keepalive: LoopingCall | None = None
         self._stopping = False
         self._writers: set[SFTPWriter] = set()
+        self._readers: set[SFTPReader] = set()
         # Metadata is read, merged and written back; this keeps two requests
         # for the same container from losing each other's changes.
         self._metadataLock = DeferredLock()
@@ -756,6 +829,8 @@ class SFTPBackend:
         # list() copies the set in one step: worker threads discard from it.
         for writer in list(self._writers):
             writer.release()
+        for reader in list(self._readers):
+            reader.release()
 
     def _current(self) -> _Session:
         if self._session is None:
@@ -957,6 +1032,98 @@ class SFTPBackend:
                 raise BadRequest(f"object name {name!r}: a prefix of it is an object")
         if _isDirectory((yield session.stat(layout.object(container, name)))):
             raise BadRequest(f"object name {name!r} is a prefix of other objects")
+
+    def listContainers(self, prefix, marker, limit):
+        return self._guarded("listing containers", self._listContainers, prefix, marker, limit)
+
+    @inlineCallbacks
+    def _listContainers(self, session, prefix, marker, limit):
+        entries = yield session.entries("")
+        names = [name for name, attributes in entries
+                 if not name.startswith(".") and _isDirectory(attributes)]
+        return (yield _each(self._listedContainer, _chosen(names, prefix, marker, limit),
+                            session))
+
+    @inlineCallbacks
+    def _listedContainer(self, container, session):
+        data = yield session.read(layout.containerMetadata(container))
+        return ContainerInfo(container, layout.decodeMetadata(data))
+
+    def listObjects(self, container, prefix, marker, limit):
+        return self._guarded("listing objects", self._listObjects, container, prefix, marker,
+                             limit)
+
+    @inlineCallbacks
+    def _listObjects(self, session, container, prefix, marker, limit):
+        top = layout.container(container)
+        if not _isDirectory((yield session.stat(top))):
+            raise NotFound(f"no container {container!r}")
+        names = yield self._objectNames(session, top, "", prefix)
+        chosen = _chosen(names, prefix, marker, limit)
+        infos = yield _each(lambda name: self._objectInfo(session, container, name), chosen)
+        # (One that went between the listing and the look-up is left out.)
+        return [info for info in infos if info is not None]
+
+    @inlineCallbacks
+    def _objectNames(self, session, top: str, relative: str, prefix: str) -> list[str]:
+        """
+        The names of the objects under C{relative} in the container's
+        directory C{top}, without the layout's own files, and without the
+        directories that can't hold a name starting with C{prefix}.
+        """
+        entries = yield session.entries(posixpath.join(top, relative))
+        if not relative:
+            # The layout's own: the 'complete' marker, and the metadata
+            # files, "<Container>.<Object>.metadata.json", which are in
+            # "<Container>.<a>/" for an object named "<a>/<b>".
+            ownFiles = posixpath.basename(top) + "."
+            entries = [(name, attributes) for name, attributes in entries
+                       if name != layout.COMPLETE_MARKER and not name.startswith(ownFiles)]
+        names = []
+        for name, attributes in entries:
+            path = relative + name
+            if _isFile(attributes):
+                names.append(path)
+            elif _isDirectory(attributes):
+                below = path + "/"
+                if below.startswith(prefix) or prefix.startswith(below):
+                    names += yield self._objectNames(session, top, below, prefix)
+        return names
+
+    def readObject(self, container, name, offset, length):
+        return self._guarded("opening an object to read", self._readObject,
+                             container, name, offset, length)
+
+    @inlineCallbacks
+    def _readObject(self, session, container, name, offset, length):
+        for _ in range(3):
+            info = yield self._objectInfo(session, container, name)
+            if info is None:
+                break
+            try:
+                f = yield session.open(layout.object(container, name))
+            except filetransfer.SFTPError as e:
+                if e.code == filetransfer.FX_NO_SUCH_FILE:
+                    break
+                raise
+            try:
+                # The handle holds the file it opened: if that is the one
+                # described (not one renamed over it since), read it.
+                attributes = yield f.getAttrs()
+            except BaseException:
+                yield _closeQuietly(f)
+                raise
+            if (attributes["size"], float(attributes["mtime"])) == (
+                    info.digests.length, info.modified):
+                end = info.digests.length if length is None else min(
+                    offset + length, info.digests.length)
+                reader = SFTPReader(self, session, f, info, min(offset, end), end)
+                self._readers.add(reader)
+                return reader
+            yield _closeQuietly(f)
+        else:
+            raise ServiceUnavailable(f"{name!r} in {container!r} keeps changing; try again")
+        raise NotFound(f"no object {name!r} in container {container!r}")
 
     def readState(self, name):
         return self._guarded("reading service state",
@@ -1190,6 +1357,122 @@ class SFTPWriter:
         if isinstance(outcome[0], Failure):
             outcome[0].raiseException()
         return outcome[0]
+
+
+@inlineCallbacks
+def _closeQuietly(f):
+    try:
+        yield f.close()
+    except _REMOTE_FAILURES:
+        pass
+
+
+@implementer(IObjectReader)
+class SFTPReader:
+    """
+    A range of an object, read through a handle open on the server.
+
+    L{read} keeps up to L{READS_IN_FLIGHT} reads of the session's read size
+    sent ahead of what it returns, and blocks the worker thread only while
+    the next one is unanswered.  A server may answer a read with fewer
+    bytes than asked: the rest is asked for again, before the reads after
+    it are used.
+    """
+
+    def __init__(self, backend, session, file, info, offset, end):
+        self._backend = backend
+        self._reactor = backend._reactor
+        self.session = session
+        self.info = info
+        self._file = file
+        self._end = end
+        self._next = offset  # the first byte not yet asked for
+        self._buffer = memoryview(b"")
+        # Guards what the worker thread and the reactor thread both touch:
+        # the answers, and whether to stop waiting.
+        self._answered = threading.Condition(threading.Lock())
+        self._pending: list[list] = []  # [offset, count, answer or None], in order
+        self._released = False
+        self._closed = False
+
+    def read(self, size):
+        if self._closed:
+            raise ValueError("read from a closed reader")
+        if not self._buffer:
+            self._buffer = memoryview(self._nextPiece())
+        data = bytes(self._buffer[:size])
+        self._buffer = self._buffer[len(data):]
+        return data
+
+    def _nextPiece(self) -> bytes:
+        """The bytes of the next answered read, or C{b""} at the end."""
+        while len(self._pending) < READS_IN_FLIGHT and self._next < self._end:
+            count = min(self.session.readSize, self._end - self._next)
+            self._ask(self._next, count)
+            self._next += count
+        if not self._pending:
+            return b""
+        request = self._pending[0]
+        with self._answered:
+            while request[2] is None and not self._released:
+                self._answered.wait()
+        if self._released:
+            raise ServiceUnavailable("bwscd is shutting down")
+        del self._pending[0]
+        offset, count, answer = request
+        if isinstance(answer, Failure):
+            self._refuse(answer)
+        if not answer:
+            raise ServiceUnavailable(
+                f"{self.info.name!r} in {self.info.container!r} is shorter on the SFTP "
+                "server than when it was opened")
+        if len(answer) < count:
+            # A short read: ask for the rest first.
+            self._ask(offset + len(answer), count - len(answer), first=True)
+        return answer[:count]
+
+    def _ask(self, offset: int, count: int, first: bool = False) -> None:
+        request = [offset, count, None]
+        self._pending.insert(0 if first else len(self._pending), request)
+        self._reactor.callFromThread(self._send, request)
+
+    def _send(self, request) -> None:
+        try:
+            d = self._file.readChunk(request[0], request[1])
+        except BaseException:
+            d = fail()
+        d.addBoth(self._arrived, request)
+
+    def _arrived(self, answer, request) -> None:
+        if isinstance(answer, Failure) and answer.check(EOFError):
+            answer = b""
+        with self._answered:
+            request[2] = answer
+            self._answered.notify_all()
+
+    def _refuse(self, reason: Failure):
+        if reason.check(SwiftError) or not reason.check(*_REMOTE_FAILURES):
+            reason.raiseException()
+        log.error("SFTP storage failure while reading an object: {error}",
+                  error=reason.getErrorMessage())
+        raise ServiceUnavailable("SFTP storage failure while reading an object")
+
+    def close(self):
+        if self._closed:
+            return
+        self._closed = True
+        self._backend._readers.discard(self)
+        self._buffer = memoryview(b"")
+        if not self._released:
+            # Not waited for: the server answers the reads still in flight
+            # first, then closes the handle; nothing waits on either.
+            self._reactor.callFromThread(_closeQuietly, self._file)
+
+    def release(self) -> None:
+        """Stop waiting for the reactor: it is shutting down."""
+        with self._answered:
+            self._released = True
+            self._answered.notify_all()
 
 
 def _loadKey(path: str) -> keys.Key:

@@ -18,7 +18,13 @@ aborted, it is deleted; cut short by a crash, the next start deletes it.
 
 Every SQLite call runs on one thread of our own, which owns the connection:
 the reactor gets L{Deferred}s from it, and an upload's worker thread hands it
-each chunk and waits.
+each chunk and waits; a download's worker thread asks it for each piece and
+waits.  A download holds on to the upload it reads: replacing the object
+meanwhile leaves that upload in place, without an object row, until the
+download closes (or, after a crash, the next start deletes it).
+
+Names are TEXT in the database's UTF-8 with the default BINARY collation,
+which compares their bytes: listings are ordered as the API orders them.
 """
 
 import json
@@ -48,6 +54,7 @@ from bwscd.errors import (
 from bwscd.interfaces import (
     ContainerInfo,
     Digests,
+    IObjectReader,
     IObjectWriter,
     IStorageBackend,
     ObjectInfo,
@@ -121,6 +128,35 @@ def _deleteUpload(db: sqlite3.Connection, upload: int) -> None:
     db.execute("DELETE FROM uploads WHERE id = ?", (upload,))
 
 
+def _prefixEnd(prefix: str) -> str | None:
+    """
+    The least string after every string that starts with C{prefix}, by
+    UTF-8 bytes (which order as code points do); L{None} if there is none
+    (C{prefix} is empty, or all U+10FFFF).
+    """
+    characters = list(prefix)
+    while characters:
+        following = ord(characters.pop()) + 1
+        if 0xD800 <= following <= 0xDFFF:
+            following = 0xE000  # surrogates have no UTF-8
+        if following <= 0x10FFFF:
+            return "".join(characters) + chr(following)
+    return None
+
+
+def _range(prefix: str, marker: str) -> tuple[str, tuple]:
+    """
+    The condition on C{name} of a listing, as SQL and its parameters: a
+    range that the primary key's index answers, in BINARY (byte) order.
+    """
+    condition, parameters = "name > ? AND name >= ?", [marker, prefix]
+    end = _prefixEnd(prefix)
+    if end is not None:
+        condition += " AND name < ?"
+        parameters.append(end)
+    return condition, tuple(parameters)
+
+
 @implementer(IStorageBackend)
 class SQLiteBackend:
     """
@@ -138,6 +174,9 @@ class SQLiteBackend:
         # or a backup that only reads) starts no thread.
         self._pool = ThreadPool(minthreads=1, maxthreads=1, name="bwscd-sqlite")
         self._db: sqlite3.Connection | None = None  # only ever used on _pool's thread
+        # Uploads that open readers hold, by how many: not deleted when
+        # their object is replaced (only used on _pool's thread).
+        self._reading: dict[int, int] = {}
 
     # The database thread.
 
@@ -314,12 +353,7 @@ class SQLiteBackend:
             " WHERE container = ? AND name = ?",
             (container, name),
         ).fetchone()
-        if row is None:
-            return None
-        length, md5, sha256, modified, metadata = row
-        return ObjectInfo(
-            container, name, Digests(length, md5, sha256), modified, json.loads(metadata)
-        )
+        return None if row is None else _rowInfo(container, name, *row)
 
     def replaceObjectMetadata(self, container, name, metadata):
         return self._defer(
@@ -349,6 +383,50 @@ class SQLiteBackend:
             (container, name, time.time()),
         ).lastrowid
         return ChunkWriter(self, upload, container, name, metadata, writeOnce)
+
+    def listContainers(self, prefix, marker, limit):
+        return self._defer("listing containers", self._listContainers, prefix, marker, limit)
+
+    def _listContainers(self, prefix: str, marker: str, limit: int) -> list[ContainerInfo]:
+        condition, parameters = _range(prefix, marker)
+        rows = self._db.execute(
+            f"SELECT name, metadata FROM containers WHERE {condition} ORDER BY name LIMIT ?",
+            (*parameters, limit),
+        )
+        return [ContainerInfo(name, json.loads(metadata)) for name, metadata in rows]
+
+    def listObjects(self, container, prefix, marker, limit):
+        return self._defer("listing objects", self._listObjects, container, prefix, marker,
+                           limit)
+
+    def _listObjects(self, container, prefix, marker, limit) -> list[ObjectInfo]:
+        if self._containerMetadata(container) is None:
+            raise NotFound(f"no container {container!r}")
+        condition, parameters = _range(prefix, marker)
+        rows = self._db.execute(
+            "SELECT name, length, md5, sha256, modified, metadata FROM objects"
+            f" WHERE container = ? AND {condition} ORDER BY name LIMIT ?",
+            (container, *parameters, limit),
+        )
+        return [_rowInfo(container, *row) for row in rows]
+
+    def readObject(self, container, name, offset, length):
+        return self._defer("opening an object to read", self._readObject,
+                           container, name, offset, length)
+
+    def _readObject(self, container, name, offset, length) -> "ChunkReader":
+        row = self._db.execute(
+            "SELECT upload, length, md5, sha256, modified, metadata FROM objects"
+            " WHERE container = ? AND name = ?",
+            (container, name),
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"no object {name!r} in container {container!r}")
+        upload, info = row[0], _rowInfo(container, name, *row[1:])
+        size = info.digests.length
+        end = size if length is None else min(offset + length, size)
+        self._reading[upload] = self._reading.get(upload, 0) + 1
+        return ChunkReader(self, upload, info, min(offset, end), end)
 
     def readState(self, name):
         return self._defer("reading service state", self._readState, name)
@@ -387,13 +465,23 @@ class SQLiteBackend:
                 f"pages), {self.reserve} kept in reserve"
             )
 
-    # For ChunkWriter, on the database thread.
+    # For ChunkWriter and ChunkReader, on the database thread.
 
     def _forget(self, upload: int) -> None:
-        """Delete an upload and its chunks, unless an object holds them."""
+        """Delete an upload and its chunks, unless an object or a reader holds them."""
+        if upload in self._reading:
+            return
         with self._transaction() as db:
             if not db.execute("SELECT 1 FROM objects WHERE upload = ?", (upload,)).fetchone():
                 _deleteUpload(db, upload)
+
+    def _release(self, upload: int) -> None:
+        """A reader of C{upload} is done with it."""
+        count = self._reading.pop(upload) - 1
+        if count:
+            self._reading[upload] = count
+        else:
+            self._forget(upload)
 
 
 @implementer(IObjectWriter)
@@ -481,12 +569,90 @@ class ChunkWriter:
             (self._container, name, self._upload, digests.length, digests.md5,
              digests.sha256, modified, _encode(self._metadata)),
         )
-        if replaced is not None:
+        if replaced is not None and replaced[0] not in self._backend._reading:
+            # (One being read goes when its last reader closes.)
             _deleteUpload(db, replaced[0])
         return ObjectInfo(self._container, name, digests, modified, self._metadata)
 
     def abort(self):
         self._backend._wait("forgetting an object", self._backend._forget, self._upload)
+
+
+def _rowInfo(container, name, length, md5, sha256, modified, metadata) -> ObjectInfo:
+    """The L{ObjectInfo} of an C{objects} row."""
+    return ObjectInfo(
+        container, name, Digests(length, md5, sha256), modified, json.loads(metadata)
+    )
+
+
+@implementer(IObjectReader)
+class ChunkReader:
+    """
+    A range of an object's chunks, read from a download's worker thread,
+    which hands each read to the database thread and waits.  The upload it
+    reads stays until L{close}, even if the object is replaced meanwhile.
+    """
+
+    def __init__(self, backend, upload, info, offset, end):
+        self._backend = backend
+        self._upload = upload
+        self.info = info
+        self._position = offset
+        self._end = end
+        self._closed = False
+        # The chunk last read and its rowid, for the next read to start
+        # there without a look-up (database thread only).
+        self._chunk: tuple[int, int] | None = None
+
+    def read(self, size):
+        if self._closed:
+            raise ValueError("read from a closed reader")
+        size = min(size, self._end - self._position)
+        if size <= 0:
+            return b""
+        data = self._backend._wait("reading an object", self._read, self._position, size)
+        self._position += len(data)
+        return data
+
+    def _read(self, position: int, size: int) -> bytes:
+        db = self._backend._db
+        pieces = []
+        while size:
+            seq, start = divmod(position, CHUNK_SIZE)
+            if self._chunk is None or self._chunk[0] != seq:
+                row = db.execute(
+                    "SELECT rowid FROM chunks WHERE upload = ? AND seq = ?",
+                    (self._upload, seq),
+                ).fetchone()
+                if row is None:
+                    raise ServiceUnavailable(
+                        f"chunk {seq} of {self.info.name!r} in {self.info.container!r} "
+                        "is missing from the database"
+                    )
+                self._chunk = (seq, row[0])
+            # A blob handle for this read only: one kept open would hold
+            # a read transaction open under the writers' transactions.
+            with db.blobopen("chunks", "data", self._chunk[1], readonly=True) as blob:
+                blob.seek(start)
+                piece = blob.read(size)
+            if not piece:
+                raise ServiceUnavailable(
+                    f"chunk {seq} of {self.info.name!r} in {self.info.container!r} "
+                    "is shorter than the object"
+                )
+            pieces.append(piece)
+            position += len(piece)
+            size -= len(piece)
+        return b"".join(pieces)
+
+    def close(self):
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._backend._wait("closing an object", self._backend._release, self._upload)
+        except SwiftError:
+            pass  # logged; an upload left over goes at the next start
 
 
 def backend(dataDirectory: str, options: dict[str, str]) -> SQLiteBackend:
