@@ -253,6 +253,10 @@ class FilesystemBackend:
             status = os.stat(path)
         except (FileNotFoundError, NotADirectoryError):
             return None
+        except OSError as e:
+            if e.errno == errno.ENAMETOOLONG:  # no such object can exist
+                return None
+            raise
         if not os.path.isfile(path):
             return None
         return ObjectInfo(

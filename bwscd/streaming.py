@@ -15,9 +15,10 @@ A resource that answers before the body has been read (a refusal, or a
 storage failure halfway) makes the connection close after the response:
 the unread rest of the body can't be told apart from a next request.
 
-This relies on three hooks of L{HTTPChannel} that are not public API:
-C{allHeadersReceived}, C{_send100Continue} and C{rawDataReceived}; the
-tests in C{tests/test_streaming.py} pin their behaviour.
+This relies on hooks of L{HTTPChannel} that are not public API:
+C{allHeadersReceived}, C{allContentReceived}, C{_send100Continue},
+C{_respondToBadRequestAndDisconnect} and C{rawDataReceived}; the tests in
+C{tests/test_streaming.py} and C{tests/test_fuzz.py} pin their behaviour.
 """
 
 from io import BytesIO
@@ -198,6 +199,8 @@ class StreamingChannel(HTTPChannel):
     _headerDeadline = None
 
     def lineReceived(self, line):
+        if self._abandoned:
+            return
         if self._headerDeadline is None:
             self._headerDeadline = self.callLater(
                 self.factory.headerTimeout, self._headersTooSlow
@@ -224,8 +227,21 @@ class StreamingChannel(HTTPChannel):
         self._cancelHeaderDeadline()
         HTTPChannel.connectionLost(self, reason)
 
+    def _respondToBadRequestAndDisconnect(self):
+        # HTTPChannel goes on reading the header lines after a bad one, and
+        # would then run the request it has just refused: nothing more from
+        # this connection is a request.
+        self._abandoned = True
+        HTTPChannel._respondToBadRequestAndDisconnect(self)
+
+    def allContentReceived(self):
+        if not self._abandoned:
+            HTTPChannel.allContentReceived(self)
+
     def allHeadersReceived(self):
         self._cancelHeaderDeadline()
+        if self._abandoned:
+            return
         HTTPChannel.allHeadersReceived(self)
         if self.length != 0:
             self.requests[-1].headersReceived(self._command, self._path, self._version)

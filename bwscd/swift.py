@@ -251,7 +251,9 @@ def _parseTarget(request, account: str) -> Target:
     rawAccount, _, rest = rest.partition(b"/")
     if rawAccount != account.encode("utf-8"):
         raise Forbidden("this token is not for that account")
-    rawContainer, _, rawObject = rest.partition(b"/")
+    rawContainer, slash, rawObject = rest.partition(b"/")
+    if not rawContainer and slash:
+        raise BadRequest("empty container name")
     container = constraints.containerName(rawContainer) if rawContainer else None
     name = constraints.objectName(rawObject) if rawObject else None
     return Target(container, name)
@@ -305,6 +307,8 @@ def _jsonProblem(data: bytes) -> str | None:
         json.loads(data)
     except ValueError as e:
         return f"not valid JSON: {e}"
+    except RecursionError:
+        return "not checked: nested too deeply to parse"
     return None
 
 
