@@ -22,7 +22,6 @@ import re
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -109,17 +108,6 @@ def repeatedMD5(block: bytes, size: int) -> str:
 # The server's side, from /proc.
 
 
-def procStatus(pid: int) -> dict[str, int]:
-    """The C{Vm*} lines of C{/proc/PID/status}, in bytes."""
-    values = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            name, _, value = line.partition(":")
-            if name.startswith("Vm") and value.strip().endswith("kB"):
-                values[name] = int(value.split()[0]) * 1024
-    return values
-
-
 def cpuSeconds(pid: int, tid: int | None = None) -> float:
     """
     utime + stime in seconds: of the whole process C{pid} (all its threads,
@@ -131,36 +119,6 @@ def cpuSeconds(pid: int, tid: int | None = None) -> float:
         fields = f.read().rpartition(")")[2].split()
     # Fields 14 and 15 of proc(5); fields[0] here is field 3 (state).
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-class MemorySampler:
-    """Samples a process's VmRSS every L{SAMPLE_INTERVAL} in a thread."""
-
-    def __init__(self, pid: int):
-        self.pid = pid
-        self.peak = 0
-        self.samples = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while True:
-            try:
-                rss = procStatus(self.pid)["VmRSS"]
-            except (OSError, KeyError):
-                return  # the process is gone
-            self.peak = max(self.peak, rss)
-            self.samples += 1
-            if self._stop.wait(SAMPLE_INTERVAL):
-                return
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
 
 
 # The benchmark.
@@ -215,7 +173,7 @@ def run(args, base: str) -> int:
             connection.get_auth()
         register(connections[0])
         connections[0].put_container(CONTAINER)
-        rssBefore = procStatus(pid)["VmRSS"]
+        rssBefore = server.status()["VmRSS"]
 
         print(f"uploading ({mode}) to twistd pid {pid} ...", flush=True)
         clientBefore = os.times()
@@ -224,7 +182,7 @@ def run(args, base: str) -> int:
         reactorBefore = cpuSeconds(pid, pid)
         started = time.monotonic()
         try:
-            with MemorySampler(pid) as sampler, ThreadPoolExecutor(count) as pool:
+            with server.peakMemory() as sampler, ThreadPoolExecutor(count) as pool:
                 futures = [
                     pool.submit(upload, connections[i], i, blocks[i], size, md5s[i], args)
                     for i in range(count)
@@ -237,7 +195,7 @@ def run(args, base: str) -> int:
         cpu = cpuSeconds(pid) - cpuBefore
         reactorCPU = cpuSeconds(pid, pid) - reactorBefore
         clientAfter = os.times()
-        hwm = procStatus(pid)["VmHWM"]
+        hwm = server.status()["VmHWM"]
 
         check = server.connection()
         for name, md5 in zip(names, md5s):

@@ -88,10 +88,53 @@ class Server:
             **kwargs,
         )
 
+    def status(self) -> dict[str, int]:
+        """The process's C{/proc/PID/status} sizes (VmRSS, VmHWM, ...) in bytes."""
+        sizes = {}
+        with open(f"/proc/{self.process.pid}/status") as f:
+            for line in f:
+                name, _, value = line.partition(":")
+                if value.strip().endswith("kB"):
+                    sizes[name] = int(value.split()[0]) * 1024
+        return sizes
+
+    def peakMemory(self) -> "PeakMemory":
+        """C{with server.peakMemory() as memory:} ... C{memory.peak}."""
+        return PeakMemory(self)
+
     def stop(self, sig=signal.SIGTERM) -> None:
         if self.process.poll() is None:
             self.process.send_signal(sig)
             self.process.wait(30)
+
+
+class PeakMemory:
+    """The largest VmRSS of a server, sampled every 50 ms in a thread."""
+
+    def __init__(self, server: Server):
+        self._server = server
+        self.peak = 0
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self):
+        while True:
+            try:
+                self.peak = max(self.peak, self._server.status()["VmRSS"])
+            except (OSError, KeyError):
+                return  # the process is gone
+            self.samples += 1
+            if self._stop.wait(0.05):
+                return
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
 
 
 def startServer(data: str, *arguments: str, port: int | None = None, https=True) -> Server:

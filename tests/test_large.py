@@ -8,14 +8,12 @@ select it with C{pytest -m slow tests/test_large.py}.
 
 import hashlib
 import os
-import threading
 
 import pytest
 
 SIZE = 2 << 30
 BLOCK_SIZE = 1 << 20
 RSS_LIMIT = 100 * 1000 * 1000
-SAMPLE_INTERVAL = 0.05
 USER = "6a7c1a3e-8b1d-4c55-9a8e-3f1f2b7d9c02"
 DEVICE = "B7654321"
 RECORDING = f"{USER}_{DEVICE}_20240501T101500Z"
@@ -47,41 +45,6 @@ class HashingSource:
         return chunk
 
 
-def residentBytes(pid: int) -> int:
-    """VmRSS of C{pid}, from C{/proc/PID/status}."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise ValueError(f"no VmRSS for {pid}")
-
-
-class PeakMemory:
-    """The largest VmRSS of a process, sampled every 50 ms in a thread."""
-
-    def __init__(self, pid: int):
-        self.pid = pid
-        self.peak = 0
-        self.samples = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self):
-        while True:
-            self.peak = max(self.peak, residentBytes(self.pid))
-            self.samples += 1
-            if self._stop.wait(SAMPLE_INTERVAL):
-                return
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-
 def fileSHA256(path: str) -> str:
     sha256 = hashlib.sha256()
     with open(path, "rb") as f:
@@ -104,7 +67,7 @@ def test_twoGiBUploadStreamsWithFlatMemory(server, swift):
     swift.put_container(RECORDING)
     source = HashingSource(SIZE)
 
-    with PeakMemory(server.process.pid) as memory:
+    with server.peakMemory() as memory:
         etag = swift.put_object(RECORDING, "2GiB.mkv", source, content_length=SIZE)
 
     path = os.path.join(server.storage, RECORDING, "2GiB.mkv")

@@ -261,14 +261,6 @@ def test_losing_the_server_means_503_until_it_is_back(running, sshd):
     assert "lost the connection to the SFTP server" in server.log()
 
 
-def residentBytes(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise ValueError(f"no VmRSS for {pid}")
-
-
 class Repeated:
     """C{size} bytes, one random block repeated, as a file-like body."""
 
@@ -293,19 +285,8 @@ def test_a_large_upload_streams_with_flat_memory(running, sshd):
     server, swift = running
     size = 256 * MiB
     body = Repeated(size)
-    peak, stop = [0], threading.Event()
-
-    def sample():
-        while not stop.wait(0.05):
-            peak[0] = max(peak[0], residentBytes(server.process.pid))
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    try:
+    with server.peakMemory() as memory:
         swift.put_object(RECORDING, "large.mkv", body, content_length=size)
-    finally:
-        stop.set()
-        sampler.join()
     path = remote(sshd, RECORDING, "large.mkv")
     assert os.path.getsize(path) == size
     sha256 = hashlib.sha256()
@@ -314,7 +295,7 @@ def test_a_large_upload_streams_with_flat_memory(running, sshd):
             sha256.update(chunk)
     os.unlink(path)
     assert sha256.hexdigest() == body.sha256.hexdigest()
-    assert 0 < peak[0] < 100 * 1000 * 1000
+    assert 0 < memory.peak < 100 * 1000 * 1000
 
 
 def test_options_are_checked(sshd, tmp_path):
