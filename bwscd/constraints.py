@@ -20,7 +20,6 @@ MAX_META_NAME_LENGTH = 128
 MAX_META_VALUE_LENGTH = 256
 MAX_META_COUNT = 90
 MAX_META_OVERALL_SIZE = 4096
-MAX_HEADER_SIZE = 8192
 
 # The two kinds of thing that carry metadata, as spelled in header names.
 CONTAINER = "Container"

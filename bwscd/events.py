@@ -50,10 +50,6 @@ class Events:
         self._sinks = list(sinks)
         self._clock = clock
 
-    def addSink(self, sink) -> None:
-        """Send every later event to C{sink} too, after the others."""
-        self._sinks.append(sink)
-
     def emit(self, type: str, **fields) -> dict:
         """
         Report that something happened.  Returns at once.

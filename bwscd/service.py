@@ -33,13 +33,6 @@ RELOAD_INTERVAL = 10
 EXPIRY_CHECK_INTERVAL = 24 * 60 * 60
 
 
-def _backendHelp() -> str:
-    return "; ".join(
-        f"{name}: {plugin.description}"
-        for name, plugin in sorted(installedBackends().items())
-    )
-
-
 class Options(usage.Options):
     synopsis = "[options]"
     longdesc = (

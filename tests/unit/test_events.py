@@ -78,8 +78,7 @@ def test_field_order_is_irrelevant(tmp_path):
 
 def test_every_sink_gets_the_same_event_in_order():
     seen = []
-    events = Events([Recorder("a", seen), Recorder("b", seen)])
-    events.addSink(Recorder("c", seen))
+    events = Events([Recorder("a", seen), Recorder("b", seen), Recorder("c", seen)])
     event = events.emit("upload.stored", name="n")
     assert [name for name, _ in seen] == ["a", "b", "c"]
     assert all(got is event for _, got in seen)
