@@ -170,7 +170,7 @@ class StreamingRequest(Request):
         self._expectsContinue = True
 
     def continueIfExpected(self):
-        if self._expectsContinue and not self.startedWriting:
+        if self._expectsContinue and not self.startedWriting and not self._disconnected:
             self._expectsContinue = False
             self.channel.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 

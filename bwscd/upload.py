@@ -73,7 +73,12 @@ class Upload:
             failing with the reason nothing was stored.
         """
         self._producer = body
-        received = body.startProducing(self)
+        try:
+            received = body.startProducing(self)
+        except BaseException:
+            # The worker is already waiting for bytes: tell it none come.
+            self._put(_ABORT)
+            raise
         received.addCallbacks(lambda _: self._put(_END), self._abort)
         self.result.addErrback(self._stopBody, body)
         return self.result
