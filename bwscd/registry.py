@@ -84,9 +84,24 @@ class Registry:
 
     @inlineCallbacks
     def load(self):
+        """
+        Read the registry; if it is missing (a new store, or a lost
+        document), rebuild it from the registry objects stored, so that a
+        lost document can't turn every recording into a 400.  Name history
+        from before is lost then; what is stored now is the first entry.
+        """
         stored = yield self._backend.readState(STATE)
         if stored is not None:
             self._entries.update(json.loads(stored))
+            return
+        for container in self._entries:
+            if (yield self._backend.containerInfo(container)) is None:
+                continue
+            marker = ""
+            while objects := (yield self._backend.listObjects(container, "", marker, 1000)):
+                for info in objects:
+                    yield self.record(container, info.name, info.metadata)
+                marker = objects[-1].name
 
     def handles(self, container: str) -> bool:
         return container in self._entries

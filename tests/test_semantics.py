@@ -281,3 +281,16 @@ def test_webhook_receives_events_in_order_after_a_failure(launch, dataDirectory)
         assert "could not deliver an event to webhook" in server.log()
     finally:
         receiver.shutdown()
+
+
+def test_a_lost_registry_is_rebuilt_from_the_stored_objects(launch, dataDirectory):
+    first = launch(dataDirectory)
+    swift = first.connection()
+    registerUser(swift)
+    registerDevice(swift)
+    first.stop()
+    os.remove(os.path.join(first.storage, ".bwscd", "state", "registry.json"))
+    second = launch(dataDirectory, port=first.port)
+    second.connection().put_container(RECORDING)  # user and device known again
+    started = ofType(second, "recording.started")[-1]
+    assert started["userNameNow"] == "Anna Berg (A-17)" and started["deviceName"] == "Cam 1"
