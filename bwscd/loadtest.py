@@ -506,6 +506,18 @@ class Tally:
         self.errors[key] += 1
         self.examples.setdefault(key, f"{what}: {message}")
 
+    def add(self, other: "Tally") -> None:
+        """Count what C{other} did too."""
+        self.sent += other.sent
+        self.clipsStored += other.clipsStored
+        self.bytesStored += other.bytesStored
+        self.recordingsComplete += other.recordingsComplete
+        self.relogins += other.relogins
+        self.latencies.extend(other.latencies)
+        self.errors.update(other.errors)
+        for key, example in other.examples.items():
+            self.examples.setdefault(key, example)
+
 
 def _connectionError(e: BaseException) -> tuple[str, str]:
     """An error key (the exception's type) and a message."""
@@ -699,8 +711,10 @@ def percentile(ordered: list[float], p: float) -> float:
     return ordered[int(rank) - 1]
 
 
-@dataclass
-class Results:
+@dataclass(kw_only=True)
+class Results(Tally):
+    """What every camera did together, and how long it took."""
+
     plan: Plan
     tokenURI: str
     wall: float = 0.0
@@ -708,14 +722,6 @@ class Results:
     prepareSeconds: float = 0.0
     loggedIn: int = 0
     interrupted: bool = False
-    sent: int = 0
-    clipsStored: int = 0
-    bytesStored: int = 0
-    recordingsComplete: int = 0
-    relogins: int = 0
-    latencies: list[float] = field(default_factory=list)
-    errors: Counter = field(default_factory=Counter)
-    examples: dict = field(default_factory=dict)
 
     @property
     def errorCount(self) -> int:
@@ -840,7 +846,7 @@ class LoadTest:
 
     def results(self) -> Results:
         after = os.times()
-        results = Results(self.plan, self.tokenURI)
+        results = Results(plan=self.plan, tokenURI=self.tokenURI)
         results.prepareSeconds = self._prepareSeconds
         results.loggedIn = len(self._active)
         results.interrupted = self._stop.is_set()
@@ -850,16 +856,7 @@ class LoadTest:
             results.clientCPU = (after.user - self._cpuBefore.user) + (
                 after.system - self._cpuBefore.system)
         for camera in self._cameras:
-            t = camera.tally
-            results.sent += t.sent
-            results.clipsStored += t.clipsStored
-            results.bytesStored += t.bytesStored
-            results.recordingsComplete += t.recordingsComplete
-            results.relogins += t.relogins
-            results.latencies.extend(t.latencies)
-            results.errors.update(t.errors)
-            for key, example in t.examples.items():
-                results.examples.setdefault(key, example)
+            results.add(camera.tally)
         results.latencies.sort()
         return results
 
