@@ -22,6 +22,7 @@ import hashlib
 import os
 import secrets
 import threading
+from collections import Counter
 
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
@@ -32,6 +33,7 @@ from bwscd.files import fsyncDirectory, readIfExists
 from bwscd.constraints import mergeMetadata
 from bwscd.errors import (
     BadRequest,
+    Conflict,
     InsufficientStorage,
     NotFound,
     ServiceUnavailable,
@@ -89,6 +91,9 @@ class FilesystemBackend:
         self._metadataLock = threading.Lock()
         # A write-once commit checks that its name is free, then takes it.
         self._commitLock = threading.Lock()
+        # Writers open per container: a container being written to is not
+        # empty, even before its first object appears.
+        self._writers: Counter[str] = Counter()
 
     # Paths, in the shared layout.
 
@@ -295,7 +300,61 @@ class FilesystemBackend:
                 f"not enough free space: {free} bytes free, {self.reserve} kept in reserve"
             )
         fd, temporary = self._temporaryFile()
+        with self._commitLock:
+            self._writers[container] += 1
         return FileWriter(self, container, name, metadata, fd, temporary, writeOnce)
+
+    def _writerClosed(self, container: str) -> None:
+        with self._commitLock:
+            self._writers[container] -= 1
+            if not self._writers[container]:
+                del self._writers[container]
+
+    def deleteObject(self, container, name):
+        return deferToThread(self._guarded, "deleting an object",
+                             self._deleteObject, container, name)
+
+    def _deleteObject(self, container: str, name: str) -> ObjectInfo | None:
+        with self._metadataLock, self._commitLock:
+            info = self._objectInfo(container, name)
+            if info is None:
+                return None
+            # The object's file first: from then on nothing of it is visible.
+            path = self._objectPath(container, name)
+            os.unlink(path)
+            _unlinkIfExists(self._objectMetadataPath(container, name))
+            fsyncDirectory(os.path.dirname(path))
+            # Directories its name made, now empty, go too.
+            for directory in layout.objectDirectories(container, name):
+                try:
+                    os.rmdir(self._path(directory))
+                except OSError:
+                    continue  # not empty: other objects share it
+                fsyncDirectory(os.path.dirname(self._path(directory)))
+        return info
+
+    def deleteContainer(self, container):
+        return deferToThread(self._guarded, "deleting a container",
+                             self._deleteContainer, container)
+
+    def _deleteContainer(self, container: str) -> bool:
+        with self._metadataLock, self._commitLock:
+            path = self._containerPath(container)
+            if not os.path.isdir(path):
+                return False
+            if self._writers[container] or self._listObjects(container, "", "", 1):
+                raise Conflict(f"container {container!r} still holds objects, "
+                               "or uploads into it are under way")
+            _unlinkIfExists(self._path(layout.completeMarker(container)))
+            _unlinkIfExists(self._containerMetadataPath(container))
+            try:
+                os.rmdir(path)
+            except OSError as e:
+                if e.errno != errno.ENOTEMPTY:
+                    raise
+                raise Conflict(f"container {container!r} holds files that are not objects")
+            fsyncDirectory(self.root)
+        return True
 
     def listContainers(self, prefix, marker, limit):
         return deferToThread(self._guarded, "listing containers",
@@ -378,6 +437,13 @@ def _unlinkQuietly(path: str) -> None:
         log.warn("left {path} for the next start to remove: {error}", path=path, error=e)
 
 
+def _unlinkIfExists(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
 def _chosen(names, prefix: str, marker: str, limit: int) -> list[str]:
     """The names a listing shows: after C{marker}, by their UTF-8 bytes."""
     after = marker.encode("utf-8")
@@ -438,6 +504,12 @@ class FileWriter:
         self._fd = fd
         self._temporary = temporary
         self._writeOnce = writeOnce
+        self._closed = False
+
+    def _close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._backend._writerClosed(self._container)
 
     def write(self, data):
         view = memoryview(data)
@@ -459,8 +531,11 @@ class FileWriter:
             os.close(self._fd)
             self._fd = None
             if self._writeOnce:
-                return self._commitOnce(digests)
-            return self._place(self._name, digests, self._backend._replace)
+                info = self._commitOnce(digests)
+            else:
+                info = self._place(self._name, digests, self._backend._replace)
+            self._close()
+            return info
         except (NotADirectoryError, IsADirectoryError):
             raise BadRequest(
                 f"object name {self._name!r} clashes with another object's name"
@@ -509,6 +584,7 @@ class FileWriter:
             os.close(self._fd)
             self._fd = None
         _unlinkQuietly(self._temporary)
+        self._close()
 
 
 def backend(dataDirectory: str, options: dict[str, str]) -> FilesystemBackend:

@@ -107,6 +107,20 @@ def objectParents(containerName: str, name: str) -> list[str]:
     return [posixpath.join(fsName(containerName), *parts[: i + 1]) for i in range(len(parts))]
 
 
+def objectDirectories(containerName: str, name: str) -> list[str]:
+    """
+    The directories inside its container that an object's files (its bytes
+    and its metadata) pass through, deepest first: what may be left empty
+    once it is deleted.
+    """
+    found = []
+    for path in (object(containerName, name), objectMetadata(containerName, name)):
+        parts = path.split("/")[1:-1]
+        found += [posixpath.join(fsName(containerName), *parts[: i + 1])
+                  for i in range(len(parts))]
+    return sorted(set(found), key=lambda d: d.count("/"), reverse=True)
+
+
 def _checkLengths(what: str, nameMax: int, *paths: str) -> None:
     for path in paths:
         if any(len(part.encode("utf-8")) > nameMax for part in path.split("/")):

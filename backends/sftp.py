@@ -63,6 +63,7 @@ from bwscd.backends import layout
 from bwscd.constraints import mergeMetadata
 from bwscd.errors import (
     BadRequest,
+    Conflict,
     InsufficientStorage,
     NotFound,
     ServiceUnavailable,
@@ -585,6 +586,15 @@ class _Session:
         return self.client.removeFile(self._path(relative))
 
     @inlineCallbacks
+    def removeEmptyDirectory(self, relative: str):
+        """Remove the directory C{relative}: C{False} if it isn't empty (or gone)."""
+        try:
+            yield self.client.removeDirectory(self._path(relative))
+        except filetransfer.SFTPError:
+            return False
+        return True
+
+    @inlineCallbacks
     def removeQuietly(self, relative: str):
         """Remove C{relative} if it can be; what can't is a leftover for L{_prepare}."""
         try:
@@ -1032,6 +1042,59 @@ class SFTPBackend:
                 raise BadRequest(f"object name {name!r}: a prefix of it is an object")
         if _isDirectory((yield session.stat(layout.object(container, name)))):
             raise BadRequest(f"object name {name!r} is a prefix of other objects")
+
+    def deleteObject(self, container, name):
+        return self._guarded("deleting an object", self._deleteObject, container, name)
+
+    @inlineCallbacks
+    def _deleteObject(self, session, container: str, name: str):
+        yield self._metadataLock.acquire()
+        yield self._commitLock.acquire()
+        try:
+            info = yield self._objectInfo(session, container, name)
+            if info is None:
+                return None
+            # The object's file first: from then on nothing of it is visible.
+            yield session.remove(layout.object(container, name))
+            yield session.removeQuietly(layout.objectMetadata(container, name))
+            yield session.removeQuietly(_digestsPath(container, name))
+            # Directories its name made, now empty, go too (where they are
+            # not empty, other objects share them).
+            for directory in layout.objectDirectories(container, name):
+                yield session.removeEmptyDirectory(directory)
+                yield session.removeEmptyDirectory(posixpath.join(_DIGESTS, directory))
+            # SFTP has no directory fsync: a file's fsync commits the
+            # removals before it on ext4, XFS and btrfs (see settle).
+            yield session.settle(layout.containerMetadata(container))
+            return info
+        finally:
+            self._commitLock.release()
+            self._metadataLock.release()
+
+    def deleteContainer(self, container):
+        return self._guarded("deleting a container", self._deleteContainer, container)
+
+    @inlineCallbacks
+    def _deleteContainer(self, session, container: str):
+        yield self._metadataLock.acquire()
+        yield self._commitLock.acquire()
+        try:
+            top = layout.container(container)
+            if not _isDirectory((yield session.stat(top))):
+                return False
+            writing = any(w.container == container for w in self._writers)
+            if writing or (yield self._objectNames(session, top, "", "")):
+                raise Conflict(f"container {container!r} still holds objects, "
+                               "or uploads into it are under way")
+            yield session.removeQuietly(layout.completeMarker(container))
+            yield session.removeQuietly(layout.containerMetadata(container))
+            if not (yield session.removeEmptyDirectory(top)):
+                raise Conflict(f"container {container!r} holds files that are not objects")
+            yield session.removeEmptyDirectory(posixpath.join(_DIGESTS, top))
+            return True
+        finally:
+            self._commitLock.release()
+            self._metadataLock.release()
 
     def listContainers(self, prefix, marker, limit):
         return self._guarded("listing containers", self._listContainers, prefix, marker, limit)

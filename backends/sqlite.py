@@ -46,6 +46,7 @@ from bwscd.backends.layout import conflictName
 from bwscd.constraints import mergeMetadata
 from bwscd.errors import (
     BadRequest,
+    Conflict,
     InsufficientStorage,
     NotFound,
     ServiceUnavailable,
@@ -383,6 +384,41 @@ class SQLiteBackend:
             (container, name, time.time()),
         ).lastrowid
         return ChunkWriter(self, upload, container, name, metadata, writeOnce)
+
+    def deleteObject(self, container, name):
+        return self._defer("deleting an object", self._deleteObject, container, name)
+
+    def _deleteObject(self, container: str, name: str) -> ObjectInfo | None:
+        with self._transaction(durable=True) as db:
+            row = db.execute(
+                "SELECT upload, length, md5, sha256, modified, metadata FROM objects"
+                " WHERE container = ? AND name = ?",
+                (container, name),
+            ).fetchone()
+            if row is None:
+                return None
+            db.execute("DELETE FROM objects WHERE container = ? AND name = ?",
+                       (container, name))
+        # Its bytes go in a transaction of their own, or later if a reader
+        # still holds them: no object row points at them any more.
+        self._forget(row[0])
+        return _rowInfo(container, name, *row[1:])
+
+    def deleteContainer(self, container):
+        return self._defer("deleting a container", self._deleteContainer, container)
+
+    def _deleteContainer(self, container: str) -> bool:
+        with self._transaction(durable=True) as db:
+            if self._containerMetadata(container) is None:
+                return False
+            # Objects, uploads under way, and the bytes of deleted objects
+            # still being read all have an upload row.
+            if db.execute("SELECT 1 FROM uploads WHERE container = ? LIMIT 1",
+                          (container,)).fetchone():
+                raise Conflict(f"container {container!r} still holds objects, "
+                               "or uploads into it are under way")
+            db.execute("DELETE FROM containers WHERE name = ?", (container,))
+        return True
 
     def listContainers(self, prefix, marker, limit):
         return self._defer("listing containers", self._listContainers, prefix, marker, limit)

@@ -4,9 +4,9 @@ Who may log in, and in which role.
 The BWS account (the controller's) has one user name, the current key and
 keys being retired: a rotated key keeps working for a grace period, so the
 controller keeps offloading with the connection file it has until the
-operator uploads the new one.  Reader accounts (integrators) may list and
-read what is stored, and nothing else.  Only hashes of keys are kept
-(L{bwscd.account.hashKey}).
+operator uploads the new one.  Integrators get accounts of their own, each
+with a role: a reader may list and read what is stored, an admin may also
+delete it.  Only hashes of keys are kept (L{bwscd.account.hashKey}).
 """
 
 import functools
@@ -31,8 +31,8 @@ class Credentials:
         self.userName: str = settings["account"]["user"]
         self._current: str = settings["account"]["keyHash"]
         self._retiring: list[dict] = settings["account"].get("retiring", [])
-        self._readers: dict[str, str] = {
-            r["user"]: r["keyHash"] for r in settings.get("readers", [])
+        self._accounts: dict[str, dict] = {
+            a["user"]: a for a in settings.get("accounts", [])
         }
 
     def keyHashes(self) -> list[str]:
@@ -41,10 +41,11 @@ class Credentials:
         return [self._current] + [k["keyHash"] for k in self._retiring if k["until"] > now]
 
     def roleOf(self, user: str) -> str | None:
-        """C{BWS}, C{READER}, or L{None} for a user that does not exist (any more)."""
+        """C{BWS}, C{READER}, C{ADMIN}, or L{None} for a user that does not exist
+        (any more)."""
         if user == self.userName:
             return BWS
-        return READER if user in self._readers else None
+        return self._accounts[user]["role"] if user in self._accounts else None
 
     def accepts(self, user: str, key: str) -> bool:
         """
@@ -55,9 +56,10 @@ class Credentials:
         if user == self.userName:
             hashes = self.keyHashes()
         else:
-            hashes = [self._readers.get(user) or _unknownUsersHash()]
+            known = self._accounts.get(user)
+            hashes = [known["keyHash"] if known else _unknownUsersHash()]
         results = [account.verifyKey(key, keyHash) for keyHash in hashes]
-        return any(results) and user in (self.userName, *self._readers)
+        return any(results) and (user == self.userName or user in self._accounts)
 
 
 @functools.cache
@@ -68,39 +70,45 @@ def _unknownUsersHash() -> str:
 
 BWS = "bws"
 READER = "reader"
-_READER_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+ADMIN = "admin"
+ROLES = (READER, ADMIN)
+"""The roles an integrator's account may have."""
+_ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
-def addReader(directory: str, user: str) -> str:
+def addAccount(directory: str, user: str, role: str) -> str:
     """
-    A new reader account.
+    A new integrator account with C{role} (one of L{ROLES}).
 
     @return: its key, which is kept nowhere but in what this returns.
     @raise ValueError: for a name that is taken or not allowed.
     """
     settings = datadir.loadSettings(directory)
-    readers = settings.setdefault("readers", [])
-    if not _READER_NAME.match(user):
-        raise ValueError("a reader's name is 1 to 64 letters, digits, '.', '_' or '-'")
-    if user == settings["account"]["user"] or any(r["user"] == user for r in readers):
+    accounts = settings.setdefault("accounts", [])
+    if role not in ROLES:
+        raise ValueError(f"a role is one of {', '.join(ROLES)}")
+    if not _ACCOUNT_NAME.match(user):
+        raise ValueError("an account's name is 1 to 64 letters, digits, '.', '_' or '-'")
+    if user == settings["account"]["user"] or any(a["user"] == user for a in accounts):
         raise ValueError(f"there is already an account named {user}")
     key = account.newKey()
-    readers.append({"user": user, "keyHash": account.hashKey(key)})
+    accounts.append({"user": user, "role": role, "keyHash": account.hashKey(key)})
     datadir.saveSettings(directory, settings)
     return key
 
 
-def removeReader(directory: str, user: str) -> None:
+def removeAccount(directory: str, user: str) -> None:
     settings = datadir.loadSettings(directory)
-    readers = settings.get("readers", [])
-    if not any(r["user"] == user for r in readers):
-        raise ValueError(f"no reader named {user}")
-    settings["readers"] = [r for r in readers if r["user"] != user]
+    accounts = settings.get("accounts", [])
+    if not any(a["user"] == user for a in accounts):
+        raise ValueError(f"no integrator account named {user}")
+    settings["accounts"] = [a for a in accounts if a["user"] != user]
     datadir.saveSettings(directory, settings)
 
 
-def readers(directory: str) -> list[str]:
-    return [r["user"] for r in datadir.loadSettings(directory).get("readers", [])]
+def accounts(directory: str) -> list[tuple[str, str]]:
+    """The integrators' accounts, as (user name, role)."""
+    return [(a["user"], a["role"]) for a in datadir.loadSettings(directory).get("accounts", [])]
 
 
 def rotate(directory: str, grace: float, clock=time.time) -> str:

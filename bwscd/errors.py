@@ -55,6 +55,13 @@ class MethodNotAllowed(SwiftError):
     code = HTTPStatus.METHOD_NOT_ALLOWED
 
 
+class Conflict(SwiftError):
+    """The resource is not in a state that allows this (Swift: a container
+    that still holds objects can't be deleted)."""
+
+    code = HTTPStatus.CONFLICT
+
+
 class RangeNotSatisfiable(SwiftError):
     """A reader asked for bytes the object does not have."""
 

@@ -10,7 +10,8 @@ values decoded.
 
 Methods that return a L{Deferred} never block the reactor thread.  Failures
 are L{bwscd.errors.SwiftError} instances (L{NotFound}, L{BadRequest} for a
-name the backend can never store, L{InsufficientStorage}, L{ServiceUnavailable})
+name the backend can never store, L{Conflict}, L{InsufficientStorage},
+L{ServiceUnavailable})
 so the client gets the API's status code; anything else is a bug.
 """
 
@@ -181,6 +182,24 @@ class IStorageBackend(Interface):
             never store an object of that name.
         """
 
+    def deleteObject(container: str, name: str):
+        """
+        Remove an object and its metadata, durably: once the result fires, a
+        crash can't bring it back, and nothing of it is visible any more.  A
+        reader already reading it may finish.
+
+        @return: L{Deferred} firing with the L{ObjectInfo} of what was
+            removed, or with L{None} if there was no such object.
+        """
+
+    def deleteContainer(container: str):
+        """
+        Remove an empty container and its metadata, durably.
+
+        @return: L{Deferred} firing with C{True} once removed, C{False} if
+            there was no such container; fails with L{Conflict} if it still
+            holds objects or uploads into it are under way.
+        """
 
     def listContainers(prefix: str, marker: str, limit: int):
         """

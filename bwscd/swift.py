@@ -26,6 +26,7 @@ from bwscd import account, constraints
 from bwscd.constraints import CONTAINER, OBJECT, SYSTEM
 from bwscd.errors import (
     BadRequest,
+    Conflict,
     Forbidden,
     MethodNotAllowed,
     NotFound,
@@ -35,7 +36,7 @@ from bwscd.errors import (
     Unauthorized,
     UnprocessableEntity,
 )
-from bwscd.credentials import BWS, READER
+from bwscd.credentials import ADMIN, BWS, READER
 from bwscd.download import Download
 from bwscd.registry import isRejectedContent
 from bwscd.upload import Abandoned, Upload
@@ -333,12 +334,15 @@ def _metadataResponse(code, metadata, kind, extra=(), length=None,
 
 
 # What each role may do: the controller exactly what the API needs (no
-# listing, no reading evidence, no deleting); a reader only to list and read.
+# listing, no reading evidence, no deleting); a reader only to list and read;
+# an admin to list, read and delete (audited: every deletion is an event).
+_READING = {"HEAD_account", "GET_account", "HEAD_container", "GET_container",
+            "HEAD_object", "GET_object"}
 RIGHTS = {
     BWS: {"HEAD_account", "PUT_container", "POST_container", "HEAD_container",
           "PUT_object", "POST_object", "HEAD_object", "GET_object"},
-    READER: {"HEAD_account", "GET_account", "HEAD_container", "GET_container",
-             "HEAD_object", "GET_object"},
+    READER: _READING,
+    ADMIN: _READING | {"DELETE_object", "DELETE_container"},
 }
 LISTING_LIMIT = 10_000
 
@@ -379,7 +383,7 @@ class Storage(SwiftResource):
             if method in ("GET", "PUT", "POST", "HEAD", "DELETE", "COPY"):
                 raise Forbidden(f"{method} on this {level} is not allowed for this account")
             raise MethodNotAllowed(f"{method} is not a Swift method")
-        request.role = role
+        request.role, request.user = role, user
         return getattr(self, action)(request, target)
 
     def HEAD_account(self, request, target):
@@ -433,6 +437,20 @@ class Storage(SwiftResource):
         if (self._isEvidence(container) and before != COMPLETE
                 and changes.get("Status") == COMPLETE):
             self._events.emit("recording.complete", container=container)
+
+    @inlineCallbacks
+    def DELETE_container(self, request, target):
+        self._checkDeletable(target.container)
+        if not (yield self._backend.deleteContainer(target.container)):
+            raise NotFound(f"no container {target.container!r}")
+        self._events.emit("container.deleted", container=target.container,
+                          account=request.user)
+        return Response(HTTPStatus.NO_CONTENT)
+
+    def _checkDeletable(self, container: str) -> None:
+        if self._registry.handles(container):
+            raise Forbidden(f"the {container} records are kept: they hold the "
+                            "registry's history")
 
     @inlineCallbacks
     def HEAD_container(self, request, target):
@@ -533,6 +551,30 @@ class Storage(SwiftResource):
             raise NotFound(f"no object {target.object!r} in {target.container!r}")
         return Response(HTTPStatus.OK, headers=_objectHeaders(info),
                         length=info.digests.length, contentType=b"application/octet-stream")
+
+    @inlineCallbacks
+    def DELETE_object(self, request, target):
+        container = target.container
+        self._checkDeletable(container)
+        info = yield self._backend.containerInfo(container)
+        if info is None:
+            raise NotFound(f"no container {container!r}")
+        if not isRejectedContent(container) and info.metadata.get("Status") != COMPLETE:
+            # The controller is still sending it, or will send it again.
+            raise Conflict(f"recording {container!r} is not Complete yet")
+        deleted = yield self._backend.deleteObject(container, target.object)
+        if deleted is None:
+            raise NotFound(f"no object {target.object!r} in {container!r}")
+        self._events.emit(
+            "object.deleted",
+            container=container,
+            object=target.object,
+            account=request.user,
+            length=deleted.digests.length,
+            md5=deleted.digests.md5,
+            sha256=deleted.digests.sha256,
+        )
+        return Response(HTTPStatus.NO_CONTENT)
 
     @inlineCallbacks
     def POST_object(self, request, target):

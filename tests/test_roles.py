@@ -1,13 +1,16 @@
 """
 Roles: the controller's account does what the API needs and nothing more;
 a reader account lists and reads, through the Swift API, so that
-python-swiftclient (and rclone) work for integrators.
+python-swiftclient (and rclone) work for integrators; an admin account may
+also delete, and every deletion is an event.
 """
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import swiftclient
@@ -40,15 +43,23 @@ def stored(server, swift):
     clips = {f"20240501_10150{i}_1.mkv": os.urandom(300_000 + i) for i in range(3)}
     for name, data in clips.items():
         swift.put_object(RECORDING, name, data, headers={"X-Object-Meta-Starttime": "1"})
-    added = subprocess.run([BWSCD, "credentials", "--data", server.data, "add-reader",
-                            "integrator"], capture_output=True, text=True, check=True)
+    return integrator(server, "integrator", "reader"), clips
+
+
+def integrator(server, name, role):
+    """A new integrator account with C{role}, logged in with swiftclient."""
+    added = subprocess.run([BWSCD, "credentials", "--data", server.data, "add", name,
+                            "--role", role], capture_output=True, text=True, check=True)
+    assert added.stdout.startswith(f"{role} {name} added")
     key = added.stdout.strip().rsplit(" ", 1)[1]
-    server.process.send_signal(__import__("signal").SIGHUP)
-    import time
+    reload(server)
+    return swiftclient.Connection(authurl=server.authURL, user=name, key=key,
+                                  cacert=server.caFile, retries=0)
+
+
+def reload(server):
+    server.process.send_signal(signal.SIGHUP)
     time.sleep(1)
-    reader = swiftclient.Connection(authurl=server.authURL, user="integrator", key=key,
-                                    cacert=server.caFile, retries=0)
-    return reader, clips
 
 
 def test_a_reader_lists_and_downloads(server, stored):
@@ -97,9 +108,67 @@ def test_the_controller_cannot_list_or_read_evidence(swift, stored):
 
 def test_a_removed_reader_is_out(server, stored):
     reader, _ = stored
-    subprocess.run([BWSCD, "credentials", "--data", server.data, "remove-reader",
-                    "integrator"], check=True, capture_output=True)
-    server.process.send_signal(__import__("signal").SIGHUP)
-    import time
-    time.sleep(1)
+    subprocess.run([BWSCD, "credentials", "--data", server.data, "remove", "integrator"],
+                   check=True, capture_output=True)
+    reload(server)
     assert status(reader.get_container, RECORDING) == 401
+
+
+def test_an_admin_deletes_and_each_deletion_is_an_event(server, swift, stored):
+    _, clips = stored
+    admin = integrator(server, "archive", "admin")
+    name, data = sorted(clips.items())[0]
+    assert admin.get_object(RECORDING, name)[1] == data
+    admin.delete_object(RECORDING, name)
+    assert status(admin.head_object, RECORDING, name) == 404
+    assert status(admin.delete_object, RECORDING, name) == 404
+    assert name not in [o["name"] for o in admin.get_container(RECORDING)[1]]
+    storage = os.path.join(server.data, "storage", RECORDING)
+    assert not os.path.exists(os.path.join(storage, name))
+    assert not os.path.exists(os.path.join(storage, f"{RECORDING}.{name}.metadata.json"))
+    [deleted] = [e for e in server.events() if e["type"] == "object.deleted"]
+    assert deleted | {"time": None} == {
+        "time": None, "type": "object.deleted", "container": RECORDING, "object": name,
+        "account": "archive", "length": len(data), "md5": hashlib.md5(data).hexdigest(),
+        "sha256": hashlib.sha256(data).hexdigest()}
+    # Deleted evidence may be sent again: the name is free.
+    swift.put_object(RECORDING, name, data)
+
+
+def test_an_admin_deletes_a_recording_with_the_swift_cli(server, stored):
+    admin = integrator(server, "archive", "admin")
+    key = admin.key
+    done = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "swift"), "-A", server.authURL,
+         "-U", "archive", "-K", key, "--os-cacert", server.caFile, "delete", RECORDING],
+        capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert RECORDING not in [c["name"] for c in admin.get_account()[1]]
+    assert not os.path.exists(os.path.join(server.data, "storage", RECORDING))
+    types = [e["type"] for e in server.events()]
+    assert types.count("object.deleted") == 3 and types.count("container.deleted") == 1
+
+
+def test_what_an_admin_cannot_delete(server, swift, stored):
+    _, clips = stored
+    admin = integrator(server, "archive", "admin")
+    assert status(admin.delete_container, RECORDING) == 409  # not empty
+    assert status(admin.delete_object, "Users", USER) == 403  # the registry's history
+    assert status(admin.delete_container, "System") == 403
+    assert status(admin.delete_object, "System", "capabilities.json") == 403
+    assert status(admin.delete_object, "Nothing", "x") == 404
+    assert status(admin.delete_container, "Nothing") == 404
+    # A recording the controller is still sending is not deleted under it.
+    sending = f"{USER}_{DEVICE}_20240502T101500Z"
+    swift.put_container(sending, headers={"X-Container-Meta-Status": "Transferring"})
+    swift.put_object(sending, "20240502_101500_1.mkv", b"clip")
+    assert status(admin.delete_object, sending, "20240502_101500_1.mkv") == 409
+    # An admin reads and deletes; it does not write.
+    assert status(admin.put_object, RECORDING, "new.mkv", b"x") == 403
+    assert status(admin.post_container, RECORDING, {"X-Container-Meta-Status": "x"}) == 403
+
+
+def test_the_controller_cannot_delete(swift, stored):
+    _, clips = stored
+    assert status(swift.delete_object, RECORDING, sorted(clips)[0]) == 403
+    assert status(swift.delete_container, RECORDING) == 403

@@ -1,4 +1,4 @@
-"""C{bwscd credentials}: the BWS account's key."""
+"""C{bwscd credentials}: the BWS account's key, and integrators' accounts."""
 
 import time
 
@@ -21,18 +21,18 @@ def run(arguments) -> None:
         else:
             print("every older key and every token given out stopped working")
         return
-    if arguments.action == "add-reader":
-        key = credentials.addReader(arguments.data, arguments.name)
-        print(f"reader {arguments.name} added; its key (shown only now): {key}")
+    if arguments.action == "add":
+        key = credentials.addAccount(arguments.data, arguments.name, arguments.role)
+        print(f"{arguments.role} {arguments.name} added; its key (shown only now): {key}")
         return
-    if arguments.action == "remove-reader":
-        credentials.removeReader(arguments.data, arguments.name)
-        print(f"reader {arguments.name} removed; its tokens stop within 10 s")
+    if arguments.action == "remove":
+        credentials.removeAccount(arguments.data, arguments.name)
+        print(f"account {arguments.name} removed; its tokens stop within 10 s")
         return
     settings = datadir.loadSettings(arguments.data)
     print(f"user {settings['account']['user']}")
-    for reader in credentials.readers(arguments.data):
-        print(f"reader {reader}")
+    for user, role in credentials.accounts(arguments.data):
+        print(f"{role} {user}")
     for retiring in settings["account"].get("retiring", []):
         if retiring["until"] > time.time():
             until = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(retiring["until"]))
@@ -40,14 +40,17 @@ def run(arguments) -> None:
 
 
 def register(subcommands, addDataOption) -> None:
-    parser = subcommands.add_parser("credentials", help="the controller's account key")
+    parser = subcommands.add_parser("credentials", help="the controller's account key, and integrators' accounts")
     addDataOption(parser)
     actions = parser.add_subparsers(dest="action", required=True)
     actions.add_parser("show", help="the user names, and older keys still accepted")
-    add = actions.add_parser("add-reader", help="an account that may list and read "
-                                                "what is stored, and nothing else")
+    add = actions.add_parser(
+        "add", help="an integrator's account: a reader may list and read what is "
+                    "stored; an admin may also delete it")
     add.add_argument("name")
-    remove = actions.add_parser("remove-reader", help="remove a reader account")
+    add.add_argument("--role", choices=credentials.ROLES, default=credentials.READER,
+                     help="reader (default) or admin")
+    remove = actions.add_parser("remove", help="remove an integrator's account")
     remove.add_argument("name")
     rotate = actions.add_parser(
         "rotate",

@@ -10,7 +10,7 @@ import threading
 import pytest
 from conftest import call
 
-from bwscd.errors import NotFound
+from bwscd.errors import Conflict, NotFound
 from bwscd.interfaces import Digests, IObjectWriter, IStorageBackend
 
 RECORDING = "0b9a3f2e-5c1d-4e8f-9a7b-2c3d4e5f6a7b_B8A44F000001_20240501T101500Z"
@@ -206,3 +206,51 @@ def test_reading_objects_and_ranges(backend):
     assert readAll(call(backend.readObject, RECORDING, "clip.mkv", 99_990, None)) == data[99_990:]
     assert readAll(call(backend.readObject, RECORDING, "clip.mkv", 100_000, None)) == b""
     raises(NotFound, backend.readObject, RECORDING, "nothing", 0, None)
+
+
+def test_deleting_objects(openBackend):
+    backend = openBackend()
+    call(backend.putContainer, RECORDING, {"Status": "Complete"})
+    data = os.urandom(100_000)
+    store(backend, RECORDING, "clip.mkv", data, {"Starttime": "1"})
+    store(backend, RECORDING, "c/d/e.json", b"{}")
+    store(backend, RECORDING, "c/f.json", b"[]")
+    deleted = call(backend.deleteObject, RECORDING, "clip.mkv")
+    assert deleted.digests == digestsOf(data) and deleted.metadata == {"Starttime": "1"}
+    assert call(backend.objectInfo, RECORDING, "clip.mkv") is None
+    assert call(backend.deleteObject, RECORDING, "clip.mkv") is None
+    assert call(backend.deleteObject, "Nothing", "clip.mkv") is None
+    call(backend.deleteObject, RECORDING, "c/d/e.json")
+    assert [o.name for o in call(backend.listObjects, RECORDING, "", "", 10)] == ["c/f.json"]
+    # The name is free again, for a write-once upload too; and a restart
+    # (a crash after the deletion returned) doesn't bring anything back.
+    assert store(backend, RECORDING, "clip.mkv", b"new", writeOnce=True).existed is False
+    call(backend.deleteObject, RECORDING, "clip.mkv")
+    again = openBackend()
+    assert [o.name for o in call(again.listObjects, RECORDING, "", "", 10)] == ["c/f.json"]
+
+
+def test_a_deleted_object_being_read_can_be_read_to_its_end(backend):
+    call(backend.putContainer, RECORDING, {})
+    data = os.urandom(3 << 20)
+    store(backend, RECORDING, "clip.mkv", data)
+    reader = call(backend.readObject, RECORDING, "clip.mkv", 0, None)
+    call(backend.deleteObject, RECORDING, "clip.mkv")
+    assert readAll(reader, 1 << 20) == data
+
+
+def test_only_empty_containers_are_deleted(backend):
+    call(backend.putContainer, RECORDING, {"Status": "Complete"})
+    store(backend, RECORDING, "a/clip.mkv", b"data")
+    raises(Conflict, backend.deleteContainer, RECORDING)
+    call(backend.deleteObject, RECORDING, "a/clip.mkv")
+    writer = call(backend.openObject, RECORDING, "b.mkv", {}, 4, True)
+    raises(Conflict, backend.deleteContainer, RECORDING)  # an upload is under way
+    writer.abort()
+    assert call(backend.deleteContainer, RECORDING) is True
+    assert call(backend.containerInfo, RECORDING) is None
+    assert call(backend.deleteContainer, RECORDING) is False
+    assert [c.name for c in call(backend.listContainers, "", "", 10)] == []
+    # Made again, it starts empty, without the old metadata.
+    call(backend.putContainer, RECORDING, {"Status": "Transferring"})
+    assert call(backend.containerInfo, RECORDING).metadata == {"Status": "Transferring"}
