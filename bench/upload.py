@@ -12,6 +12,9 @@ of the whole object is worked out before the clock starts and sent as the
 ETag, so the server checks every byte.  While the uploads run, the server's
 VmRSS is sampled every 50 ms; its CPU time (utime + stime) is read before
 and after.  Not a test: it prints figures (see bench/README.md).
+
+Also a library: bench/run.py times the same uploads against every backend
+and against the baselines (bench/discard.py) with L{timeUploads}.
 """
 
 import argparse
@@ -24,6 +27,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BLOCK_SIZE = 1 << 20
@@ -32,19 +36,34 @@ BLOCK_SIZE = 1 << 20
 USER = "b5e1c0de-0000-4000-8000-000000000001"
 DEVICE = "BENCH0001"
 CONTAINER = f"{USER}_{DEVICE}_20240501T101500Z"
-SAMPLE_INTERVAL = 0.05
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 MB = 1000 * 1000
 MiB = 1 << 20
+DEFAULT_CHUNK_SIZE = 64 << 10
 
 
-def loadConftest():
-    """tests/conftest.py as a module: tests/ is not on sys.path."""
-    path = os.path.join(REPOSITORY, "tests", "conftest.py")
-    spec = importlib.util.spec_from_file_location("bwscd_tests_conftest", path)
+def loadModule(name: str, *path: str):
+    """A module of the repository that is not on sys.path (tests/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, os.path.join(REPOSITORY, *path))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def loadConftest():
+    """tests/conftest.py: C{startServer} and the C{Server} it returns."""
+    return loadModule("bwscd_tests_conftest", "tests", "conftest.py")
+
+
+def absolutePythonPath() -> None:
+    """
+    twistd runs in the scratch directory: a relative PYTHONPATH (such as
+    "PYTHONPATH=.") would name the wrong place there.
+    """
+    if os.environ.get("PYTHONPATH"):
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            os.path.abspath(entry) for entry in os.environ["PYTHONPATH"].split(os.pathsep)
+        )
 
 
 def parseSize(text: str) -> int:
@@ -105,6 +124,26 @@ def repeatedMD5(block: bytes, size: int) -> str:
     return md5.hexdigest()
 
 
+@dataclass
+class Payload:
+    """
+    The objects to upload, made before any clock starts: object I{i} is
+    C{blocks[i]} repeated up to C{size} bytes, with MD5 C{md5s[i]}.  One
+    payload serves any number of runs of up to C{len(blocks)} objects.
+    """
+
+    size: int
+    blocks: list[bytes]
+    md5s: list[str]
+
+    @classmethod
+    def make(cls, count: int, size: int) -> "Payload":
+        blocks = [os.urandom(BLOCK_SIZE) for _ in range(count)]
+        with ThreadPoolExecutor(count) as pool:
+            md5s = list(pool.map(lambda block: repeatedMD5(block, size), blocks))
+        return cls(size, blocks, md5s)
+
+
 # The server's side, from /proc.
 
 
@@ -121,22 +160,81 @@ def cpuSeconds(pid: int, tid: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def machineBusySeconds() -> float:
+    """
+    CPU seconds the whole machine has spent busy (all cores, every process
+    and the kernel; not idle, not waiting for I/O), from C{/proc/stat}:
+    over a run, what else was using the cores besides what was measured.
+    """
+    with open("/proc/stat") as f:
+        ticks = [int(field) for field in f.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal (guest is within user).
+    user, nice, system, _idle, _iowait, irq, softirq, steal = ticks[:8]
+    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
+
+
+@dataclass
+class Figures:
+    """
+    What one timed run measured.  C{serverCPU} and the memory figures are
+    of the receiving process; C{reactorCPU} of its main thread, where that
+    means something (twistd's reactor); C{machineCPU} is the whole
+    machine's busy CPU time over the run (L{machineBusySeconds}).  L{None}
+    where not measured.
+    """
+
+    count: int
+    size: int
+    wall: float
+    clientCPU: float
+    serverCPU: float | None = None
+    reactorCPU: float | None = None
+    machineCPU: float | None = None
+    rssBefore: int | None = None
+    peakRSS: int | None = None
+    samples: int | None = None
+    hwm: int | None = None
+
+    @property
+    def total(self) -> int:
+        return self.count * self.size
+
+    @property
+    def throughput(self) -> float:
+        """Bytes per second, all objects together."""
+        return self.total / self.wall
+
+    def perGB(self, seconds: float) -> float:
+        return seconds / (self.total / 1e9)
+
+    def asDict(self) -> dict:
+        return dict(asdict(self), throughput=self.throughput)
+
+
 # The benchmark.
 
 
 def register(connection) -> None:
-    """What the controller does before it sends a recording."""
+    """
+    What the controller does before it sends a recording's clips: register
+    the user and the camera, make the recording's container.
+    """
     connection.put_container("Users")
     connection.put_object("Users", USER, b"", headers={"X-Object-Meta-Name": "Bench"})
     connection.put_container("Devices")
     connection.put_object("Devices", DEVICE, b"", headers={"X-Object-Meta-Name": "Bench"})
+    connection.put_container(CONTAINER)
 
 
-def upload(connection, index: int, block: bytes, size: int, md5: str, args) -> str:
-    """One object, on its own connection; returns the name it was stored as."""
+def upload(connection, index: int, payload: Payload, chunkSize: int | None) -> str:
+    """
+    Object C{index}, on its own connection, chunked if C{chunkSize} is
+    given; returns the name it was stored as.
+    """
     name = f"object-{index}.mkv"
-    if args.chunked:
-        contents = repeatedChunks(block, size, args.chunk_size)
+    block, size, md5 = payload.blocks[index], payload.size, payload.md5s[index]
+    if chunkSize:
+        contents = repeatedChunks(block, size, chunkSize)
         etag = connection.put_object(CONTAINER, name, contents, etag=md5)
     else:
         etag = connection.put_object(
@@ -147,91 +245,121 @@ def upload(connection, index: int, block: bytes, size: int, md5: str, args) -> s
     return name
 
 
-def run(args, base: str) -> int:
-    conftest = loadConftest()
-    count, size = args.concurrency, args.size
-    mode = f"{'http' if args.http else 'https'}, " + (
-        f"chunked ({humanSize(args.chunk_size)} chunks)" if args.chunked else "content-length"
-    )
+def timeUploads(server, payload: Payload, count: int, chunkSize: int | None = None):
+    """
+    Upload C{count} objects of C{payload} at once to C{server} (a running
+    C{Server} of tests/conftest.py, or anything that answers like one) and
+    measure it.
 
-    print(f"preparing {count} x {humanSize(size)} ...", flush=True)
-    blocks = [os.urandom(BLOCK_SIZE) for _ in range(count)]
-    with ThreadPoolExecutor(count) as pool:
-        md5s = list(pool.map(lambda block: repeatedMD5(block, size), blocks))
-
-    extra = ["--max-uploads", str(count)] if count > 32 else []
-    extra += ["--backend", args.backend.replace("DATA", os.path.join(base, "data"))]
-    server = conftest.startServer(os.path.join(base, "data"), *extra, https=not args.http)
+    @return: the L{Figures} and the names the objects were stored as.
+    """
+    pid = server.process.pid
+    # One connection per upload, made and logged in here, one after the
+    # other: Server.connection() rewrites the CA file each time, so threads
+    # calling it at once can catch it half written.  Logging in before the
+    # clock starts also keeps scrypt out of the figures.
+    connections = [server.connection(timeout=600) for _ in range(count)]
     try:
-        pid = server.process.pid
-        # One connection per upload, made and logged in here, one after the
-        # other: Server.connection() rewrites the CA file each time, so
-        # threads calling it at once can catch it half written.  Logging in
-        # before the clock starts also keeps scrypt out of the figures.
-        connections = [server.connection(timeout=600) for _ in range(count)]
         for connection in connections:
             connection.get_auth()
         register(connections[0])
-        connections[0].put_container(CONTAINER)
         rssBefore = server.status()["VmRSS"]
 
-        print(f"uploading ({mode}) to twistd pid {pid} ...", flush=True)
         clientBefore = os.times()
         cpuBefore = cpuSeconds(pid)
         # twistd's main thread runs the reactor: TLS, HTTP parsing, queueing.
         reactorBefore = cpuSeconds(pid, pid)
+        busyBefore = machineBusySeconds()
         started = time.monotonic()
-        try:
-            with server.peakMemory() as sampler, ThreadPoolExecutor(count) as pool:
-                futures = [
-                    pool.submit(upload, connections[i], i, blocks[i], size, md5s[i], args)
-                    for i in range(count)
-                ]
-                names = [future.result() for future in futures]
-        finally:
-            for connection in connections:
-                connection.close()
+        with server.peakMemory() as sampler, ThreadPoolExecutor(count) as pool:
+            futures = [
+                pool.submit(upload, connections[i], i, payload, chunkSize)
+                for i in range(count)
+            ]
+            names = [future.result() for future in futures]
         wall = time.monotonic() - started
-        cpu = cpuSeconds(pid) - cpuBefore
+        serverCPU = cpuSeconds(pid) - cpuBefore
         reactorCPU = cpuSeconds(pid, pid) - reactorBefore
+        busy = machineBusySeconds() - busyBefore
         clientAfter = os.times()
-        hwm = server.status()["VmHWM"]
-
-        check = server.connection()
-        for name, md5 in zip(names, md5s):
-            # Asked of the server, so that it holds for every backend.
-            head = check.head_object(CONTAINER, name)
-            if int(head["content-length"]) != size or head["etag"] != md5:
-                raise AssertionError(f"{name}: stored {head['content-length']} bytes "
-                                     f"(etag {head['etag']}), sent {size} ({md5})")
     finally:
-        server.stop()
+        for connection in connections:
+            connection.close()
+    clientCPU = (clientAfter.user - clientBefore.user) + (clientAfter.system - clientBefore.system)
+    return Figures(
+        count, payload.size, wall, clientCPU, serverCPU, reactorCPU, busy,
+        rssBefore, sampler.peak, sampler.samples, server.status()["VmHWM"],
+    ), names
 
-    total = count * size
-    clientCPU = (clientAfter.user - clientBefore.user) + (
-        clientAfter.system - clientBefore.system
-    )
-    print()
-    exact = "" if humanSize(size).endswith(" bytes") else f" ({size} bytes)"
-    print(f"size              {humanSize(size)} per object{exact}")
-    print(f"mode              {mode}")
-    print(f"concurrency       {count}")
-    print(f"wall              {wall:.2f} s")
-    print(f"throughput        {total / wall / MB:.1f} MB/s  "
-          f"({total * 8 / wall / MB:.0f} Mbit/s)")
-    print(f"server CPU        {cpu:.2f} s, {cpu / (total / 1e9):.2f} s per GB "
-          f"({100 * cpu / wall:.0f}% of one core)")
-    print(f"  reactor thread  {reactorCPU:.2f} s, {reactorCPU / (total / 1e9):.2f} s per GB "
-          f"(TLS, HTTP parsing, queueing)")
-    print(f"  other threads   {cpu - reactorCPU:.2f} s, "
-          f"{(cpu - reactorCPU) / (total / 1e9):.2f} s per GB "
-          f"(upload workers: MD5, SHA-256, write)")
-    print(f"client CPU        {clientCPU:.2f} s, {clientCPU / (total / 1e9):.2f} s per GB")
-    print(f"server peak RSS   {sampler.peak / MiB:.1f} MiB sampled VmRSS "
-          f"({sampler.samples} samples), {hwm / MiB:.1f} MiB VmHWM; "
-          f"{rssBefore / MiB:.1f} MiB before the upload")
-    print(f"stored            {count} file(s) of {size} bytes, ETags verified")
-    return 0
+
+def checkStored(server, names: list[str], payload: Payload) -> None:
+    """Each object's size and ETag, asked of the server so that it holds for every backend."""
+    check = server.connection()
+    for name, md5 in zip(names, payload.md5s):
+        head = check.head_object(CONTAINER, name)
+        if int(head["content-length"]) != payload.size or head["etag"] != md5:
+            raise AssertionError(f"{name}: stored {head['content-length']} bytes "
+                                 f"(etag {head['etag']}), sent {payload.size} ({md5})")
+
+
+def benchServer(base: str, payload: Payload, count: int, backend: str = "filesystem",
+                https: bool = True, chunkSize: int | None = None) -> Figures:
+    """
+    Start C{twistd -n bwscd} with its data in C{base}/data (C{base} made if
+    missing; C{DATA} in C{backend} standing for that directory), time
+    C{count} uploads to it, check what it stored, and stop it.  If anything
+    fails, the tail of the server's log is printed before the exception goes
+    on.
+    """
+    conftest = loadConftest()
+    os.makedirs(base, exist_ok=True)
+    data = os.path.join(base, "data")
+    extra = ["--max-uploads", str(count)] if count > 32 else []
+    extra += ["--backend", backend.replace("DATA", data)]
+    server = None
+    try:
+        server = conftest.startServer(data, *extra, https=https)
+        figures, names = timeUploads(server, payload, count, chunkSize)
+        checkStored(server, names, payload)
+        return figures
+    except Exception:
+        log = data + ".log"
+        if os.path.exists(log):
+            with open(log, encoding="utf-8", errors="replace") as f:
+                print("--- server log (tail) ---\n" + f.read()[-4000:], file=sys.stderr)
+        raise
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def report(figures: Figures, mode: str) -> str:
+    """The figures as bench/README.md describes them."""
+    exact = "" if humanSize(figures.size).endswith(" bytes") else f" ({figures.size} bytes)"
+    workers = figures.serverCPU - figures.reactorCPU
+    others = figures.machineCPU - figures.serverCPU - figures.clientCPU
+    return "\n".join([
+        f"size              {humanSize(figures.size)} per object{exact}",
+        f"mode              {mode}",
+        f"concurrency       {figures.count}",
+        f"wall              {figures.wall:.2f} s",
+        f"throughput        {figures.throughput / MB:.1f} MB/s  "
+        f"({figures.throughput * 8 / MB:.0f} Mbit/s)",
+        f"server CPU        {figures.serverCPU:.2f} s, {figures.perGB(figures.serverCPU):.2f} "
+        f"s per GB ({100 * figures.serverCPU / figures.wall:.0f}% of one core)",
+        f"  reactor thread  {figures.reactorCPU:.2f} s, {figures.perGB(figures.reactorCPU):.2f} "
+        f"s per GB (TLS, HTTP parsing, queueing)",
+        f"  other threads   {workers:.2f} s, {figures.perGB(workers):.2f} s per GB "
+        f"(upload workers: MD5, SHA-256, write)",
+        f"client CPU        {figures.clientCPU:.2f} s, {figures.perGB(figures.clientCPU):.2f} "
+        f"s per GB",
+        f"rest of machine   {others:.2f} s of CPU ({100 * others / figures.wall:.0f}% of one "
+        f"core: other processes, the kernel's own threads)",
+        f"server peak RSS   {figures.peakRSS / MiB:.1f} MiB sampled VmRSS "
+        f"({figures.samples} samples), {figures.hwm / MiB:.1f} MiB VmHWM; "
+        f"{figures.rssBefore / MiB:.1f} MiB before the upload",
+        f"stored            {figures.count} file(s) of {figures.size} bytes, ETags verified",
+    ])
 
 
 def main(argv=None) -> int:
@@ -248,7 +376,7 @@ def main(argv=None) -> int:
                         help="plain HTTP instead of HTTPS")
     parser.add_argument("--chunked", action="store_true",
                         help="chunked transfer encoding instead of Content-Length")
-    parser.add_argument("--chunk-size", type=parseSize, default=parseSize("64k"),
+    parser.add_argument("--chunk-size", type=parseSize, default=DEFAULT_CHUNK_SIZE,
                         help="with --chunked, bytes per chunk (default 64k)")
     parser.add_argument("--concurrency", type=int, default=1,
                         help="objects uploaded at once, each on its own connection")
@@ -260,22 +388,21 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.size < 1 or args.concurrency < 1 or args.chunk_size < 1:
         parser.error("--size, --chunk-size and --concurrency must be positive")
+    count, chunkSize = args.concurrency, args.chunk_size if args.chunked else None
+    mode = f"{'http' if args.http else 'https'}, " + (
+        f"chunked ({humanSize(chunkSize)} chunks)" if chunkSize else "content-length"
+    )
 
-    # twistd runs in the scratch directory: a relative PYTHONPATH (such as
-    # "PYTHONPATH=.") would name the wrong place there.
-    if os.environ.get("PYTHONPATH"):
-        os.environ["PYTHONPATH"] = os.pathsep.join(
-            os.path.abspath(entry) for entry in os.environ["PYTHONPATH"].split(os.pathsep)
-        )
+    absolutePythonPath()
     base = tempfile.mkdtemp(prefix="bwscd-bench-", dir=args.data)
     try:
-        return run(args, base)
-    except Exception:
-        log = os.path.join(base, "data.log")
-        if os.path.exists(log):
-            with open(log, encoding="utf-8", errors="replace") as f:
-                print("--- server log (tail) ---\n" + f.read()[-4000:], file=sys.stderr)
-        raise
+        print(f"preparing {count} x {humanSize(args.size)} ...", flush=True)
+        payload = Payload.make(count, args.size)
+        print(f"uploading ({mode}) ...", flush=True)
+        figures = benchServer(base, payload, count, args.backend, not args.http, chunkSize)
+        print()
+        print(report(figures, mode))
+        return 0
     finally:
         if args.keep:
             print(f"kept {base}")
