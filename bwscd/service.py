@@ -20,7 +20,8 @@ from bwscd.capabilities import PublishedDocuments
 from bwscd.categories import PublishedCategories
 from bwscd.credentials import Credentials
 from bwscd.events import EventLog, Events, LogSink, WebhookSink
-from bwscd.plugins import installedBackends, loadBackend
+from bwscd.plugins import installedBackends, loadBackend, parseSize
+from bwscd.quota import Quota
 from bwscd.registry import Registry
 from bwscd.swift import Authentication, Root, Storage
 from bwscd.tls import ServerCertificate
@@ -31,6 +32,10 @@ log = Logger()
 # makes the server look at once.
 RELOAD_INTERVAL = 10
 EXPIRY_CHECK_INTERVAL = 24 * 60 * 60
+# How often what is stored is counted again for --quota: uploads and
+# deletions keep the count between, this takes in what changed on the
+# server itself (files removed by the operator).
+QUOTA_COUNT_INTERVAL = 10 * 60
 
 
 class Options(usage.Options):
@@ -56,6 +61,12 @@ class Options(usage.Options):
          "with Retry-After, and the controller tries again.", int],
         ["idle-timeout", None, 60,
          "Seconds a connection may stay silent (also while storage is slow).", int],
+        ["quota", None, None,
+         "The most the controller's account may store, over every container, "
+         "e.g. 500G or 2T; beyond it uploads get 507 (default: no quota)."],
+        ["min-upload-rate", None, "16K",
+         "Bytes per second an upload's body must bring over each --idle-timeout "
+         "period, or the connection is closed (e.g. 16K; 0: no minimum)."],
         ["header-timeout", None, 30,
          "Seconds a client has from the first byte of a request to the end of "
          "its headers.", int],
@@ -107,6 +118,13 @@ class Options(usage.Options):
         for option in ("max-uploads", "idle-timeout", "header-timeout"):
             if self[option] < 1:
                 raise usage.UsageError(f"--{option} must be at least 1")
+        for option, example in (("quota", "500G"), ("min-upload-rate", "16K")):
+            if self[option] is not None:
+                try:
+                    self[option] = parseSize("bwscd", option, self[option])
+                except ValueError:
+                    raise usage.UsageError(
+                        f"--{option} {self[option]!r} is not a size like {example}")
         self["data"] = os.path.abspath(self["data"])
         try:
             self["storage"] = loadBackend(self["backend"], self["data"])
@@ -130,7 +148,7 @@ class DestinationService(Service):
     """
 
     def __init__(self, options, site, backend, registry, documents, events, uploadPool,
-                 credentials, certificate, storage, authority):
+                 credentials, certificate, storage, authority, quota):
         self._options = options
         self._site = site
         self._backend = backend
@@ -142,10 +160,12 @@ class DestinationService(Service):
         self._certificate = certificate
         self._storage = storage
         self._authority = authority
+        self._quota = quota
         self._settingsStamp = None
         self._port = None
         self._watching = LoopingCall(self.reload)
         self._expiry = LoopingCall(self._checkExpiry)
+        self._counting = LoopingCall(self._countStored)
 
     def startService(self):
         super().startService()
@@ -168,6 +188,11 @@ class DestinationService(Service):
         yield self._backend.open()
         yield self._registry.load()
         yield self._documents.mirrorAll()
+        if self._quota.limit is not None:
+            yield self._quota.count(self._backend)
+            log.info("quota: {used} of {limit} bytes stored", used=self._quota.used,
+                     limit=self._quota.limit)
+            self._counting.start(QUOTA_COUNT_INTERVAL, now=False)
         if destination.newlyPublished:
             self._events.emit("capability.published", capabilities=destination.newlyPublished)
         self._port = self._listen()
@@ -213,6 +238,12 @@ class DestinationService(Service):
             log.failure("could not reload changed settings or certificate; "
                         "keeping the current ones")
 
+    def _countStored(self):
+        d = self._quota.count(self._backend)
+        d.addErrback(lambda reason: log.failure(
+            "could not count what is stored for the quota; keeping the count", reason))
+        return d
+
     def _checkExpiry(self):
         if self._certificate.expiresSoon():
             self._events.emit(
@@ -225,7 +256,7 @@ class DestinationService(Service):
 
     def stopService(self):
         super().stopService()
-        for call in (self._watching, self._expiry):
+        for call in (self._watching, self._expiry, self._counting):
             if call.running:
                 call.stop()
         if self._port is not None:
@@ -265,9 +296,11 @@ def makeService(options) -> MultiService:
     )
     uploadPool = ThreadPool(minthreads=0, maxthreads=options["max-uploads"],
                             name="bwscd-uploads")
+    quota = Quota(options["quota"])
     storage = Storage(authority, credentials, backend, registry, events, reactor, uploadPool,
-                      documents, encrypted=destination.encrypted,
-                      maxUploads=options["max-uploads"])
+                      documents, quota, encrypted=destination.encrypted,
+                      maxUploads=options["max-uploads"],
+                      minimumRate=(options["min-upload-rate"], options["idle-timeout"]))
     root = Root(Authentication(credentials, authority, reactor), storage)
     site = AccessLoggingSite(root, timeout=options["idle-timeout"])
     site.headerTimeout = options["header-timeout"]
@@ -275,7 +308,7 @@ def makeService(options) -> MultiService:
     service = MultiService()
     DestinationService(
         options, site, backend, registry, documents, events, uploadPool,
-        credentials, certificate, storage, authority,
+        credentials, certificate, storage, authority, quota,
     ).setServiceParent(service)
     EventSinksService(eventLog, webhooks).setServiceParent(service)
     return service

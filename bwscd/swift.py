@@ -37,6 +37,7 @@ from bwscd.errors import (
     UnprocessableEntity,
 )
 from bwscd.credentials import ADMIN, BWS, READER
+from bwscd.bodyrate import MinimumRate
 from bwscd.download import Download
 from bwscd.registry import isRejectedContent
 from bwscd.upload import Abandoned, Upload
@@ -354,8 +355,12 @@ class Storage(SwiftResource):
     """
 
     def __init__(self, authority, credentials, backend, registry, events, reactor,
-                 uploadPool, documents, encrypted=False, maxUploads=32):
+                 uploadPool, documents, quota, encrypted=False, maxUploads=32,
+                 minimumRate=(0, 60)):
         super().__init__()
+        self._minimumRate = minimumRate
+        """Bytes per second an upload's body must bring, over periods of seconds."""
+        self._quota = quota
         self._credentials = credentials
         self._maxUploads = maxUploads
         self._uploads = 0
@@ -387,7 +392,11 @@ class Storage(SwiftResource):
         return getattr(self, action)(request, target)
 
     def HEAD_account(self, request, target):
-        return Response(HTTPStatus.NO_CONTENT)
+        headers = []
+        if self._quota.limit is not None:
+            headers = [(b"X-Account-Bytes-Used", b"%d" % self._quota.used),
+                       (b"X-Account-Meta-Quota-Bytes", b"%d" % self._quota.limit)]
+        return Response(HTTPStatus.NO_CONTENT, headers=headers)
 
     # Containers.
 
@@ -565,6 +574,7 @@ class Storage(SwiftResource):
         deleted = yield self._backend.deleteObject(container, target.object)
         if deleted is None:
             raise NotFound(f"no object {target.object!r} in {container!r}")
+        self._quota.freed(deleted.digests.length)
         self._events.emit(
             "object.deleted",
             container=container,
@@ -607,16 +617,25 @@ class Storage(SwiftResource):
         if not evidence:
             self._registry.check(container, name, metadata)
         body = request.body
+        rate, period = self._minimumRate
+        if rate:
+            body = MinimumRate(body, request.channel.transport, rate, period, self._reactor)
         length = None if body.length is UNKNOWN_LENGTH else body.length
         afterComplete = evidence and (yield self._statusOf(container)) == COMPLETE
         if self._uploads >= self._maxUploads:
             raise ServiceUnavailable(
                 f"all {self._maxUploads} upload slots are busy; try again shortly")
+        allowance = self._quota.admit(length)
         self._uploads += 1
         try:
-            writer = yield self._backend.openObject(container, name, metadata, length,
-                                                    writeOnce=evidence)
-            upload = Upload(self._reactor, self._uploadPool, writer, length, expectedMD5,
+            try:
+                writer = yield self._backend.openObject(container, name, metadata, length,
+                                                        writeOnce=evidence)
+            except BaseException:
+                allowance.release()
+                raise
+            upload = Upload(self._reactor, self._uploadPool, allowance.meter(writer),
+                            length, expectedMD5,
                             keep=GNSS_CHECK_LIMIT if name.endswith(GNSS_SUFFIX) else 0)
             stored = yield upload.receive(body)
         finally:
