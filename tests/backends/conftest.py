@@ -1,6 +1,7 @@
 """
 Every installed storage backend, opened in this process, for the
-conformance suite: the same tests hold for each.
+conformance suite: the same tests hold for each.  So does the example
+backend that docs/backends.md gives in full, taken from the page itself.
 
 The reactor runs in a thread of its own for the whole session; tests call
 into it with L{call}, and call writers directly, as the upload engine does
@@ -8,17 +9,27 @@ from its worker threads.
 """
 
 import importlib
+import importlib.util
 import os
+import re
 import sys
 import threading
+from dataclasses import dataclass
 
 import pytest
 from twisted.internet import reactor
 from twisted.internet.threads import blockingCallFromThread
+from twisted.plugin import IPlugin
 
+from bwscd.interfaces import IBackendPlugin
 from bwscd.plugins import installedBackends, loadBackend
 
 sys.path.insert(0, os.path.dirname(__file__))
+
+DOCS = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "docs", "backends.md")
+DOCUMENTED = "memory (from docs/backends.md)"
+# The example's files, as the page names them in the line before each block.
+EXAMPLE_FILES = ["memorybackend.py", "twisted/plugins/memorybackend_plugin.py"]
 
 
 def call(function, *args, **kwargs):
@@ -49,6 +60,74 @@ def sshServer(tmp_path_factory):
     server.stop()
 
 
+def writeDocumentedExample(directory: str) -> str:
+    """
+    Write the example backend's C{```python} blocks from docs/backends.md
+    into C{directory}, each under the path the page gives it; return
+    C{directory}, for C{sys.path} or C{PYTHONPATH}.
+    """
+    with open(DOCS, encoding="utf-8") as f:
+        text = f.read()
+    blocks = re.findall(r"^`([\w./]+\.py)`[^\n]*:\n\n```python\n(.*?)^```$", text, re.M | re.S)
+    assert [path for path, _ in blocks] == EXAMPLE_FILES, (
+        f"docs/backends.md should give {EXAMPLE_FILES} as ```python blocks, each after "
+        f"a line naming it; found {[path for path, _ in blocks]}")
+    assert text.count("```python") == len(blocks), "a ```python block not part of the example"
+    for path, code in blocks:
+        os.makedirs(os.path.join(directory, os.path.dirname(path)), exist_ok=True)
+        with open(os.path.join(directory, path), "w", encoding="utf-8") as f:
+            f.write(code)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def documentedExample(tmp_path_factory) -> str:
+    """A directory holding the example backend of docs/backends.md."""
+    return writeDocumentedExample(str(tmp_path_factory.mktemp("documented")))
+
+
+@pytest.fixture(scope="session")
+def documentedPlugin(documentedExample):
+    """
+    The example's plugin object, from its plugin module, with the backend's
+    module importable as the plugin's factory name expects.
+    """
+    path = os.path.join(documentedExample, EXAMPLE_FILES[1])
+    spec = importlib.util.spec_from_file_location("memorybackend_plugin", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    plugins = [p for p in vars(module).values()
+               if IPlugin.providedBy(p) and IBackendPlugin.providedBy(p)]
+    assert [p.name for p in plugins] == ["memory"]
+    sys.path.insert(0, documentedExample)
+    yield plugins[0]
+    sys.path.remove(documentedExample)
+    sys.modules.pop("memorybackend", None)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A backend the conformance suite runs on."""
+
+    name: str
+    persistent: bool = True
+    """What it stores is there again for a new backend on the same storage
+    (another L{openBackend}()), as after a restart."""
+
+
+CANDIDATES = [Candidate(name) for name in sorted(installedBackends())] + [
+    Candidate(DOCUMENTED, persistent=False)]
+
+
+def _installedSpec(name, directory, request) -> str:
+    """A C{--backend} spec for the installed backend C{name}, or a skip."""
+    try:
+        importlib.import_module(installedBackends()[name].factory.rsplit(".", 1)[0])
+    except ImportError as e:
+        pytest.skip(f"the {name} backend is not importable: {e}")
+    return _spec(name, directory, request)
+
+
 def _spec(name, directory, request) -> str:
     if name == "filesystem":
         return f"filesystem:root={directory}/storage"
@@ -62,20 +141,33 @@ def _spec(name, directory, request) -> str:
 @pytest.fixture(params=sorted(installedBackends()))
 def backendSpec(request, tmp_path) -> str:
     """A C{--backend} spec for each installed backend, with fresh storage."""
-    try:
-        importlib.import_module(installedBackends()[request.param].factory.rsplit(".", 1)[0])
-    except ImportError as e:
-        pytest.skip(f"the {request.param} backend is not importable: {e}")
-    return _spec(request.param, tmp_path, request)
+    return _installedSpec(request.param, tmp_path, request)
 
 
-@pytest.fixture
-def openBackend(runningReactor, backendSpec, tmp_path):
-    """C{openBackend()}: a new, opened backend on the same storage each time."""
+@pytest.fixture(params=CANDIDATES, ids=lambda candidate: candidate.name)
+def openBackend(request, runningReactor, tmp_path):
+    """
+    C{openBackend()}: a new, opened backend on the same storage each time,
+    for each installed backend and the documented example.  A second call
+    skips the test for a backend that keeps nothing across them.
+    """
+    candidate = request.param
+    if candidate.name == DOCUMENTED:
+        plugin = request.getfixturevalue("documentedPlugin")
+        # Room for the suite's largest object (64 MiB).
+        load = lambda: plugin.backend(str(tmp_path), {"limit": str(128 << 20)})  # noqa: E731
+    else:
+        spec = _installedSpec(candidate.name, tmp_path, request)
+        load = lambda: loadBackend(spec, str(tmp_path))  # noqa: E731
+    opened = []
 
     def openBackend():
-        backend = loadBackend(backendSpec, str(tmp_path))
+        if opened and not candidate.persistent:
+            pytest.skip(f"{candidate.name} keeps nothing from one backend to the next; "
+                        "this test needs storage that survives a restart")
+        backend = load()
         call(backend.open)
+        opened.append(backend)
         return backend
 
     return openBackend
