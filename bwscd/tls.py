@@ -13,9 +13,17 @@ from datetime import datetime, timedelta, timezone
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
-from twisted.internet.ssl import Certificate, CertificateOptions, KeyPair, TLSVersion
+from twisted.internet.ssl import (
+    AcceptableCiphers,
+    Certificate,
+    CertificateOptions,
+    KeyPair,
+    TLSVersion,
+)
 from twisted.logger import Logger
 from zope.interface import implementer
+
+from bwscd.tlsreceive import BatchedConnection
 
 EXPIRY_WARNING = timedelta(days=30)
 
@@ -30,6 +38,17 @@ def certificatesIn(pem: bytes) -> list[x509.Certificate]:
 def _stamp(path: str):
     status = os.stat(path)
     return (status.st_mtime_ns, status.st_size, status.st_ino)
+
+
+# For TLS 1.2, Mozilla's "intermediate" choice: forward secrecy and
+# authenticated encryption only (no CBC, no static RSA key exchange), for
+# ECDSA (our own certificates) and RSA (imported ones) keys alike.  TLS
+# 1.3's suites are all of that kind.
+MODERN_CIPHERS = AcceptableCiphers.fromOpenSSLCipherString(
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+)
 
 
 @implementer(IOpenSSLServerConnectionCreator)
@@ -47,7 +66,8 @@ class ServerCertificate:
         self.reloadIfChanged()
 
     def serverConnectionForTLS(self, protocol):
-        return self._options.serverConnectionForTLS(protocol)
+        # No ALPN (HTTP/1.1 only), so nothing else for the connection.
+        return BatchedConnection(self._options.getContext())
 
     def reloadIfChanged(self) -> bool:
         """
@@ -70,6 +90,7 @@ class ServerCertificate:
                     for c in chain[1:]
                 ],
                 raiseMinimumTo=TLSVersion.TLSv1_2,
+                acceptableCiphers=MODERN_CIPHERS,
             )
             options.getContext()  # fails now if the key does not match
         except Exception as e:
