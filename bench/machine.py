@@ -38,9 +38,15 @@ def _memoryGiB() -> float:
 
 
 def _run(*command: str) -> str:
-    done = subprocess.run(command, capture_output=True, text=True, cwd=REPOSITORY)
+    """What C{command} prints, run in the repository; it must succeed."""
+    return subprocess.run(
+        command, capture_output=True, text=True, cwd=REPOSITORY, check=True
+    ).stdout.rstrip("\n")
+
+
+def _openSSH() -> str:
     # ssh -V writes its version to standard error.
-    return (done.stdout or done.stderr).strip()
+    return subprocess.run(["ssh", "-V"], capture_output=True, text=True).stderr.strip()
 
 
 def _filesystem(directory: str) -> str:
@@ -70,7 +76,7 @@ def machineFacts(directory: str) -> dict:
         "python": platform.python_version(),
         "openssl (server: pyOpenSSL)": SSL.OpenSSL_version(SSL.OPENSSL_VERSION).decode(),
         "openssl (client, discard receiver: ssl)": ssl.OPENSSL_VERSION,
-        "openssh": _run("ssh", "-V"),
+        "openssh": _openSSH(),
         "twisted": version("twisted"),
         "pyopenssl": version("pyopenssl"),
         "python-swiftclient": version("python-swiftclient"),
