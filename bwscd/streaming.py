@@ -24,6 +24,7 @@ C{tests/test_streaming.py} and C{tests/test_fuzz.py} pin their behaviour.
 from io import BytesIO
 
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.tcp import Connection
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel
@@ -33,6 +34,11 @@ from zope.interface import implementer
 
 
 log = Logger()
+
+# Bytes read from the socket at once, instead of Twisted's 64 KiB: each read
+# costs a pass through the reactor loop, TLS and HTTP parsing in Python, so
+# at a gigabit that per-read work is what the reactor thread spends most on.
+SOCKET_READ_SIZE = 256 << 10
 
 
 class BodyAbandoned(Exception):
@@ -187,6 +193,19 @@ class StreamingRequest(Request):
         Request.connectionLost(self, reason)
 
 
+def _tcpConnection(transport) -> Connection | None:
+    """
+    The TCP connection a channel's bytes come from: its transport, or under
+    TLS (C{reactor.listenSSL} wraps the site's factory in Twisted's
+    L{TLSMemoryBIOFactory}) the TLS layer's transport; L{None} for anything
+    else.  tests/unit/test_readsize.py pins both.
+    """
+    for candidate in (transport, getattr(transport, "transport", None)):
+        if isinstance(candidate, Connection):
+            return candidate
+    return None
+
+
 class StreamingChannel(HTTPChannel):
     """
     An L{HTTPChannel} that renders requests with a body before reading it,
@@ -197,6 +216,14 @@ class StreamingChannel(HTTPChannel):
 
     _abandoned = False
     _headerDeadline = None
+
+    def connectionMade(self):
+        connection = _tcpConnection(self.transport)
+        if connection is not None:
+            # Its bufferSize also bounds what it queues to send before it
+            # pauses a producer: a download keeps up to that much queued.
+            connection.bufferSize = SOCKET_READ_SIZE
+        HTTPChannel.connectionMade(self)
 
     def lineReceived(self, line):
         if self._abandoned:
