@@ -180,11 +180,13 @@ class FilesystemBackend:
 
     # IStorageBackend
 
-    def open(self):
-        return deferToThread(self._open)
+    def open(self, recover=True):
+        return deferToThread(self._open, recover)
 
-    def _open(self) -> None:
+    def _open(self, recover: bool) -> None:
         os.makedirs(self._temporary, exist_ok=True)
+        if not recover:
+            return
         leftovers = os.listdir(self._temporary)
         for leftover in leftovers:
             os.unlink(os.path.join(self._temporary, leftover))

@@ -706,6 +706,7 @@ class SFTPBackend:
         self._root = root
         self._reserve = reserve
         self._requireReserve = requireReserve
+        self._recover = True  # set by open()
         self._session: _Session | None = None
         self._attempts = 0
         self._reconnecting = None
@@ -759,6 +760,9 @@ class SFTPBackend:
             )
         yield session.makeDirectories(layout.TEMPORARY)
         yield session.examine()
+        if not self._recover:
+            return
+        # Also on a reconnection: the writes of the lost session failed.
         leftovers = yield session.list(layout.TEMPORARY)
         for leftover in leftovers:
             yield session.remove(posixpath.join(layout.TEMPORARY, leftover))
@@ -868,7 +872,8 @@ class SFTPBackend:
 
     # IStorageBackend
 
-    def open(self):
+    def open(self, recover=True):
+        self._recover = recover
         d = self._connect()
         d.addCallbacks(self._opened, self._unopened)
         return d

@@ -278,12 +278,14 @@ class SQLiteBackend:
 
     # IStorageBackend
 
-    def open(self):
-        return self._defer("opening the database", self._open)
+    def open(self, recover=True):
+        return self._defer("opening the database", self._open, recover)
 
-    def _open(self) -> None:
+    def _open(self, recover: bool) -> None:
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         self._db = self._connect(create=True)
+        if not recover:
+            return
         with self._transaction() as db:
             unfinished = "SELECT id FROM uploads WHERE id NOT IN (SELECT upload FROM objects)"
             db.execute(f"DELETE FROM chunks WHERE upload IN ({unfinished})")

@@ -222,6 +222,7 @@ def prepare(
                                     containerType=containerType)
         create(directory, settings, key, port=port, https=https)
     settings = loadSettings(directory)
+    before = json.dumps(settings)
     if publicAddresses:
         for address in publicAddresses:
             if not _isHost(address):
@@ -233,7 +234,10 @@ def prepare(
         raise ValueError("container type must be mkv or mp4")
     settings.update(port=port, https=https)
     newlyPublished = _publish(settings, allowWithdrawal)
-    saveSettings(directory, settings)
+    if json.dumps(settings) != before:
+        # Unchanged, it is left alone: a running server would take a new
+        # file for an operator's change (worker processes prepare too).
+        saveSettings(directory, settings)
     writeConnectionFile(directory, settings)
     return Destination(
         directory=directory,

@@ -58,6 +58,11 @@ class Events:
             C{"type"}.
         """
         event = {"time": _timestamp(self._clock()), "type": type, **fields}
+        self.deliver(event)
+        return event
+
+    def deliver(self, event: dict) -> None:
+        """Hand an event already made (by a worker process) to every sink."""
         for sink in self._sinks:
             try:
                 sink.emit(event)
@@ -65,7 +70,6 @@ class Events:
                 # The contract says sinks don't raise; one that does anyway
                 # must not cost the other sinks their event.
                 log.failure("event sink {sink!r} failed", sink=sink)
-        return event
 
 
 @implementer(IEventSink)

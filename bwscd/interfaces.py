@@ -112,11 +112,14 @@ class IStorageBackend(Interface):
 
     description = Attribute("One line saying what and where, for the start-up log.")
 
-    def open():
+    def open(recover: bool = True):
         """
-        Make ready to serve: create what is missing, and remove the leftovers
-        of writes that a crash interrupted.  Called once, before any other
-        method.
+        Make ready to serve: create what is missing and, with C{recover},
+        remove the leftovers of writes that a crash interrupted.  Called
+        once, before any other method.  Without C{recover} (bwscd's worker
+        processes, while the main process and other workers write to the
+        same storage) nothing that may be another process's write under way
+        is touched.
 
         @return: L{Deferred} firing with L{None}.
         """

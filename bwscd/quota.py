@@ -8,9 +8,18 @@ as it no longer fits, and nothing of it is stored).  What is stored is
 counted from the backend's listings at start, and counted again
 periodically (see L{bwscd.service}), so files that the operator removed on
 the server, or objects replaced by others, are taken into account.
+
+The counters live in a small file in the data directory, mapped into
+memory, so that the main process and its workers (C{--workers}) meter
+against the same quota; a thread lock and a lock on the file guard them.
 """
 
+import fcntl
+import mmap
+import os
+import struct
 import threading
+from contextlib import contextmanager
 
 from twisted.internet.defer import inlineCallbacks
 from zope.interface import implementer
@@ -21,19 +30,28 @@ from bwscd.interfaces import IObjectWriter
 PAGE = 10_000
 """Names asked for per listing while counting."""
 
+_COUNTERS = struct.Struct("=qq")  # bytes stored, bytes taken by uploads under way
+
 
 class Quota:
     """
-    C{limit} bytes for the account (L{None}: no quota).  Its counters are
-    touched by the reactor and by upload workers, under one lock.
+    C{limit} bytes for the account (L{None}: no quota), counted in the file
+    C{path}.  Its counters are touched by the reactor and by upload
+    workers, of this process and of the others.
     """
 
-    def __init__(self, limit: int | None):
+    def __init__(self, limit: int | None, path: str):
         self.limit = limit
-        self.used = 0
-        """Bytes of the objects stored, as last counted and kept up to date since."""
-        self._taken = 0  # by uploads under way
+        self._path = path
+        self._fd: int | None = None
+        self._counters: mmap.mmap | None = None
         self._lock = threading.Lock()
+
+    @property
+    def used(self) -> int:
+        """Bytes of the objects stored, as last counted and kept up to date since."""
+        with self._locked() as (used, taken):
+            return used
 
     def admit(self, length: int | None) -> "Allowance":
         """
@@ -49,12 +67,14 @@ class Quota:
 
     def freed(self, length: int) -> None:
         """An object of C{length} bytes was deleted."""
-        with self._lock:
-            self.used = max(self.used - length, 0)
+        self._settle(0, -length)
 
     @inlineCallbacks
-    def count(self, backend):
-        """Count what C{backend} stores (nothing to do without a quota)."""
+    def count(self, backend, restart: bool = False):
+        """
+        Count what C{backend} stores (nothing to do without a quota).
+        C{restart}: the main process is starting, no upload is under way.
+        """
         if self.limit is None:
             return
         total, containers = 0, (yield _everything(backend.listContainers))
@@ -62,23 +82,43 @@ class Quota:
             objects = yield _everything(
                 lambda *page: backend.listObjects(container.name, *page))
             total += sum(o.digests.length for o in objects)
+        with self._locked() as (used, taken):
+            self._store(total, 0 if restart else taken)
+
+    @contextmanager
+    def _locked(self):
+        """The counters (stored, taken), under both locks; L{_store} changes them."""
         with self._lock:
-            self.used = total
+            if self._counters is None:
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                if os.fstat(self._fd).st_size < _COUNTERS.size:
+                    os.ftruncate(self._fd, _COUNTERS.size)
+                self._counters = mmap.mmap(self._fd, _COUNTERS.size)
+            fcntl.lockf(self._fd, fcntl.LOCK_EX)
+            try:
+                yield _COUNTERS.unpack_from(self._counters)
+            finally:
+                fcntl.lockf(self._fd, fcntl.LOCK_UN)
+
+    def _store(self, used: int, taken: int) -> None:
+        _COUNTERS.pack_into(self._counters, 0, max(used, 0), max(taken, 0))
 
     def _take(self, length: int) -> None:
-        with self._lock:
-            left = self.limit - self.used - self._taken
+        with self._locked() as (used, taken):
+            left = self.limit - used - taken
             if length > left or left <= 0:
                 raise InsufficientStorage(
                     f"the account's quota of {self.limit} bytes is used up: "
-                    f"{self.used} stored, {self._taken} being uploaded"
+                    f"{used} stored, {taken} being uploaded"
                 )
-            self._taken += length
+            self._store(used, taken + length)
 
     def _settle(self, taken: int, stored: int) -> None:
-        with self._lock:
-            self._taken -= taken
-            self.used += stored
+        """An upload gives back what it took; C{stored} bytes were stored."""
+        if self.limit is None:
+            return
+        with self._locked() as (used, alreadyTaken):
+            self._store(used + stored, alreadyTaken - taken)
 
 
 @inlineCallbacks
@@ -108,7 +148,7 @@ class Allowance:
         return MeteredWriter(self, writer)
 
     def release(self) -> None:
-        """The upload failed before it had a writer."""
+        """The upload ended without storing anything."""
         self._quota._settle(self.taken, 0)
         self.taken = 0
 

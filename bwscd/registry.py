@@ -13,6 +13,10 @@ Names change; the registry keeps every name with the time it took effect, so
 a recording is shown with the name its user had when it was made as well as
 the current one.  The registry is a document in the backend
 (L{IStorageBackend.writeState}), written before the controller is answered.
+With worker processes (C{--workers}) each process holds a copy: a change is
+made under a lock they share, to the document as it is then, and a process
+that doesn't know a user, a camera or a system reads the document again
+before it refuses anything.
 """
 
 import json
@@ -21,7 +25,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from twisted.internet.defer import DeferredLock, inlineCallbacks
+from twisted.internet.defer import inlineCallbacks
 
 from bwscd.constraints import DEVICES, SYSTEM, USERS
 from bwscd.errors import BadRequest, Forbidden
@@ -75,12 +79,16 @@ def displayName(entry: dict) -> str:
 class Registry:
     """Users, devices and systems, with the history of their names."""
 
-    def __init__(self, backend, events, clock=time.time):
+    def __init__(self, backend, events, lock, clock=time.time):
+        """
+        @param lock: a L{bwscd.processlock.ProcessLock} that every process
+            serving the same storage shares.
+        """
         self._backend = backend
         self._events = events
+        self._lock = lock
         self._clock = clock
         self._entries = {USERS: {}, DEVICES: {}, SYSTEM: {}}
-        self._writing = DeferredLock()
 
     @inlineCallbacks
     def load(self):
@@ -90,9 +98,7 @@ class Registry:
         lost document can't turn every recording into a 400.  Name history
         from before is lost then; what is stored now is the first entry.
         """
-        stored = yield self._backend.readState(STATE)
-        if stored is not None:
-            self._entries.update(json.loads(stored))
+        if (yield self._refresh()):
             return
         for container in self._entries:
             if (yield self._backend.containerInfo(container)) is None:
@@ -103,21 +109,33 @@ class Registry:
                     yield self.record(container, info.name, info.metadata)
                 marker = objects[-1].name
 
+    @inlineCallbacks
+    def _refresh(self):
+        """Read the stored registry (what another process changed): whether there is one."""
+        stored = yield self._backend.readState(STATE)
+        if stored is not None:
+            self._entries.update(json.loads(stored))
+        return stored is not None
+
     def handles(self, container: str) -> bool:
         return container in self._entries
 
     def entry(self, container: str, name: str) -> dict | None:
         return self._entries[container].get(name)
 
-    def check(self, container: str, name: str, metadata: dict[str, str]) -> None:
+    @inlineCallbacks
+    def check(self, container: str, name: str, metadata: dict[str, str]):
         """
         Refuse a change the API forbids: a system's ConnectionId is set when
         it is first stored and never changes.
 
-        @raise Forbidden: with the reason, after emitting an event.
+        @return: L{Deferred} failing with L{Forbidden}, with the reason, after
+            emitting an event.
         """
         if container != SYSTEM:
             return
+        if not (self._entries[SYSTEM].get(name) or {}).get("connectionId"):
+            yield self._refresh()  # another process may have set it
         known = self._entries[SYSTEM].get(name) or {}
         wanted = metadata.get("Connectionid")
         if known.get("connectionId") and wanted is not None and wanted != known["connectionId"]:
@@ -137,6 +155,15 @@ class Registry:
 
         @return: L{Deferred} firing once the registry is durable.
         """
+        change = yield self._lock.run(self._record, container, name, metadata)
+        if change is not None:
+            type, fields = change
+            self._events.emit(type, **fields)
+
+    @inlineCallbacks
+    def _record(self, container: str, name: str, metadata: dict[str, str]):
+        """The change made, as an event's type and fields; L{None} for none."""
+        yield self._refresh()
         fields = {
             field: metadata[key]
             for key, field in _FIELDS[container].items()
@@ -149,67 +176,49 @@ class Registry:
         if previous is None:
             entries[name] = dict(fields, history=[dict(fields, since=now)])
             yield self._persist()
-            self._events.emit(f"{kind}.registered", id=name, **fields)
-            return
+            return f"{kind}.registered", dict(id=name, **fields)
         current = {k: v for k, v in previous.items() if k != "history"}
         if container == SYSTEM and current.get("connectionId"):
             # Only what may change changes: a ConnectionId once set stays.
             fields.pop("connectionId", None)
         merged = dict(current, **fields) if container == SYSTEM else fields
         if merged == current:
-            return
+            return None
         renamed = any(merged.get(f) != current.get(f) for f in _NAMES[container])
         entries[name] = dict(merged, history=previous["history"] + [dict(merged, since=now)])
         yield self._persist()
-        self._events.emit(
-            f"{kind}.renamed" if renamed else f"{kind}.updated",
-            id=name,
-            previous=current,
-            **merged,
-        )
+        return (f"{kind}.renamed" if renamed else f"{kind}.updated",
+                dict(id=name, previous=current, **merged))
 
     def _persist(self):
-        # The lock orders the writes, and each writes the state as it is
-        # when its turn comes, so the last write holds every change.
-        return self._writing.run(
-            lambda: self._backend.writeState(
-                STATE, json.dumps(self._entries, ensure_ascii=False, indent=1).encode("utf-8")
-            )
-        )
+        return self._backend.writeState(
+            STATE, json.dumps(self._entries, ensure_ascii=False, indent=1).encode("utf-8"))
 
-    def recording(self, container: str) -> Recording:
+    @inlineCallbacks
+    def recording(self, container: str):
         """
         Check a recording container's name against the registry.
 
-        @raise BadRequest: saying what is wrong, after emitting an event.
+        @return: L{Deferred} firing with the L{Recording}, or failing with
+            L{BadRequest} saying what is wrong, after emitting an event.
         """
         match = _RECORDING.match(container)
-        problem = None
-        if match is None:
-            problem = (
-                "not a recording container name: expected "
-                "<UserUUID>_<BWCSerialNumber>_<YYYYMMDDTHHMMSSZ>"
-            )
-        else:
-            try:
-                triggerOn = datetime.strptime(match["time"], _TIME_FORMAT).replace(
-                    tzinfo=timezone.utc
-                )
-            except ValueError:
-                problem = f"{match['time']} is not a valid UTC time"
-            else:
-                if match["user"] not in self._entries[USERS]:
-                    problem = f"user {match['user']} is not registered (no Users/{match['user']})"
-                elif match["device"] not in self._entries[DEVICES]:
-                    problem = (
-                        f"device {match['device']} is not registered "
-                        f"(no Devices/{match['device']})"
-                    )
+        problem = _nameProblem(match)
+        if problem is None and self._registrationProblem(match) is not None:
+            yield self._refresh()  # registered through another process?
+            problem = self._registrationProblem(match)
         if problem is not None:
             self._events.emit("recording.refused", container=container, status=400,
                               reason=problem)
             raise BadRequest(problem)
-        return Recording(container, match["user"], match["device"], triggerOn)
+        return Recording(container, match["user"], match["device"], _triggerOn(match))
+
+    def _registrationProblem(self, match) -> str | None:
+        if match["user"] not in self._entries[USERS]:
+            return f"user {match['user']} is not registered (no Users/{match['user']})"
+        if match["device"] not in self._entries[DEVICES]:
+            return f"device {match['device']} is not registered (no Devices/{match['device']})"
+        return None
 
     def describe(self, recording: Recording) -> dict:
         """
@@ -231,3 +240,19 @@ class Registry:
             "deviceName": device.get("name", ""),
             "triggerOnTime": when,
         }
+
+
+def _triggerOn(match) -> datetime:
+    return datetime.strptime(match["time"], _TIME_FORMAT).replace(tzinfo=timezone.utc)
+
+
+def _nameProblem(match) -> str | None:
+    """What is wrong with a recording container's name itself, if anything."""
+    if match is None:
+        return ("not a recording container name: expected "
+                "<UserUUID>_<BWCSerialNumber>_<YYYYMMDDTHHMMSSZ>")
+    try:
+        _triggerOn(match)
+    except ValueError:
+        return f"{match['time']} is not a valid UTC time"
+    return None

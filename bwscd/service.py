@@ -4,6 +4,8 @@ C{twistd bwscd}: options, and the service that ties the parts together.
 
 import os
 import signal
+import socket
+import sys
 
 from twisted.application.service import MultiService, Service
 from twisted.internet import reactor
@@ -12,6 +14,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python import usage
 from twisted.python.threadpool import ThreadPool
+from twisted.protocols.tls import TLSMemoryBIOFactory
 
 from bwscd import datadir
 from bwscd.account import TokenAuthority
@@ -21,10 +24,12 @@ from bwscd.categories import PublishedCategories
 from bwscd.credentials import Credentials
 from bwscd.events import EventLog, Events, LogSink, WebhookSink
 from bwscd.plugins import installedBackends, loadBackend, parseSize
+from bwscd.processlock import ProcessLock
 from bwscd.quota import Quota
 from bwscd.registry import Registry
 from bwscd.swift import Authentication, Root, Storage
 from bwscd.tls import ServerCertificate
+from bwscd.workers import WorkerProcesses
 
 log = Logger()
 
@@ -36,6 +41,9 @@ EXPIRY_CHECK_INTERVAL = 24 * 60 * 60
 # deletions keep the count between, this takes in what changed on the
 # server itself (files removed by the operator).
 QUOTA_COUNT_INTERVAL = 10 * 60
+# In the data directory, shared by the main process and its workers.
+REGISTRY_LOCK = "registry.lock"
+QUOTA_COUNTERS = "quota.counters"
 
 
 class Options(usage.Options):
@@ -57,8 +65,11 @@ class Options(usage.Options):
          "Video container the controller should send: mkv (default) or mp4."],
         ["token-lifetime", None, 3600, "Seconds an auth token stays valid.", int],
         ["max-uploads", None, 32,
-         "Uploads received at once, each with a worker thread; more get 503 "
-         "with Retry-After, and the controller tries again.", int],
+         "Uploads received at once, each with a worker thread, per process; "
+         "more get 503 with Retry-After, and the controller tries again.", int],
+        ["workers", None, 1,
+         "Processes that receive uploads, each on its own core: the main "
+         "process and N - 1 workers sharing its port.", int],
         ["idle-timeout", None, 60,
          "Seconds a connection may stay silent (also while storage is slow).", int],
         ["quota", None, None,
@@ -83,6 +94,12 @@ class Options(usage.Options):
         super().__init__()
         self["public-address"] = []
         self["webhook"] = []
+        self.arguments: list[str] = []
+        """The options as given, for the worker processes."""
+
+    def parseOptions(self, options=None):
+        self.arguments = list(options if options is not None else sys.argv[1:])
+        super().parseOptions(options)
 
     def opt_webhook(self, url):
         """
@@ -115,7 +132,7 @@ class Options(usage.Options):
             raise usage.UsageError("--container-type must be mkv or mp4")
         if self["token-lifetime"] < 60:
             raise usage.UsageError("--token-lifetime must be at least 60 seconds")
-        for option in ("max-uploads", "idle-timeout", "header-timeout"):
+        for option in ("max-uploads", "idle-timeout", "header-timeout", "workers"):
             if self[option] < 1:
                 raise usage.UsageError(f"--{option} must be at least 1")
         for option, example in (("quota", "500G"), ("min-upload-rate", "16K")):
@@ -141,6 +158,15 @@ class Options(usage.Options):
             raise usage.UsageError(str(e))
 
 
+class WorkerOptions(Options):
+    """A worker process's options: the main process's, and which worker it is."""
+
+    optParameters = [
+        ["worker", None, None, "This worker's number.", int],
+        ["listening-fd", None, None, "The main process's listening socket.", int],
+    ]
+
+
 class DestinationService(Service):
     """
     Opens the backend (which cleans up after a crash), publishes the
@@ -148,7 +174,7 @@ class DestinationService(Service):
     """
 
     def __init__(self, options, site, backend, registry, documents, events, uploadPool,
-                 credentials, certificate, storage, authority, quota):
+                 credentials, certificate, storage, authority, quota, workers):
         self._options = options
         self._site = site
         self._backend = backend
@@ -161,6 +187,8 @@ class DestinationService(Service):
         self._storage = storage
         self._authority = authority
         self._quota = quota
+        self._workers = workers
+        """L{WorkerProcesses} to start once listening; L{None} in a worker."""
         self._settingsStamp = None
         self._port = None
         self._watching = LoopingCall(self.reload)
@@ -185,34 +213,58 @@ class DestinationService(Service):
     @inlineCallbacks
     def _start(self):
         destination = self._options["destination"]
-        yield self._backend.open()
+        main = self._workers is not None
+        # Only the main process recovers, before any worker starts: for a
+        # worker, a temporary file may be another process's upload.
+        yield self._backend.open(recover=main)
         yield self._registry.load()
-        yield self._documents.mirrorAll()
-        if self._quota.limit is not None:
-            yield self._quota.count(self._backend)
-            log.info("quota: {used} of {limit} bytes stored", used=self._quota.used,
-                     limit=self._quota.limit)
-            self._counting.start(QUOTA_COUNT_INTERVAL, now=False)
-        if destination.newlyPublished:
-            self._events.emit("capability.published", capabilities=destination.newlyPublished)
+        if main:
+            yield self._mainProcessStart(destination)
         self._port = self._listen()
         self._watching.start(RELOAD_INTERVAL, now=False)
+        signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(self._hangUp))
+        if not main:
+            return
         if self._certificate is not None:
             self._expiry.start(EXPIRY_CHECK_INTERVAL)
-        signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(self.reload))
+        self._workers.startWorkers(self._port.fileno())
         log.info("storage: {backend}", backend=self._backend.description)
         log.info("connection file for Body Worn Manager: {path}",
                  path=destination.connectionFilePath)
         for uri in destination.tokenURIs:
             log.info("  token URI {uri}", uri=uri)
 
+    @inlineCallbacks
+    def _mainProcessStart(self, destination):
+        """What is done once for the storage as a whole, before listening."""
+        yield self._documents.mirrorAll()
+        if self._quota.limit is not None:
+            yield self._quota.count(self._backend, restart=True)
+            log.info("quota: {used} of {limit} bytes stored", used=self._quota.used,
+                     limit=self._quota.limit)
+            self._counting.start(QUOTA_COUNT_INTERVAL, now=False)
+        if destination.newlyPublished:
+            self._events.emit("capability.published", capabilities=destination.newlyPublished)
+
     def _listen(self):
         options = self._options
-        if self._certificate is None:
-            return reactor.listenTCP(options["port"], self._site, interface=options["interface"])
-        return reactor.listenSSL(
-            options["port"], self._site, self._certificate, interface=options["interface"]
-        )
+        factory = self._site
+        if self._certificate is not None:
+            factory = TLSMemoryBIOFactory(self._certificate, False, self._site)
+        fd = options.get("listening-fd")
+        if fd is None:
+            return reactor.listenTCP(options["port"], factory, interface=options["interface"])
+        with socket.socket(fileno=os.dup(fd)) as listening:
+            family = listening.family
+        port = reactor.adoptStreamPort(fd, family, factory)
+        os.close(fd)  # adopted as a copy
+        return port
+
+    def _hangUp(self):
+        """SIGHUP: reload now, in every process."""
+        if self._workers is not None:
+            self._workers.signal(signal.SIGHUP)
+        self.reload()
 
     def reload(self):
         """
@@ -264,15 +316,20 @@ class DestinationService(Service):
 
 
 class EventSinksService(Service):
-    """Lets webhooks finish what they are sending, and closes the event log."""
+    """
+    Stops the workers, whose last events come through the main process, then
+    lets webhooks finish what they are sending, and closes the event log.
+    """
 
-    def __init__(self, eventLog, webhooks):
+    def __init__(self, eventLog, webhooks, workers):
         self._eventLog = eventLog
         self._webhooks = webhooks
+        self._workers = workers
 
     def stopService(self):
         super().stopService()
-        d = gatherResults([webhook.stop() for webhook in self._webhooks])
+        d = self._workers.stop()
+        d.addBoth(lambda _: gatherResults([webhook.stop() for webhook in self._webhooks]))
         d.addBoth(lambda _: self._eventLog.close())
         return d
 
@@ -280,15 +337,24 @@ class EventSinksService(Service):
 def makeService(options) -> MultiService:
     destination = options["destination"]
     backend = options["storage"]
-    eventLog = EventLog(os.path.join(destination.directory, "events.jsonl"))
-    webhooks = [WebhookSink(url, reactor) for url in options["webhook"]]
-    events = Events([LogSink(), eventLog, *webhooks])
+    service = MultiService()
+    workers = None
+    if options.get("worker") is None:
+        eventLog = EventLog(os.path.join(destination.directory, "events.jsonl"))
+        webhooks = [WebhookSink(url, reactor) for url in options["webhook"]]
+        events = Events([LogSink(), eventLog, *webhooks])
+        workers = WorkerProcesses(options.arguments + ["--data", options["data"]],
+                                  options["workers"] - 1, events)
+        EventSinksService(eventLog, webhooks, workers).setServiceParent(service)
+    else:
+        events = Events([options["events"]])
     authority = TokenAuthority(destination.tokenSecret, options["token-lifetime"])
     credentials = Credentials(destination.directory)
     certificate = None if options["http"] else ServerCertificate(
         destination.certificatePath, destination.privateKeyPath
     )
-    registry = Registry(backend, events)
+    registry = Registry(
+        backend, events, ProcessLock(os.path.join(destination.directory, REGISTRY_LOCK), reactor))
     documents = PublishedDocuments(
         backend,
         destination.capabilities,
@@ -296,7 +362,7 @@ def makeService(options) -> MultiService:
     )
     uploadPool = ThreadPool(minthreads=0, maxthreads=options["max-uploads"],
                             name="bwscd-uploads")
-    quota = Quota(options["quota"])
+    quota = Quota(options["quota"], os.path.join(destination.directory, QUOTA_COUNTERS))
     storage = Storage(authority, credentials, backend, registry, events, reactor, uploadPool,
                       documents, quota, encrypted=destination.encrypted,
                       maxUploads=options["max-uploads"],
@@ -305,10 +371,8 @@ def makeService(options) -> MultiService:
     site = AccessLoggingSite(root, timeout=options["idle-timeout"])
     site.headerTimeout = options["header-timeout"]
     site.displayTracebacks = False
-    service = MultiService()
     DestinationService(
         options, site, backend, registry, documents, events, uploadPool,
-        credentials, certificate, storage, authority, quota,
+        credentials, certificate, storage, authority, quota, workers,
     ).setServiceParent(service)
-    EventSinksService(eventLog, webhooks).setServiceParent(service)
     return service

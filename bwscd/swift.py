@@ -410,7 +410,7 @@ class Storage(SwiftResource):
         changes = constraints.parseMetadata(request.requestHeaders, CONTAINER)
         recording = None
         if self._isEvidence(container) and not isRejectedContent(container):
-            recording = self._registry.recording(container)
+            recording = yield self._registry.recording(container)
         before = yield self._statusOf(container)
         created = yield self._backend.putContainer(container, changes)
         if created and recording is not None:
@@ -593,7 +593,7 @@ class Storage(SwiftResource):
         metadata = constraints.objectMetadata(request.requestHeaders)
         registered = self._registry.handles(target.container)
         if registered:
-            self._registry.check(target.container, target.object, metadata)
+            yield self._registry.check(target.container, target.object, metadata)
         yield self._backend.replaceObjectMetadata(target.container, target.object, metadata)
         if registered:
             yield self._registry.record(target.container, target.object, metadata)
@@ -615,7 +615,7 @@ class Storage(SwiftResource):
             raise UnprocessableEntity("ETag is not an MD5 hex digest: it can never match")
         evidence = self._isEvidence(container)
         if not evidence:
-            self._registry.check(container, name, metadata)
+            yield self._registry.check(container, name, metadata)
         body = request.body
         rate, period = self._minimumRate
         if rate:

@@ -13,7 +13,7 @@ from bwscd.errors import InsufficientStorage, ServiceUnavailable
 
 def opened(path):
     backend = backendModule.SQLiteBackend(str(path), 0)
-    backend._open()
+    backend._open(recover=True)
     return backend
 
 

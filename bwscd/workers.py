@@ -1,0 +1,181 @@
+"""
+Worker processes: more than one core for concurrent uploads.
+
+One Python process receives at most about one core's worth of uploads (TLS,
+HTTP parsing and queueing run on its reactor thread).  With C{--workers N},
+the main process (C{twistd bwscd}) opens the listening socket and starts
+N - 1 workers, each a whole bwscd service on its own reactor that accepts
+connections from the same socket: the kernel hands each new connection to
+one of the processes waiting on it.
+
+The main process does, once, what concerns the storage as a whole: it
+recovers the backend (removes leftovers of interrupted writes) before any
+worker starts, publishes the capability documents, counts the quota, warns
+of the certificate's expiry.  Workers open the backend without recovery
+(L{bwscd.interfaces.IStorageBackend.open}), share the registry and the
+quota through the data directory, and send their events (as JSON lines on
+standard output) and log records (as JSON on standard error) to the main
+process, which writes them to the one event log, webhooks and log.  A
+worker that ends unexpectedly is started again; one whose main process
+dies is killed by the kernel (Linux's C{PR_SET_PDEATHSIG}), so that no
+worker outlives the service and holds its port.
+"""
+
+import ctypes
+import json
+import os
+import signal
+import sys
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.protocol import ProcessProtocol
+from twisted.logger import Logger, eventFromJSON, globalLogPublisher
+from zope.interface import implementer
+
+from bwscd.interfaces import IEventSink
+
+log = Logger()
+
+RESTART_DELAY = 1.0
+_PR_SET_PDEATHSIG = 1
+
+
+class WorkerProcesses:
+    """
+    The main process's workers, numbered from 1, started with
+    L{startWorkers} once the listening socket is open.
+    """
+
+    def __init__(self, arguments: list[str], count: int, events):
+        """
+        @param arguments: the service's command-line options, given again to
+            every worker.
+        @param count: how many workers.
+        @param events: the main process's L{bwscd.events.Events}, which
+            delivers the workers' events.
+        """
+        self._arguments = arguments
+        self._count = count
+        self._events = events
+        self._fd: int | None = None
+        self._running: dict[int, "_Worker"] = {}
+        self._stopping = False
+
+    def startWorkers(self, listeningFD: int) -> None:
+        self._fd = listeningFD
+        for number in range(1, self._count + 1):
+            self._spawn(number)
+
+    def _spawn(self, number: int) -> None:
+        worker = _Worker(self, number)
+        command = [sys.executable, "-m", "bwscd.workers", "--worker", str(number),
+                   "--listening-fd", str(self._fd), *self._arguments]
+        reactor.spawnProcess(worker, sys.executable, command, env=os.environ,
+                             childFDs={0: "w", 1: "r", 2: "r", self._fd: self._fd})
+        self._running[number] = worker
+
+    def _ended(self, worker: "_Worker", reason) -> None:
+        self._running.pop(worker.number, None)
+        worker.stopped.callback(None)
+        if not self._stopping:
+            log.error("worker {number} ended ({reason}); starting it again",
+                      number=worker.number, reason=reason.getErrorMessage())
+            reactor.callLater(RESTART_DELAY, self._restart, worker.number)
+
+    def _restart(self, number: int) -> None:
+        if not self._stopping and number not in self._running:
+            self._spawn(number)
+
+    def signal(self, number: int) -> None:
+        """Send every worker the signal C{number} (SIGHUP: reload now)."""
+        for worker in self._running.values():
+            worker.transport.signalProcess(number)
+
+    def stop(self) -> Deferred:
+        """Stop every worker: fires once they have all ended."""
+        self._stopping = True
+        stopped = [worker.stopped for worker in self._running.values()]
+        self.signal(signal.SIGTERM)
+        return gatherResults(stopped)
+
+
+class _Worker(ProcessProtocol):
+    def __init__(self, workers: WorkerProcesses, number: int):
+        self._workers = workers
+        self.number = number
+        self.stopped = Deferred()
+        self._buffers = {1: b"", 2: b""}
+
+    def childDataReceived(self, fd: int, data: bytes) -> None:
+        separator = b"\n" if fd == 1 else b"\x1e"
+        *complete, self._buffers[fd] = (self._buffers[fd] + data).split(separator)
+        for record in complete:
+            if record.strip():
+                (self._event if fd == 1 else self._logRecord)(record)
+
+    def _event(self, line: bytes) -> None:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            log.warn("worker {number} wrote {line!r}", number=self.number, line=line)
+            return
+        self._workers._events.deliver(event)
+
+    def _logRecord(self, record: bytes) -> None:
+        try:
+            event = eventFromJSON(record.decode("utf-8"))
+        except ValueError:
+            log.warn("worker {number} logged {record!r}", number=self.number, record=record)
+            return
+        event["log_format"] = f"worker {self.number}: " + (event.get("log_format") or "")
+        globalLogPublisher(event)
+
+    def processEnded(self, reason) -> None:
+        self._workers._ended(self, reason)
+
+
+@implementer(IEventSink)
+class MainProcessSink:
+    """A worker's events, as JSON lines to the main process (on standard output)."""
+
+    def __init__(self, output):
+        self._output = output
+
+    def emit(self, event: dict) -> None:
+        self._output.write(json.dumps(event, ensure_ascii=False).encode("utf-8") + b"\n")
+
+
+def _dieWithTheMainProcess() -> None:
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        log.warn("this system can't end a worker with its main process")
+    if os.getppid() == 1:  # the main process died before prctl
+        os._exit(1)
+
+
+def main(arguments: list[str]) -> None:
+    """A worker: C{python -m bwscd.workers --worker N --listening-fd FD OPTIONS...}."""
+    from twisted.internet import stdio
+    from twisted.internet.protocol import Protocol
+    from twisted.logger import globalLogBeginner, jsonFileLogObserver
+
+    from bwscd.service import WorkerOptions, makeService
+
+    _dieWithTheMainProcess()
+    globalLogBeginner.beginLoggingTo(
+        [jsonFileLogObserver(os.fdopen(2, "w", encoding="utf-8", buffering=1))],
+        redirectStandardIO=False)
+    options = WorkerOptions()
+    options.parseOptions(arguments)
+    output = stdio.StandardIO(Protocol())
+    options["events"] = MainProcessSink(output)
+    service = makeService(options)
+    reactor.callWhenRunning(service.startService)
+    reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
+    reactor.run()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,166 @@
+"""
+--workers: the main process and its workers share the port, the storage,
+the registry, the quota and the event log; no worker outlives the service.
+"""
+
+import hashlib
+import json
+import os
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
+import pytest
+from swiftclient.exceptions import ClientException
+
+UPLOADS = 24
+
+
+def workersOf(server) -> set[int]:
+    """The pids of the processes the server's main process started."""
+    children = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == server.process.pid and fields[0] != "Z":
+                children.add(int(entry))
+    return children
+
+
+@contextmanager
+def connected(server):
+    """A new connection to the server (the kernel picks the process)."""
+    swift = server.connection()
+    try:
+        yield swift
+    finally:
+        swift.close()
+
+
+def waitFor(predicate, timeout=15):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail("timed out")
+        time.sleep(0.05)
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def offload(server, number: int) -> str:
+    """What the controller does for one recording, each step on a new connection."""
+    user = f"0b9a3f2e-5c1d-4e8f-9a7b-{number:012d}"
+    device = f"DEV{number:04d}"
+    container = f"{user}_{device}_20240501T101500Z"
+    data = hashlib.sha256(b"%d" % number).digest() * 4096
+    with connected(server) as swift:
+        swift.put_container("Users")
+        swift.put_object("Users", user, b"", headers={"X-Object-Meta-Name": f"User {number}"})
+    with connected(server) as swift:
+        swift.put_container("Devices")
+        swift.put_object("Devices", device, b"", headers={"X-Object-Meta-Name": f"Cam {number}"})
+    with connected(server) as swift:
+        swift.put_container(container, headers={"X-Container-Meta-Status": "Transferring"})
+    with connected(server) as swift:
+        etag = swift.put_object(container, "clip.mkv", data,
+                                etag=hashlib.md5(data).hexdigest())
+    with connected(server) as swift:
+        swift.post_container(container, {"X-Container-Meta-Status": "Complete"})
+    return etag
+
+
+def test_processes_share_the_port_the_registry_and_the_event_log(launch, dataDirectory):
+    server = launch(dataDirectory, "--workers", "2")
+    assert len(workersOf(server)) == 1
+    with ThreadPoolExecutor(8) as pool:
+        etags = list(pool.map(lambda n: offload(server, n), range(UPLOADS)))
+    assert len(etags) == UPLOADS
+    log = server.log()
+    served = [line for line in log.splitlines() if "PUT /v1/" in line]
+    assert any("worker 1: " in line for line in served), "the worker served nothing"
+    assert any("worker 1: " not in line for line in served), "the main process served nothing"
+    # Every process's events are in the one event log, once each.
+    waitFor(lambda: sum(e["type"] == "clip.stored" for e in server.events()) == UPLOADS)
+    events = server.events()
+    assert sum(e["type"] == "user.registered" for e in events) == UPLOADS
+    assert sum(e["type"] == "recording.started" for e in events) == UPLOADS
+    assert sum(e["type"] == "recording.complete" for e in events) == UPLOADS
+    # The registry holds what every process registered.
+    with open(os.path.join(server.storage, ".bwscd", "state", "registry.json")) as f:
+        registry = json.load(f)
+    assert len(registry["Users"]) == UPLOADS and len(registry["Devices"]) == UPLOADS
+
+
+def test_the_quota_is_shared(launch, dataDirectory):
+    server = launch(dataDirectory, "--workers", "2", "--quota", "1M")
+    offload(server, 0)
+    container = "0b9a3f2e-5c1d-4e8f-9a7b-000000000000_DEV0000_20240501T101500Z"
+    with connected(server) as swift:
+        before = int(swift.head_account()["x-account-bytes-used"])
+
+    def upload(number):
+        try:
+            with connected(server) as swift:
+                swift.put_object(container, f"{number}.mkv", os.urandom(100 << 10))
+            return 201
+        except ClientException as e:
+            return e.http_status
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(upload, range(16)))
+    assert set(codes) == {201, 507}
+    with connected(server) as swift:
+        used = int(swift.head_account()["x-account-bytes-used"])
+    # Both processes counted every upload against the one quota.
+    assert used == before + codes.count(201) * (100 << 10) <= 1 << 20
+    assert (1 << 20) - used < 100 << 10
+
+
+def test_no_worker_outlives_its_main_process(launch, dataDirectory):
+    server = launch(dataDirectory, "--workers", "3")
+    workers = workersOf(server)
+    assert len(workers) == 2
+    offload(server, 1)
+    server.process.send_signal(signal.SIGKILL)
+    server.process.wait()
+    waitFor(lambda: not any(alive(pid) for pid in workers))
+    # The port is free again, and what was stored is there.
+    again = launch(dataDirectory, "--workers", "3", port=server.port)
+    with connected(again) as swift:
+        assert swift.head_object(
+            "0b9a3f2e-5c1d-4e8f-9a7b-000000000001_DEV0001_20240501T101500Z",
+            "clip.mkv")["content-length"] == str(32 * 4096)
+
+
+def test_a_worker_that_dies_is_started_again(launch, dataDirectory):
+    server = launch(dataDirectory, "--workers", "2")
+    [worker] = workersOf(server)
+    os.kill(worker, signal.SIGKILL)
+    waitFor(lambda: workersOf(server) - {worker})
+    assert "worker 1 ended" in server.log()
+    for number in range(4):
+        offload(server, number)
+
+
+def test_stopping_the_service_stops_every_worker(launch, dataDirectory):
+    server = launch(dataDirectory, "--workers", "3")
+    workers = workersOf(server)
+    waitFor(lambda: all(f"worker {n}: AccessLoggingSite (TLS) starting" in server.log()
+                        for n in (1, 2)))
+    server.stop()
+    # twistd ends by the signal that stopped it, once shut down cleanly.
+    assert server.process.returncode == -signal.SIGTERM
+    assert "Server Shut Down." in server.log()
+    assert not any(alive(pid) for pid in workers)
+    assert server.log().count("Received SIGTERM, shutting down.") == 3
