@@ -16,9 +16,6 @@ import swiftclient
 from swiftclient.exceptions import ClientException
 
 BWSCD = os.path.join(os.path.dirname(sys.executable), "bwscd")
-USER = "0b9a3f2e-5c1d-4e8f-9a7b-2c3d4e5f6a7b"
-DEVICE = "B8A44F000001"
-RECORDING = f"{USER}_{DEVICE}_20240501T101500Z"
 KiB = 1024
 
 
@@ -34,14 +31,6 @@ def pieces(data, size=64 * KiB):
         yield data[offset:offset + size]
 
 
-def recording(swift):
-    swift.put_container("Users")
-    swift.put_object("Users", USER, b"", headers={"X-Object-Meta-Name": "Anna"})
-    swift.put_container("Devices")
-    swift.put_object("Devices", DEVICE, b"", headers={"X-Object-Meta-Name": "Cam"})
-    swift.put_container(RECORDING, headers={"X-Container-Meta-Status": "Transferring"})
-
-
 def used(swift) -> int:
     headers = swift.head_account()
     return int(headers["x-account-bytes-used"])
@@ -51,44 +40,46 @@ def leftovers(server) -> list[str]:
     return os.listdir(os.path.join(server.storage, ".bwscd", "tmp"))
 
 
-def test_uploads_beyond_the_quota_get_507_and_store_nothing(launch, dataDirectory):
+def test_uploads_beyond_the_quota_get_507_and_store_nothing(launch, dataDirectory,
+                                                           recording):
     server = launch(dataDirectory, "--quota", "1M")
     swift = server.connection()
-    recording(swift)
+    container = recording.start(swift)
     assert swift.head_account()["x-account-meta-quota-bytes"] == str(1 << 20)
     base = used(swift)  # the published documents in System
     first = os.urandom(600 * KiB)
-    swift.put_object(RECORDING, "1.mkv", first)
+    swift.put_object(container, "1.mkv", first)
     assert used(swift) == base + len(first)
     second = os.urandom(600 * KiB)
     # With a Content-Length: refused before the body.
-    assert status(swift.put_object, RECORDING, "2.mkv", second) == 507
+    assert status(swift.put_object, container, "2.mkv", second) == 507
     # Chunked: refused once the bytes pass the quota.
-    assert status(swift.put_object, RECORDING, "2.mkv", pieces(second)) == 507
-    assert status(swift.head_object, RECORDING, "2.mkv") == 404
+    assert status(swift.put_object, container, "2.mkv", pieces(second)) == 507
+    assert status(swift.head_object, container, "2.mkv") == 404
     assert leftovers(server) == []
     assert used(swift) == base + len(first)
     assert "the account's quota of 1048576 bytes is used up" in server.log()
     # What fits is stored, chunked or not.
-    swift.put_object(RECORDING, "3.mkv", pieces(os.urandom(200 * KiB)))
-    swift.put_object(RECORDING, "4.mkv", os.urandom(100 * KiB))
+    swift.put_object(container, "3.mkv", pieces(os.urandom(200 * KiB)))
+    swift.put_object(container, "4.mkv", os.urandom(100 * KiB))
     assert used(swift) == base + 900 * KiB
 
 
-def test_room_made_by_an_admin_and_counted_again_at_start(launch, dataDirectory):
+def test_room_made_by_an_admin_and_counted_again_at_start(launch, dataDirectory,
+                                                          recording):
     server = launch(dataDirectory, "--quota", "1M")
     swift = server.connection()
-    recording(swift)
+    container = recording.start(swift)
     data = os.urandom(700 * KiB)
-    swift.put_object(RECORDING, "1.mkv", data)
-    swift.post_container(RECORDING, {"X-Container-Meta-Status": "Complete"})
+    swift.put_object(container, "1.mkv", data)
+    swift.post_container(container, {"X-Container-Meta-Status": "Complete"})
     stored = used(swift)
     server.stop()
     # At the next start, what is stored is counted from the storage.
     server = launch(dataDirectory, "--quota", "1M")
     swift = server.connection()
     assert used(swift) == stored
-    assert status(swift.put_object, RECORDING, "2.mkv", data) == 507
+    assert status(swift.put_object, container, "2.mkv", data) == 507
     added = subprocess.run([BWSCD, "credentials", "--data", dataDirectory, "add", "archive",
                             "--role", "admin"], capture_output=True, text=True, check=True)
     server.process.send_signal(signal.SIGHUP)
@@ -96,9 +87,9 @@ def test_room_made_by_an_admin_and_counted_again_at_start(launch, dataDirectory)
     admin = swiftclient.Connection(authurl=server.authURL, user="archive",
                                    key=added.stdout.strip().rsplit(" ", 1)[1],
                                    cacert=server.caFile, retries=0)
-    admin.delete_object(RECORDING, "1.mkv")
+    admin.delete_object(container, "1.mkv")
     assert used(swift) == stored - len(data)
-    swift.put_object(RECORDING, "2.mkv", data)
+    swift.put_object(container, "2.mkv", data)
 
 
 def test_without_a_quota_nothing_is_counted(server, swift):

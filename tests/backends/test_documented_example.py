@@ -22,9 +22,6 @@ from bwscd.errors import InsufficientStorage
 from bwscd.interfaces import Digests, IObjectReader, IObjectWriter, IStorageBackend
 
 BWSCD = os.path.join(os.path.dirname(sys.executable), "bwscd")
-USER = "0b9a3f2e-5c1d-4e8f-9a7b-2c3d4e5f6a7b"
-DEVICE = "B8A44F000001"
-RECORDING = f"{USER}_{DEVICE}_20240501T101500Z"
 HELP = "$ PYTHONPATH=/opt/membackend twistd bwscd --help-backends"
 
 
@@ -75,44 +72,41 @@ def test_help_backends_lists_it_as_the_page_shows(withExample, twistdCommand):
     assert set(shown) <= set(listed.stdout.splitlines()), listed.stdout
 
 
-def test_through_twistd_with_a_limit_of_2000_bytes(withExample, launch, dataDirectory):
+def test_through_twistd_with_a_limit_of_2000_bytes(withExample, launch, dataDirectory,
+                                                  recording):
     server = launch(dataDirectory, "--backend", "memory:limit=2000")
     assert "storage: memory storage (not durable), objects up to 2000 bytes" in server.log()
     swift = server.connection()
-    swift.put_container("Users")
-    swift.put_object("Users", USER, b"", headers={"X-Object-Meta-Name": "Anna"})
-    swift.put_container("Devices")
-    swift.put_object("Devices", DEVICE, b"", headers={"X-Object-Meta-Name": "Cam"})
-    swift.put_container(RECORDING, headers={"X-Container-Meta-Status": "Transferring"})
+    container = recording.start(swift)
 
     # Over the limit: 507, with a Content-Length and chunked, and nothing stored.
     tooBig = os.urandom(2001)
     with pytest.raises(ClientException) as caught:
-        swift.put_object(RECORDING, "big.mkv", tooBig)
+        swift.put_object(container, "big.mkv", tooBig)
     assert caught.value.http_status == 507
     assert b"objects are limited to 2000 bytes" in caught.value.http_response_content
     pieces = iter([tooBig[:1000], tooBig[1000:]])
-    assert status(swift.put_object, RECORDING, "big.mkv", pieces) == 507
-    assert status(swift.head_object, RECORDING, "big.mkv") == 404
+    assert status(swift.put_object, container, "big.mkv", pieces) == 507
+    assert status(swift.head_object, container, "big.mkv") == 404
 
     # Up to the limit it stores, write-once, and an admin lists, reads and deletes.
     data, other = os.urandom(2000), os.urandom(1500)
     md5 = hashlib.md5(data).hexdigest()
-    assert swift.put_object(RECORDING, "a.mkv", data) == md5
-    assert swift.put_object(RECORDING, "a.mkv", other) == hashlib.md5(other).hexdigest()
-    swift.post_container(RECORDING, headers={"X-Container-Meta-Status": "Complete"})
+    assert swift.put_object(container, "a.mkv", data) == md5
+    assert swift.put_object(container, "a.mkv", other) == hashlib.md5(other).hexdigest()
+    swift.post_container(container, headers={"X-Container-Meta-Status": "Complete"})
     admin = adminAccount(server)
-    _, objects = admin.get_container(RECORDING)
+    _, objects = admin.get_container(container)
     assert [o["name"] for o in objects] == [
         "a.mkv", f"a.mkv.conflict-{hashlib.sha256(other).hexdigest()[:16]}"]
-    headers, body = admin.get_object(RECORDING, "a.mkv")
+    headers, body = admin.get_object(container, "a.mkv")
     assert body == data and headers["etag"] == md5
-    assert admin.get_object(RECORDING, "a.mkv", headers={"Range": "bytes=10-19"})[1] == data[10:20]
-    assert status(admin.delete_container, RECORDING) == 409
+    assert admin.get_object(container, "a.mkv", headers={"Range": "bytes=10-19"})[1] == data[10:20]
+    assert status(admin.delete_container, container) == 409
     for o in objects:
-        admin.delete_object(RECORDING, o["name"])
-    admin.delete_container(RECORDING)
-    assert RECORDING not in [c["name"] for c in admin.get_account()[1]]
+        admin.delete_object(container, o["name"])
+    admin.delete_container(container)
+    assert container not in [c["name"] for c in admin.get_account()[1]]
     types = [e["type"] for e in server.events()]
     assert types.count("object.deleted") == 2 and "container.deleted" in types
 
