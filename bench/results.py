@@ -13,6 +13,7 @@ from upload import MB, MiB, Figures, humanSize
 DISCARD, DISK, SFTP_PUT = "discard", "disk", "sftp put"
 BASELINES = (DISK, SFTP_PUT, DISCARD)
 FILESYSTEM, SQLITE, SFTP = "filesystem", "sqlite", "sftp"
+BACKENDS = (FILESYSTEM, SQLITE, SFTP)
 # Issue #7's targets.
 SINGLE_HTTPS_MB_S = 125
 SINGLE_HTTPS_OF_DISCARD = 0.8
@@ -34,6 +35,8 @@ class Row:
     transport: str | None
     figures: Figures
     ratios: dict[str, float] = field(default_factory=dict)
+    # bwscd's --workers: how many processes share its port.
+    workers: int = 1
 
     @property
     def baseline(self) -> bool:
@@ -41,12 +44,15 @@ class Row:
 
     @property
     def label(self) -> str:
-        return f"{self.name} {self.transport or ''} x{self.figures.count}".replace("  ", " ")
+        label = f"{self.name} {self.transport or ''} x{self.figures.count}".replace("  ", " ")
+        return label + (f" --workers {self.workers}" if self.workers > 1 else "")
 
 
-def _find(rows: list[Row], name: str, transport: str | None, count: int) -> Row | None:
+def _find(rows: list[Row], name: str, transport: str | None, count: int,
+          workers: int = 1) -> Row | None:
     for row in rows:
-        if (row.name, row.transport, row.figures.count) == (name, transport, count):
+        if (row.name, row.transport, row.figures.count, row.workers) == (
+                name, transport, count, workers):
             return row
     return None
 
@@ -55,11 +61,12 @@ def addRatios(rows: list[Row]) -> None:
     """
     Each upload row's throughput as a ratio to: the discard receiver over
     the same transport and the disk, at the same concurrency; for C{sftp},
-    OpenSSH's C{sftp put}; for C{sqlite}, the filesystem backend; for
-    several at once, the same run with one.
+    OpenSSH's C{sftp put}; for C{sqlite}, the filesystem backend (with as
+    many processes); for several at once, the same run with one (in one
+    process); with C{--workers}, the same run in one process.
     """
     for row in rows:
-        count, transport = row.figures.count, row.transport
+        count, transport, workers = row.figures.count, row.transport, row.workers
         against = {}
         if not row.baseline:
             against["discard"] = _find(rows, DISCARD, transport, count)
@@ -67,9 +74,11 @@ def addRatios(rows: list[Row]) -> None:
         if row.name == SFTP:
             against["sftp put"] = _find(rows, SFTP_PUT, "ssh", count)
         if row.name == SQLITE:
-            against["filesystem"] = _find(rows, FILESYSTEM, transport, count)
+            against["filesystem"] = _find(rows, FILESYSTEM, transport, count, workers)
         if count > 1:
             against["single"] = _find(rows, row.name, transport, 1)
+        if workers > 1:
+            against["--workers 1"] = _find(rows, row.name, transport, count)
         row.ratios = {
             name: row.figures.throughput / other.figures.throughput
             for name, other in against.items()
@@ -88,8 +97,8 @@ def targets(rows: list[Row], many: int) -> list[Target]:
     """Issue #7's targets, judged on this run's rows (those that ran)."""
     found = []
 
-    def judge(what, name, transport, count, judged):
-        row = _find(rows, name, transport, count)
+    def judge(what, name, transport, count, judged, workers=1):
+        row = _find(rows, name, transport, count, workers)
         if row is not None:
             figure, met = judged(row)
             found.append(Target(what, f"{row.label}: {figure}", met))
@@ -105,16 +114,26 @@ def targets(rows: list[Row], many: int) -> list[Target]:
           FILESYSTEM, "https", 1, throughput)
     judge(f"single upload over HTTPS ≥ {SINGLE_HTTPS_OF_DISCARD} × discard (ideally)",
           FILESYSTEM, "https", 1, ratio("discard", SINGLE_HTTPS_OF_DISCARD))
-    for backend in (FILESYSTEM, SQLITE, SFTP):
-        judge(f"{many} at once ≥ {MANY_OF_SINGLE} × single ({backend})",
-              backend, "https", many, ratio("single", MANY_OF_SINGLE))
-    for backend in (FILESYSTEM, SQLITE, SFTP):
-        peaks = [row for row in rows if row.name == backend and row.figures.count == many]
+    # Each backend in one process, then with every --workers that ran.
+    configurations = [(backend, 1) for backend in BACKENDS] + sorted(
+        {(row.name, row.workers) for row in rows if row.workers > 1},
+        key=lambda configuration: (configuration[1], BACKENDS.index(configuration[0])))
+
+    def named(backend, workers):
+        return backend + (f", --workers {workers}" if workers > 1 else "")
+
+    for backend, workers in configurations:
+        judge(f"{many} at once ≥ {MANY_OF_SINGLE} × single ({named(backend, workers)})",
+              backend, "https", many, ratio("single", MANY_OF_SINGLE), workers)
+    for backend, workers in configurations:
+        peaks = [row for row in rows if (row.name, row.figures.count, row.workers) == (
+            backend, many, workers)]
         if peaks:
             worst = max(peaks, key=lambda row: row.figures.peakRSS)
             found.append(Target(
                 f"peak server RSS ≤ 64 MB ({PEAK_RSS_BYTES / MiB:.1f} MiB) "
-                f"during {many} uploads at once ({backend}, HTTP or HTTPS)",
+                f"during {many} uploads at once ({named(backend, workers)}, HTTP or HTTPS"
+                + ("; all processes together" if workers > 1 else "") + ")",
                 f"{worst.label}: {worst.figures.peakRSS / MiB:.1f} MiB",
                 worst.figures.peakRSS <= PEAK_RSS_BYTES,
             ))
@@ -137,13 +156,37 @@ def _tableRow(row: Row) -> str:
         serverCPU += f" ({_perGB(figures, figures.reactorCPU)})"
     memory = "–" if figures.peakRSS is None else (
         f"{figures.rssBefore / MiB:.1f} → {figures.peakRSS / MiB:.1f}")
+    if figures.processes and figures.processes > 1:
+        memory += f" (largest {figures.largestRSS / MiB:.1f})"
     rest = figures.machineCPU - (figures.serverCPU or 0) - figures.clientCPU
     ratios = "; ".join(f"{value:.2f} × {name}" for name, value in row.ratios.items())
+    processes = "–" if row.baseline else str(row.workers)
     return (
-        f"| {row.name} | {row.transport or '–'} | {figures.count} "
+        f"| {row.name} | {row.transport or '–'} | {figures.count} | {processes} "
         f"| {figures.throughput / MB:.1f} | {ratios or '–'} | {serverCPU} "
         f"| {_perGB(figures, figures.clientCPU)} | {memory} | {100 * rest / figures.wall:.0f}% |"
     )
+
+
+def _processes(rows: list[Row]) -> list[str]:
+    """How the runs with --workers spread over the server's processes."""
+    several = [row for row in rows if row.workers > 1]
+    if not several:
+        return []
+    lines = [
+        "## The server's processes (--workers)",
+        "",
+        "| run | processes seen | CPU s per process (main first) | uploads each served "
+        "| largest process's peak RSS MiB |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for row in several:
+        figures = row.figures
+        cpu = " + ".join(f"{seconds:.2f}" for seconds in figures.processCPU)
+        served = " + ".join(str(number) for number in figures.served or []) or "–"
+        lines.append(f"| {row.label} | {figures.processes} | {cpu} | {served} "
+                     f"| {figures.largestRSS / MiB:.1f} |")
+    return [*lines, ""]
 
 
 def markdown(rows: list[Row], found: list[Target], machine: dict, run: dict) -> str:
@@ -151,7 +194,10 @@ def markdown(rows: list[Row], found: list[Target], machine: dict, run: dict) -> 
         "# Server benchmark: the latest figures",
         "",
         f"`{run['command']}` on {machine['date']}: {humanSize(run['size'])} per object, "
-        f"1 and {run['many']} uploads at once; {run['minutes']:.1f} minutes.  "
+        f"1 and {run['many']} uploads at once"
+        + (f", {run['many']} also with `--workers {run['workers']}`"
+           if run.get("workers", 1) > 1 else "")
+        + f"; {run['minutes']:.1f} minutes.  "
         "Written by bench/run.py; what the columns mean: bench/README.md.",
         "",
         "## Machine",
@@ -161,11 +207,13 @@ def markdown(rows: list[Row], found: list[Target], machine: dict, run: dict) -> 
         "",
         "## Figures",
         "",
-        "| run | transport | at once | MB/s | ratios | server CPU s/GB (reactor) "
-        "| client CPU s/GB | server RSS MiB before → peak | rest of machine, % of a core |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| run | transport | at once | --workers | MB/s | ratios | server CPU s/GB (reactor "
+        "threads) | client CPU s/GB | server RSS MiB before → peak | rest of machine, % of "
+        "a core |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         *(_tableRow(row) for row in rows),
         "",
+        *_processes(rows),
         "## Targets (issue #7)",
         "",
         "| target | figure | met |",
@@ -186,7 +234,7 @@ def write(directory: str, rows: list[Row], found: list[Target], machine: dict,
         "machine": machine,
         "rows": [
             {"name": row.name, "transport": row.transport, "baseline": row.baseline,
-             "figures": row.figures.asDict(), "ratios": row.ratios}
+             "workers": row.workers, "figures": row.figures.asDict(), "ratios": row.ratios}
             for row in rows
         ],
         "targets": [target.__dict__ for target in found],

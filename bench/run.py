@@ -2,15 +2,19 @@
 """
 Every server benchmark in one run, and its figures written down:
 
-    python bench/run.py [--size 1G] [--concurrency 8] [--data DIR] [--output DIR]
+    python bench/run.py [--size 1G] [--concurrency 8] [--workers N] [--data DIR]
+                        [--output DIR]
 
 For one upload and for C{--concurrency} at once, one after the other: the
 baselines (the disk, OpenSSH's C{sftp put}, the discard receiver over HTTP
 and HTTPS), then C{twistd -n bwscd} with each backend (filesystem, sqlite,
-sftp to a throwaway OpenSSH sshd on loopback) over HTTP and HTTPS.  Every
-run sends the same payload (made once, before any clock starts).  It prints
-a line per run as it goes, then the table, and writes it with the machine's
-facts and the targets met to C{bench/results/latest.md} and C{latest.json}.
+sftp to a throwaway OpenSSH sshd on loopback) over HTTP and HTTPS; with
+C{--concurrency} at once, the filesystem and sqlite backends also with
+C{--workers} processes (default: one per core), each right after the same
+run in one process.  Every run sends the same payload (made once, before
+any clock starts).  It prints a line per run as it goes, then the table,
+and writes it with the machine's facts and the targets met to
+C{bench/results/latest.md} and C{latest.json}.
 See bench/README.md.
 """
 
@@ -31,7 +35,9 @@ from upload import (
 )
 
 TRANSPORTS = ("http", "https")
-BACKENDS = (results.FILESYSTEM, results.SQLITE, results.SFTP)
+BACKENDS = results.BACKENDS
+# The backends also run with --workers (with several uploads at once).
+WORKER_BACKENDS = (results.FILESYSTEM, results.SQLITE)
 
 
 def backendSpec(name: str, sshd, run: str) -> str:
@@ -48,17 +54,21 @@ def backendSpec(name: str, sshd, run: str) -> str:
     return name
 
 
-def runAll(scratch: str, payload: Payload, many: int) -> list[results.Row]:
-    """Every run, in C{scratch}; each one's files are deleted after it."""
+def runAll(scratch: str, payload: Payload, many: int, workers: int) -> list[results.Row]:
+    """
+    Every run, in C{scratch}; each one's files are deleted after it.  With
+    C{many} at once, the backends of C{WORKER_BACKENDS} run again with
+    C{--workers} C{workers} if that is more than 1.
+    """
     sshdModule = loadModule("bwscd_tests_sshd", "tests", "backends", "sshd.py")
     os.makedirs(os.path.join(scratch, "sshd"))
     sshd = sshdModule.SSHServer.start(os.path.join(scratch, "sshd"))
     rows = []
 
-    def record(name, transport, figures):
-        row = results.Row(name, transport, figures)
+    def record(name, transport, figures, processes=1):
+        row = results.Row(name, transport, figures, workers=processes)
         rows.append(row)
-        print(f"  {row.label:24} {figures.throughput / MB:8.1f} MB/s  {figures.wall:7.2f} s",
+        print(f"  {row.label:36} {figures.throughput / MB:8.1f} MB/s  {figures.wall:7.2f} s",
               flush=True)
 
     try:
@@ -72,11 +82,16 @@ def runAll(scratch: str, payload: Payload, many: int) -> list[results.Row]:
                     directory, payload, count, https=transport == "https"))
             for backend in BACKENDS:
                 for transport in TRANSPORTS:
-                    run = os.path.join(scratch, f"{backend}-{transport}-{count}")
-                    spec = backendSpec(backend, sshd, run)
-                    record(backend, transport, benchServer(
-                        run, payload, count, spec, https=transport == "https"))
-                    shutil.rmtree(run)
+                    # With several at once, right after the same run in one
+                    # process, so that both see the machine alike.
+                    several = count > 1 and workers > 1 and backend in WORKER_BACKENDS
+                    for processes in (1, workers) if several else (1,):
+                        run = os.path.join(scratch, f"{backend}-{transport}-{count}-{processes}")
+                        spec = backendSpec(backend, sshd, run)
+                        record(backend, transport, benchServer(
+                            run, payload, count, spec, https=transport == "https",
+                            workers=processes), processes)
+                        shutil.rmtree(run)
     finally:
         sshd.stop()
     return rows
@@ -90,6 +105,10 @@ def main(argv=None) -> int:
                         help="bytes per object: 1G (default), 64M for a quick run")
     parser.add_argument("--concurrency", type=int, default=8,
                         help="uploads at once in the concurrent runs (default 8)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count(),
+                        help="bwscd's --workers in the extra concurrent runs of the "
+                             "filesystem and sqlite backends (default: the number of cores, "
+                             f"{os.cpu_count()} here; 1 for none)")
     parser.add_argument("--data", metavar="DIR",
                         help="make the scratch directory in DIR (default: /tmp); it needs "
                              "room for twice concurrency × size")
@@ -97,8 +116,8 @@ def main(argv=None) -> int:
                         default=os.path.join(REPOSITORY, "bench", "results"),
                         help="where latest.md and latest.json go (default bench/results)")
     args = parser.parse_args(argv)
-    if args.size < 1 or args.concurrency < 2:
-        parser.error("--size must be positive and --concurrency at least 2")
+    if args.size < 1 or args.concurrency < 2 or args.workers < 1:
+        parser.error("--size and --workers must be positive and --concurrency at least 2")
 
     absolutePythonPath()
     scratch = tempfile.mkdtemp(prefix="bwscd-bench-", dir=args.data)
@@ -114,7 +133,7 @@ def main(argv=None) -> int:
         started = time.monotonic()
         print(f"preparing {args.concurrency} x {humanSize(args.size)} ...", flush=True)
         payload = Payload.make(args.concurrency, args.size)
-        rows = runAll(scratch, payload, args.concurrency)
+        rows = runAll(scratch, payload, args.concurrency, args.workers)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -125,6 +144,7 @@ def main(argv=None) -> int:
         "command": shlex.join(["python", "bench/run.py", *arguments]),
         "size": args.size,
         "many": args.concurrency,
+        "workers": args.workers,
         "minutes": (time.monotonic() - started) / 60,
     }
     print()

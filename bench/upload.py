@@ -4,14 +4,15 @@ Upload benchmark: a real C{twistd -n bwscd}, python-swiftclient as the
 client, and figures for throughput, server CPU and server memory.
 
     python bench/upload.py [--size 2G] [--http] [--chunked]
-                           [--concurrency N] [--data DIR]
+                           [--concurrency N] [--workers N] [--data DIR]
 
 Each upload's bytes come from one random 1 MiB block repeated, so the
 client neither holds the object in memory nor spends CPU making it; the MD5
 of the whole object is worked out before the clock starts and sent as the
-ETag, so the server checks every byte.  While the uploads run, the server's
-VmRSS is sampled every 50 ms; its CPU time (utime + stime) is read before
-and after.  Not a test: it prints figures (see bench/README.md).
+ETag, so the server checks every byte.  The server is its main process
+and that process's children (C{--workers}): while the uploads run, each
+one's VmRSS and CPU time (utime + stime) are sampled every 50 ms, and added
+up (L{ServerSampler}).  Not a test: it prints figures (see bench/README.md).
 
 Also a library: bench/run.py times the same uploads against every backend
 and against the baselines (bench/discard.py) with L{timeUploads}.
@@ -25,6 +26,7 @@ import re
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -147,17 +149,46 @@ class Payload:
 # The server's side, from /proc.
 
 
+def _statFields(path: str) -> list[str]:
+    """The fields of a C{/proc/.../stat} after the command name: [0] is field 3 (state)."""
+    with open(path) as f:
+        # The command name, in parentheses, may contain spaces: split after it.
+        return f.read().rpartition(")")[2].split()
+
+
 def cpuSeconds(pid: int, tid: int | None = None) -> float:
     """
     utime + stime in seconds: of the whole process C{pid} (all its threads,
     also those that have exited), or of its one thread C{tid}.
     """
-    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
-    with open(path) as f:
-        # The command name, in parentheses, may contain spaces: split after it.
-        fields = f.read().rpartition(")")[2].split()
-    # Fields 14 and 15 of proc(5); fields[0] here is field 3 (state).
+    fields = _statFields(f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat")
+    # Fields 14 and 15 of proc(5).
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def childrenOf(pid: int) -> list[int]:
+    """The live (not zombie) processes whose parent is C{pid}, from C{/proc/*/stat}."""
+    children = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = _statFields(f"/proc/{entry}/stat")
+            except OSError:
+                continue  # it has just ended
+            if int(fields[1]) == pid and fields[0] != "Z":
+                children.append(int(entry))
+    return sorted(children)
+
+
+def memory(pid: int) -> dict[str, int]:
+    """The sizes of C{/proc/PID/status} (VmRSS, VmHWM, ...) in bytes."""
+    sizes = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            name, _, value = line.partition(":")
+            if value.strip().endswith("kB"):
+                sizes[name] = int(value.split()[0]) * 1024
+    return sizes
 
 
 def machineBusySeconds() -> float:
@@ -174,13 +205,121 @@ def machineBusySeconds() -> float:
 
 
 @dataclass
+class ProcessSample:
+    cpu: float  # utime + stime of the whole process
+    reactor: float  # of its main thread: a twistd's or a worker's reactor
+    rss: int
+    hwm: int
+
+
+def sampleProcess(pid: int) -> ProcessSample | None:
+    """L{None} if the process has ended (or is a zombie, whose memory is gone)."""
+    try:
+        sizes = memory(pid)
+        return ProcessSample(cpuSeconds(pid), cpuSeconds(pid, pid),
+                             sizes["VmRSS"], sizes["VmHWM"])
+    except (OSError, KeyError):
+        return None
+
+
+class ServerSampler:
+    """
+    The whole server: the process C{pid} and its children (bwscd's
+    C{--workers}; found by their parent pid, again every
+    C{SCAN_INTERVAL}, so that a worker started again is counted too), each
+    sampled every C{INTERVAL} in a thread between L{start} and L{stop}.
+
+    CPU is each process's utime + stime at its last sample less that at
+    L{start} (0 for a process that started later; a process that ended
+    counts up to its last sample), added over the processes; likewise its
+    main thread's, which is the reactor in twistd and in every worker.
+    Memory is the peak of the sum of the processes' VmRSS over the samples,
+    and the largest VmRSS of one process.
+    """
+
+    INTERVAL = 0.05
+    SCAN_INTERVAL = 0.5
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.first: dict[int, ProcessSample] = {}
+        self.last: dict[int, ProcessSample] = {}
+        self.peak = 0
+        self.largest = 0
+        self.samples = 0
+        self._pids = [pid]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _scan(self) -> None:
+        self._pids = [self.pid, *childrenOf(self.pid)]
+
+    def _sample(self) -> dict[int, ProcessSample]:
+        now = {}
+        for pid in self._pids:
+            sample = sampleProcess(pid)
+            if sample is not None:
+                now[pid] = sample
+        self.last.update(now)
+        if self.pid in now:
+            self.peak = max(self.peak, sum(sample.rss for sample in now.values()))
+            self.largest = max([self.largest, *(sample.rss for sample in now.values())])
+            self.samples += 1
+        return now
+
+    def start(self) -> dict[int, ProcessSample]:
+        """Sample every process now (the figures' start), then every C{INTERVAL}."""
+        self._scan()
+        self.first = self._sample()
+        if self.pid not in self.first:
+            raise RuntimeError(f"the server (pid {self.pid}) has ended")
+        self._thread.start()
+        return self.first
+
+    def _run(self) -> None:
+        scanned = time.monotonic()
+        while not self._stop.wait(self.INTERVAL):
+            if time.monotonic() - scanned >= self.SCAN_INTERVAL:
+                self._scan()
+                scanned = time.monotonic()
+            self._sample()
+
+    def stop(self) -> None:
+        """Stop sampling, after a last look for processes and a last sample."""
+        self._stop.set()
+        self._thread.join()
+        self._scan()
+        self._sample()
+
+    def cpu(self, pid: int) -> float:
+        return self.last[pid].cpu - (self.first[pid].cpu if pid in self.first else 0.0)
+
+    def reactor(self, pid: int) -> float:
+        return self.last[pid].reactor - (self.first[pid].reactor if pid in self.first else 0.0)
+
+    @property
+    def pids(self) -> list[int]:
+        """Every process seen, the main one first."""
+        return [self.pid, *sorted(pid for pid in self.last if pid != self.pid)]
+
+
+@dataclass
 class Figures:
     """
     What one timed run measured.  C{serverCPU} and the memory figures are
-    of the receiving process; C{reactorCPU} of its main thread, where that
-    means something (twistd's reactor); C{machineCPU} is the whole
-    machine's busy CPU time over the run (L{machineBusySeconds}).  L{None}
-    where not measured.
+    of the whole receiver: the process and its children (bwscd's workers),
+    see L{ServerSampler}; C{reactorCPU} of the main threads of those
+    processes, where that means something (bwscd's reactors);
+    C{machineCPU} is the whole machine's busy CPU time over the run
+    (L{machineBusySeconds}).  L{None} where not measured.
+
+    C{rssBefore} is the sum of the processes' VmRSS before the uploads,
+    C{peakRSS} the peak of that sum during them, C{largestRSS} the largest
+    VmRSS of one process, C{hwm} the sum of their VmHWM at the end (each
+    one's own high-water mark, so at least C{peakRSS}).  C{processCPU} is
+    each process's CPU seconds, the main process's first; C{served} how
+    many of the uploads each one served, in the same order (from bwscd's
+    log).
     """
 
     count: int
@@ -194,6 +333,10 @@ class Figures:
     peakRSS: int | None = None
     samples: int | None = None
     hwm: int | None = None
+    largestRSS: int | None = None
+    processes: int | None = None
+    processCPU: list[float] | None = None
+    served: list[int] | None = None
 
     @property
     def total(self) -> int:
@@ -249,46 +392,55 @@ def timeUploads(server, payload: Payload, count: int, chunkSize: int | None = No
     """
     Upload C{count} objects of C{payload} at once to C{server} (a running
     C{Server} of tests/conftest.py, or anything that answers like one) and
-    measure it.
+    measure it: the server is its process and that process's children.
 
     @return: the L{Figures} and the names the objects were stored as.
     """
-    pid = server.process.pid
     # One connection per upload, made and logged in here, one after the
     # other: Server.connection() rewrites the CA file each time, so threads
     # calling it at once can catch it half written.  Logging in before the
     # clock starts also keeps scrypt out of the figures.
     connections = [server.connection(timeout=600) for _ in range(count)]
+    sampler = ServerSampler(server.process.pid)
     try:
         for connection in connections:
             connection.get_auth()
         register(connections[0])
-        rssBefore = server.status()["VmRSS"]
 
         clientBefore = os.times()
-        cpuBefore = cpuSeconds(pid)
-        # twistd's main thread runs the reactor: TLS, HTTP parsing, queueing.
-        reactorBefore = cpuSeconds(pid, pid)
+        before = sampler.start()
         busyBefore = machineBusySeconds()
         started = time.monotonic()
-        with server.peakMemory() as sampler, ThreadPoolExecutor(count) as pool:
-            futures = [
-                pool.submit(upload, connections[i], i, payload, chunkSize)
-                for i in range(count)
-            ]
-            names = [future.result() for future in futures]
-        wall = time.monotonic() - started
-        serverCPU = cpuSeconds(pid) - cpuBefore
-        reactorCPU = cpuSeconds(pid, pid) - reactorBefore
-        busy = machineBusySeconds() - busyBefore
+        try:
+            with ThreadPoolExecutor(count) as pool:
+                futures = [
+                    pool.submit(upload, connections[i], i, payload, chunkSize)
+                    for i in range(count)
+                ]
+                names = [future.result() for future in futures]
+            wall = time.monotonic() - started
+            busy = machineBusySeconds() - busyBefore
+        finally:
+            sampler.stop()
         clientAfter = os.times()
     finally:
         for connection in connections:
             connection.close()
     clientCPU = (clientAfter.user - clientBefore.user) + (clientAfter.system - clientBefore.system)
+    pids = sampler.pids
+    processCPU = [sampler.cpu(pid) for pid in pids]
     return Figures(
-        count, payload.size, wall, clientCPU, serverCPU, reactorCPU, busy,
-        rssBefore, sampler.peak, sampler.samples, server.status()["VmHWM"],
+        count, payload.size, wall, clientCPU,
+        serverCPU=sum(processCPU),
+        reactorCPU=sum(sampler.reactor(pid) for pid in pids),
+        machineCPU=busy,
+        rssBefore=sum(sample.rss for sample in before.values()),
+        peakRSS=sampler.peak,
+        samples=sampler.samples,
+        hwm=sum(sampler.last[pid].hwm for pid in pids),
+        largestRSS=sampler.largest,
+        processes=len(pids),
+        processCPU=processCPU,
     ), names
 
 
@@ -302,25 +454,64 @@ def checkStored(server, names: list[str], payload: Payload) -> None:
                                  f"(etag {head['etag']}), sent {payload.size} ({md5})")
 
 
+def waitForWorkers(server, workers: int, timeout: float = 60) -> None:
+    """
+    Until the server's main process has its C{workers - 1} worker processes
+    and each has logged that its site is listening, so that every process
+    can accept connections when the clock starts.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        log = server.log()
+        ready = all(f"worker {number}: AccessLoggingSite" in log
+                    for number in range(1, workers))
+        if ready and len(childrenOf(server.process.pid)) == workers - 1:
+            return
+        if server.process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the server's {workers - 1} worker(s) did not start")
+        time.sleep(0.1)
+
+
+def servedBy(log: str, workers: int) -> list[int]:
+    """
+    How many of the benchmark's uploads each process served, from bwscd's
+    access log: the main process's lines, then those of C{worker N: }.
+    """
+    served = [0] * workers
+    for line in log.splitlines():
+        if " PUT " in line and f"/{CONTAINER}/object-" in line:
+            match = re.search(r"worker (\d+): ", line)
+            served[int(match.group(1)) if match else 0] += 1
+    return served
+
+
 def benchServer(base: str, payload: Payload, count: int, backend: str = "filesystem",
-                https: bool = True, chunkSize: int | None = None) -> Figures:
+                https: bool = True, chunkSize: int | None = None, workers: int = 1) -> Figures:
     """
     Start C{twistd -n bwscd} with its data in C{base}/data (C{base} made if
-    missing; C{DATA} in C{backend} standing for that directory), time
-    C{count} uploads to it, check what it stored, and stop it.  If anything
-    fails, the tail of the server's log is printed before the exception goes
-    on.
+    missing; C{DATA} in C{backend} standing for that directory) and
+    C{--workers} if C{workers} is more than 1, time C{count} uploads to it,
+    check what it stored, and stop it.  If anything fails, the tail of the
+    server's log is printed before the exception goes on.
     """
     conftest = loadConftest()
     os.makedirs(base, exist_ok=True)
     data = os.path.join(base, "data")
     extra = ["--max-uploads", str(count)] if count > 32 else []
     extra += ["--backend", backend.replace("DATA", data)]
+    if workers > 1:
+        extra += ["--workers", str(workers)]
     server = None
     try:
         server = conftest.startServer(data, *extra, https=https)
+        waitForWorkers(server, workers)
         figures, names = timeUploads(server, payload, count, chunkSize)
         checkStored(server, names, payload)
+        # A worker's log lines reach the main process's log a moment later.
+        deadline = time.monotonic() + 10
+        while sum(servedBy(server.log(), workers)) < count and time.monotonic() < deadline:
+            time.sleep(0.1)
+        figures.served = servedBy(server.log(), workers)
         return figures
     except Exception:
         log = data + ".log"
@@ -338,7 +529,8 @@ def report(figures: Figures, mode: str) -> str:
     exact = "" if humanSize(figures.size).endswith(" bytes") else f" ({figures.size} bytes)"
     workers = figures.serverCPU - figures.reactorCPU
     others = figures.machineCPU - figures.serverCPU - figures.clientCPU
-    return "\n".join([
+    several = figures.processes > 1
+    lines = [
         f"size              {humanSize(figures.size)} per object{exact}",
         f"mode              {mode}",
         f"concurrency       {figures.count}",
@@ -346,20 +538,34 @@ def report(figures: Figures, mode: str) -> str:
         f"throughput        {figures.throughput / MB:.1f} MB/s  "
         f"({figures.throughput * 8 / MB:.0f} Mbit/s)",
         f"server CPU        {figures.serverCPU:.2f} s, {figures.perGB(figures.serverCPU):.2f} "
-        f"s per GB ({100 * figures.serverCPU / figures.wall:.0f}% of one core)",
-        f"  reactor thread  {figures.reactorCPU:.2f} s, {figures.perGB(figures.reactorCPU):.2f} "
-        f"s per GB (TLS, HTTP parsing, queueing)",
+        f"s per GB ({100 * figures.serverCPU / figures.wall:.0f}% of one core"
+        + (f"; {figures.processes} processes)" if several else ")"),
+        f"  reactor thread{'s' if several else ' '} {figures.reactorCPU:.2f} s, "
+        f"{figures.perGB(figures.reactorCPU):.2f} s per GB (TLS, HTTP parsing, queueing)",
         f"  other threads   {workers:.2f} s, {figures.perGB(workers):.2f} s per GB "
         f"(upload workers: MD5, SHA-256, write)",
+    ]
+    if several:
+        cpu = " + ".join(f"{seconds:.2f}" for seconds in figures.processCPU)
+        served = (" + ".join(str(number) for number in figures.served)
+                  if figures.served else "not counted")
+        lines += [
+            f"  per process     {cpu} s (main process first); uploads served {served}",
+        ]
+    lines += [
         f"client CPU        {figures.clientCPU:.2f} s, {figures.perGB(figures.clientCPU):.2f} "
         f"s per GB",
         f"rest of machine   {others:.2f} s of CPU ({100 * others / figures.wall:.0f}% of one "
         f"core: other processes, the kernel's own threads)",
-        f"server peak RSS   {figures.peakRSS / MiB:.1f} MiB sampled VmRSS "
-        f"({figures.samples} samples), {figures.hwm / MiB:.1f} MiB VmHWM; "
-        f"{figures.rssBefore / MiB:.1f} MiB before the upload",
+        f"server peak RSS   {figures.peakRSS / MiB:.1f} MiB sampled VmRSS"
+        + (f" of all {figures.processes} processes together, the largest one "
+           f"{figures.largestRSS / MiB:.1f} MiB" if several else "")
+        + f" ({figures.samples} samples), {figures.hwm / MiB:.1f} MiB VmHWM"
+        + (" (added)" if several else "")
+        + f"; {figures.rssBefore / MiB:.1f} MiB before the upload",
         f"stored            {figures.count} file(s) of {figures.size} bytes, ETags verified",
-    ])
+    ]
+    return "\n".join(lines)
 
 
 def main(argv=None) -> int:
@@ -380,18 +586,20 @@ def main(argv=None) -> int:
                         help="with --chunked, bytes per chunk (default 64k)")
     parser.add_argument("--concurrency", type=int, default=1,
                         help="objects uploaded at once, each on its own connection")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="the server's --workers: processes sharing its port (default 1)")
     parser.add_argument("--data", metavar="DIR",
                         help="make the server's scratch directory in DIR "
                              "(default: the temporary directory, /tmp)")
     parser.add_argument("--keep", action="store_true",
                         help="leave the scratch directory (and the uploads) behind")
     args = parser.parse_args(argv)
-    if args.size < 1 or args.concurrency < 1 or args.chunk_size < 1:
-        parser.error("--size, --chunk-size and --concurrency must be positive")
+    if min(args.size, args.concurrency, args.chunk_size, args.workers) < 1:
+        parser.error("--size, --chunk-size, --concurrency and --workers must be positive")
     count, chunkSize = args.concurrency, args.chunk_size if args.chunked else None
     mode = f"{'http' if args.http else 'https'}, " + (
         f"chunked ({humanSize(chunkSize)} chunks)" if chunkSize else "content-length"
-    )
+    ) + (f", --workers {args.workers}" if args.workers > 1 else "")
 
     absolutePythonPath()
     base = tempfile.mkdtemp(prefix="bwscd-bench-", dir=args.data)
@@ -399,7 +607,8 @@ def main(argv=None) -> int:
         print(f"preparing {count} x {humanSize(args.size)} ...", flush=True)
         payload = Payload.make(count, args.size)
         print(f"uploading ({mode}) ...", flush=True)
-        figures = benchServer(base, payload, count, args.backend, not args.http, chunkSize)
+        figures = benchServer(base, payload, count, args.backend, not args.http, chunkSize,
+                              args.workers)
         print()
         print(report(figures, mode))
         return 0
