@@ -8,7 +8,10 @@ L{IObjectWriter}, so neither hashing nor writing nor fsync ever runs on the
 reactor.  hashlib and file writes release the GIL, so uploads overlap.
 When more than L{HIGH_WATER} bytes wait for the worker, reading the socket
 pauses until the worker is back under L{LOW_WATER}: memory stays flat
-whatever the object size.
+whatever the object size.  The worker takes the bytes one piece (one
+socket read's plaintext) at a time and says how far it got every
+L{REPORT_EVERY} bytes, so the socket is read again as soon as there is
+room, while the worker still has a piece to work on.
 """
 
 import hashlib
@@ -26,8 +29,14 @@ from bwscd.interfaces import Digests
 
 log = Logger()
 
-HIGH_WATER = 4 << 20
-LOW_WATER = 1 << 20
+# At most HIGH_WATER bytes wait per upload, plus what one socket read
+# brings after reading pauses (bwscd.streaming.SOCKET_READ_SIZE, 128 KiB):
+# eight uploads at once hold about 4 MiB.  Reading resumes with two such
+# pieces still queued, so the worker (which hashes and writes one in about
+# 0.3 ms) has work while the reactor wakes, reads and decrypts the next.
+HIGH_WATER = 384 << 10
+LOW_WATER = 320 << 10
+REPORT_EVERY = 64 << 10
 
 _END = object()
 _ABORT = object()
@@ -118,39 +127,46 @@ class Upload:
 
     # The worker thread.
 
-    def _take(self) -> list:
+    def _take(self):
         with self._ready:
             while not self._queue:
                 self._ready.wait()
-            items = list(self._queue)
-            self._queue.clear()
-            return items
+            return self._queue.popleft()
+
+    def _report(self, count: int) -> None:
+        self._reactor.callFromThread(self._written, count)
 
     def _work(self):
         md5, sha256, length = hashlib.md5(), hashlib.sha256(), 0
         kept: list[bytes] | None = [] if self._keep else None
+        unreported = 0
         try:
             while True:
-                batch = 0
-                for item in self._take():
-                    if item is _END:
-                        if kept is not None:
-                            self.kept = b"".join(kept)
-                        return self._commit(
-                            Digests(length, md5.hexdigest(), sha256.hexdigest())
-                        )
-                    if item is _ABORT:
-                        raise Abandoned("the body ended early; nothing was stored")
-                    md5.update(item)
-                    sha256.update(item)
-                    self._writer.write(item)
-                    length += len(item)
-                    batch += len(item)
-                    if kept is not None and length <= self._keep:
-                        kept.append(item)
-                    else:
-                        kept = None
-                self._reactor.callFromThread(self._written, batch)
+                item = self._take()
+                if item is _END:
+                    if kept is not None:
+                        self.kept = b"".join(kept)
+                    return self._commit(
+                        Digests(length, md5.hexdigest(), sha256.hexdigest())
+                    )
+                if item is _ABORT:
+                    raise Abandoned("the body ended early; nothing was stored")
+                md5.update(item)
+                sha256.update(item)
+                self._writer.write(item)
+                length += len(item)
+                unreported += len(item)
+                if kept is not None and length <= self._keep:
+                    kept.append(item)
+                else:
+                    kept = None
+                del item
+                # Without the lock: a stale answer only delays the report to
+                # the next piece, and an empty queue is reported before the
+                # worker waits.
+                if unreported >= REPORT_EVERY or not self._queue:
+                    self._report(unreported)
+                    unreported = 0
         except BaseException:
             # The reason the upload failed is what the client must hear,
             # even if forgetting what was written fails too.
