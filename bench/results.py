@@ -156,7 +156,7 @@ def _tableRow(row: Row) -> str:
         serverCPU += f" ({_perGB(figures, figures.reactorCPU)})"
     memory = "–" if figures.peakRSS is None else (
         f"{figures.rssBefore / MiB:.1f} → {figures.peakRSS / MiB:.1f}")
-    if figures.processes and figures.processes > 1:
+    if (figures.processes or 0) + (figures.helpers or 0) > 1:
         memory += f" (largest {figures.largestRSS / MiB:.1f})"
     rest = figures.machineCPU - (figures.serverCPU or 0) - figures.clientCPU
     ratios = "; ".join(f"{value:.2f} × {name}" for name, value in row.ratios.items())
@@ -169,22 +169,28 @@ def _tableRow(row: Row) -> str:
 
 
 def _processes(rows: list[Row]) -> list[str]:
-    """How the runs with --workers spread over the server's processes."""
-    several = [row for row in rows if row.workers > 1]
+    """
+    The runs whose server was more than one process: how they spread over
+    bwscd's processes (--workers), and what the others (ssh) cost.
+    """
+    several = [row for row in rows if not row.baseline and (
+        row.figures.processes or 0) + (row.figures.helpers or 0) > 1]
     if not several:
         return []
     lines = [
-        "## The server's processes (--workers)",
+        "## The server's processes",
         "",
-        "| run | processes seen | CPU s per process (main first) | uploads each served "
-        "| largest process's peak RSS MiB |",
-        "| --- | --- | --- | --- | --- |",
+        "| run | bwscd processes seen | CPU s each (main first) | uploads each served "
+        "| other processes (ssh): CPU s/GB | largest process's peak RSS MiB |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for row in several:
         figures = row.figures
         cpu = " + ".join(f"{seconds:.2f}" for seconds in figures.processCPU)
         served = " + ".join(str(number) for number in figures.served or []) or "–"
-        lines.append(f"| {row.label} | {figures.processes} | {cpu} | {served} "
+        helpers = (f"{figures.helpers}: {figures.perGB(figures.helperCPU):.2f}"
+                   if figures.helpers else "–")
+        lines.append(f"| {row.label} | {figures.processes} | {cpu} | {served} | {helpers} "
                      f"| {figures.largestRSS / MiB:.1f} |")
     return [*lines, ""]
 

@@ -166,18 +166,43 @@ def cpuSeconds(pid: int, tid: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def childrenOf(pid: int) -> list[int]:
-    """The live (not zombie) processes whose parent is C{pid}, from C{/proc/*/stat}."""
-    children = []
+def descendantsOf(pid: int) -> list[int]:
+    """
+    The live (not zombie) processes descended from C{pid}, by their parent
+    pid in C{/proc/*/stat}: its children, theirs, and so on.
+    """
+    parents = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 fields = _statFields(f"/proc/{entry}/stat")
             except OSError:
                 continue  # it has just ended
-            if int(fields[1]) == pid and fields[0] != "Z":
-                children.append(int(entry))
-    return sorted(children)
+            if fields[0] != "Z":
+                parents[int(entry)] = int(fields[1])
+    found, frontier = [], [pid]
+    while frontier:
+        frontier = [child for child, parent in parents.items() if parent in frontier]
+        found += frontier
+    return sorted(found)
+
+
+def commandOf(pid: int) -> list[str]:
+    """Its command line; empty if it has ended."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().decode(errors="replace").split("\0")[:-1]
+    except OSError:
+        return []
+
+
+def isWorker(pid: int) -> bool:
+    """A bwscd worker process (C{python -m bwscd.workers}) of C{--workers}."""
+    return commandOf(pid)[1:3] == ["-m", "bwscd.workers"]
+
+
+def workersOf(pid: int) -> list[int]:
+    return [child for child in descendantsOf(pid) if isWorker(child)]
 
 
 def memory(pid: int) -> dict[str, int]:
@@ -224,17 +249,21 @@ def sampleProcess(pid: int) -> ProcessSample | None:
 
 class ServerSampler:
     """
-    The whole server: the process C{pid} and its children (bwscd's
-    C{--workers}; found by their parent pid, again every
-    C{SCAN_INTERVAL}, so that a worker started again is counted too), each
-    sampled every C{INTERVAL} in a thread between L{start} and L{stop}.
+    The whole server: the process C{pid} and its descendants, found by
+    their parent pid, again every C{SCAN_INTERVAL} so that a process started
+    during the run is counted too, each sampled every C{INTERVAL} in a
+    thread between L{start} and L{stop}.  For bwscd, those are its
+    C{--workers} (C{python -m bwscd.workers}), and the sftp backend's
+    C{ssh} clients (of the main process and of each worker), which do its
+    SSH encryption.
 
     CPU is each process's utime + stime at its last sample less that at
     L{start} (0 for a process that started later; a process that ended
-    counts up to its last sample), added over the processes; likewise its
-    main thread's, which is the reactor in twistd and in every worker.
-    Memory is the peak of the sum of the processes' VmRSS over the samples,
-    and the largest VmRSS of one process.
+    counts up to its last sample), added over the processes.  The reactor
+    CPU is likewise of the main thread of each bwscd process (the main
+    process and the workers, not C{ssh}): each runs its own reactor there.
+    Memory is the peak of the sum of every process's VmRSS at a sample, and
+    the largest VmRSS of one process.
     """
 
     INTERVAL = 0.05
@@ -244,6 +273,8 @@ class ServerSampler:
         self.pid = pid
         self.first: dict[int, ProcessSample] = {}
         self.last: dict[int, ProcessSample] = {}
+        # For each process seen: True for bwscd's own (the main one, a worker).
+        self.bwscd: dict[int, bool] = {pid: True}
         self.peak = 0
         self.largest = 0
         self.samples = 0
@@ -252,7 +283,10 @@ class ServerSampler:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _scan(self) -> None:
-        self._pids = [self.pid, *childrenOf(self.pid)]
+        self._pids = [self.pid, *descendantsOf(self.pid)]
+        for pid in self._pids:
+            if pid not in self.bwscd:
+                self.bwscd[pid] = isWorker(pid)
 
     def _sample(self) -> dict[int, ProcessSample]:
         now = {}
@@ -298,9 +332,14 @@ class ServerSampler:
         return self.last[pid].reactor - (self.first[pid].reactor if pid in self.first else 0.0)
 
     @property
-    def pids(self) -> list[int]:
-        """Every process seen, the main one first."""
-        return [self.pid, *sorted(pid for pid in self.last if pid != self.pid)]
+    def processes(self) -> list[int]:
+        """bwscd's own processes seen: the main one first, then its workers."""
+        return [self.pid, *sorted(pid for pid in self.last if pid != self.pid and self.bwscd[pid])]
+
+    @property
+    def helpers(self) -> list[int]:
+        """Every other process seen (the sftp backend's C{ssh})."""
+        return sorted(pid for pid in self.last if not self.bwscd[pid])
 
 
 @dataclass
@@ -316,10 +355,13 @@ class Figures:
     C{rssBefore} is the sum of the processes' VmRSS before the uploads,
     C{peakRSS} the peak of that sum during them, C{largestRSS} the largest
     VmRSS of one process, C{hwm} the sum of their VmHWM at the end (each
-    one's own high-water mark, so at least C{peakRSS}).  C{processCPU} is
-    each process's CPU seconds, the main process's first; C{served} how
-    many of the uploads each one served, in the same order (from bwscd's
-    log).
+    one's own high-water mark, so at least C{peakRSS}).  C{processes} is
+    how many of bwscd's own processes there were (the main one and its
+    workers), C{processCPU} each one's CPU seconds, the main process's
+    first; C{served} how many of the uploads each one served, in the same
+    order (from bwscd's log).  C{helpers} is how many other processes the
+    server had (the sftp backend's C{ssh}), C{helperCPU} their CPU
+    seconds, which are in C{serverCPU}.
     """
 
     count: int
@@ -337,6 +379,8 @@ class Figures:
     processes: int | None = None
     processCPU: list[float] | None = None
     served: list[int] | None = None
+    helpers: int | None = None
+    helperCPU: float | None = None
 
     @property
     def total(self) -> int:
@@ -427,20 +471,23 @@ def timeUploads(server, payload: Payload, count: int, chunkSize: int | None = No
         for connection in connections:
             connection.close()
     clientCPU = (clientAfter.user - clientBefore.user) + (clientAfter.system - clientBefore.system)
-    pids = sampler.pids
-    processCPU = [sampler.cpu(pid) for pid in pids]
+    processes, helpers = sampler.processes, sampler.helpers
+    processCPU = [sampler.cpu(pid) for pid in processes]
+    helperCPU = sum(sampler.cpu(pid) for pid in helpers)
     return Figures(
         count, payload.size, wall, clientCPU,
-        serverCPU=sum(processCPU),
-        reactorCPU=sum(sampler.reactor(pid) for pid in pids),
+        serverCPU=sum(processCPU) + helperCPU,
+        reactorCPU=sum(sampler.reactor(pid) for pid in processes),
         machineCPU=busy,
         rssBefore=sum(sample.rss for sample in before.values()),
         peakRSS=sampler.peak,
         samples=sampler.samples,
-        hwm=sum(sampler.last[pid].hwm for pid in pids),
+        hwm=sum(sampler.last[pid].hwm for pid in processes + helpers),
         largestRSS=sampler.largest,
-        processes=len(pids),
+        processes=len(processes),
         processCPU=processCPU,
+        helpers=len(helpers),
+        helperCPU=helperCPU,
     ), names
 
 
@@ -465,7 +512,7 @@ def waitForWorkers(server, workers: int, timeout: float = 60) -> None:
         log = server.log()
         ready = all(f"worker {number}: AccessLoggingSite" in log
                     for number in range(1, workers))
-        if ready and len(childrenOf(server.process.pid)) == workers - 1:
+        if ready and len(workersOf(server.process.pid)) == workers - 1:
             return
         if server.process.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"the server's {workers - 1} worker(s) did not start")
@@ -530,6 +577,7 @@ def report(figures: Figures, mode: str) -> str:
     workers = figures.serverCPU - figures.reactorCPU
     others = figures.machineCPU - figures.serverCPU - figures.clientCPU
     several = figures.processes > 1
+    everything = figures.processes + (figures.helpers or 0)
     lines = [
         f"size              {humanSize(figures.size)} per object{exact}",
         f"mode              {mode}",
@@ -552,16 +600,21 @@ def report(figures: Figures, mode: str) -> str:
         lines += [
             f"  per process     {cpu} s (main process first); uploads served {served}",
         ]
+    if figures.helpers:
+        lines += [
+            f"  other processes {figures.helperCPU:.2f} s, {figures.perGB(figures.helperCPU):.2f} "
+            f"s per GB ({figures.helpers} of them: the sftp backend's ssh), in the above",
+        ]
     lines += [
         f"client CPU        {figures.clientCPU:.2f} s, {figures.perGB(figures.clientCPU):.2f} "
         f"s per GB",
         f"rest of machine   {others:.2f} s of CPU ({100 * others / figures.wall:.0f}% of one "
         f"core: other processes, the kernel's own threads)",
         f"server peak RSS   {figures.peakRSS / MiB:.1f} MiB sampled VmRSS"
-        + (f" of all {figures.processes} processes together, the largest one "
-           f"{figures.largestRSS / MiB:.1f} MiB" if several else "")
+        + (f" of all {everything} processes together, the largest one "
+           f"{figures.largestRSS / MiB:.1f} MiB" if everything > 1 else "")
         + f" ({figures.samples} samples), {figures.hwm / MiB:.1f} MiB VmHWM"
-        + (" (added)" if several else "")
+        + (" (added)" if everything > 1 else "")
         + f"; {figures.rssBefore / MiB:.1f} MiB before the upload",
         f"stored            {figures.count} file(s) of {figures.size} bytes, ETags verified",
     ]
