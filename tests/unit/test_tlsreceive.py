@@ -43,9 +43,15 @@ def move(source: SSL.Connection, destination: SSL.Connection) -> None:
         destination.bio_write(data)
 
 
-@pytest.fixture
-def pair(serverContext):
-    """A server L{BatchedConnection} and a client, handshake done, memory BIOs."""
+@pytest.fixture(params=["direct", "joined"])
+def pair(request, serverContext, monkeypatch):
+    """
+    A server L{BatchedConnection} and a client, handshake done, memory BIOs;
+    the server decrypting into its buffer, or joining pyOpenSSL's records
+    (what it does when pyOpenSSL's internals are not there).
+    """
+    if request.param == "joined":
+        monkeypatch.setattr(tlsreceive, "_direct", False)
     server = BatchedConnection(serverContext)
     server.set_accept_state()
     client = SSL.Connection(SSL.Context(SSL.TLS_CLIENT_METHOD))
@@ -138,6 +144,14 @@ def test_peek(pair):
     move(client, server)
     assert server.recv(2**15, socket.MSG_PEEK) == b"peek"
     assert server.recv(2**15) == b"peek"
+
+
+def test_readsDirectlyWithThisPyOpenSSL():
+    """
+    The pyOpenSSL installed has the internals the direct path uses; if this
+    fails after an upgrade, TLS still works, joining records, more slowly.
+    """
+    assert tlsreceive._direct
 
 
 def test_theServerUsesIt(tmp_path):
