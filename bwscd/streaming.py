@@ -38,7 +38,10 @@ log = Logger()
 # Bytes read from the socket at once, instead of Twisted's 64 KiB: each read
 # costs a pass through the reactor loop, TLS and HTTP parsing in Python, so
 # at a gigabit that per-read work is what the reactor thread spends most on.
-SOCKET_READ_SIZE = 256 << 10
+# Not more: each connection's TLS layer keeps a buffer of about 4/3 of this
+# (OpenSSL's memory BIO), and an upload queues up to one read more than its
+# high-water mark (bwscd.upload), which eight uploads at once feel.
+SOCKET_READ_SIZE = 128 << 10
 
 
 class BodyAbandoned(Exception):
