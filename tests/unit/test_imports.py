@@ -1,0 +1,34 @@
+"""
+A server imports the code of the backend it uses, not of the others: with
+the filesystem backend, no sqlite3, no twisted.conch (SSH), and no treq
+without a webhook.  Each would cost memory for nothing.
+"""
+
+import subprocess
+import sys
+import textwrap
+
+UNUSED = ["sqlite3", "twisted.conch", "treq", "bwscd.backends.sqlite", "bwscd.backends.sftp"]
+
+SERVER = """
+    import sys
+    from bwscd import service
+
+    options = service.Options()
+    options.parseOptions(["--data", sys.argv[1], "--public-address", "127.0.0.1"])
+    service.makeService(options)
+    print(" ".join(sorted(sys.modules)))
+"""
+
+
+def test_filesystemServerImportsNoOtherBackend(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(SERVER), str(tmp_path / "data")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    modules = set(result.stdout.split())
+    assert "bwscd.backends.filesystem" in modules
+    imported = [m for m in modules for unused in UNUSED
+                if m == unused or m.startswith(unused + ".")]
+    assert imported == []
