@@ -196,8 +196,9 @@ class Authentication(SwiftResource):
         self._credentials = credentials
         self._authority = authority
         self._reactor = reactor
-        # One key check at a time, on one thread: scrypt takes 16 MiB each,
-        # and a thread's allocator keeps what it once used.
+        # One key check at a time, on one thread: scrypt takes 16 MiB while
+        # it runs (given back after, see bwscd.account), and a flood of
+        # logins must not multiply that.
         self._checker = ThreadPool(minthreads=0, maxthreads=1, name="bwscd-auth")
         self._failures = FailedLogins(reactor.seconds)
         reactor.callWhenRunning(self._checker.start)
