@@ -22,9 +22,12 @@ SERVER = """
 
 
 def test_filesystemServerImportsNoOtherBackend(tmp_path):
+    # Not from the checkout's top directory: "python -c" puts the current
+    # directory first on sys.path, and the checkout's bwscd/ is not the
+    # installed package (bwscd.backends is mapped from backends/).
     result = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(SERVER), str(tmp_path / "data")],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     modules = set(result.stdout.split())
