@@ -13,37 +13,47 @@ import subprocess
 import time
 
 SSHD = "/usr/sbin/sshd"
+# The SFTP backend runs OpenSSH's client; ssh-keygen comes with it.
+CLIENT = ("ssh", "ssh-keygen")
 HOST = "127.0.0.1"
 # sshd refuses to start without its privilege separation directory.
 PRIVILEGE_SEPARATION = "/run/sshd"
 
 
 class Unavailable(Exception):
-    """No sshd here, and it could not be installed: the tests are skipped."""
+    """No sshd or ssh here, and they could not be installed: the tests are skipped."""
+
+
+def _missing() -> list[str]:
+    return ([SSHD] if not os.path.exists(SSHD) else []) + [
+        program for program in CLIENT if shutil.which(program) is None]
 
 
 def installSSHD() -> str:
     """
-    The path of sshd, installing Debian's C{openssh-server} if it is
-    missing (the tests run as root).
+    The path of sshd, installing Debian's C{openssh-server} (which brings
+    C{openssh-client}, the C{ssh} the backend runs) if either is missing
+    (the tests run as root).
 
-    @raise Unavailable: saying why it can't be had.
+    @raise Unavailable: saying why they can't be had.
     """
-    if os.path.exists(SSHD):
+    missing = _missing()
+    if not missing:
         return SSHD
     if shutil.which("apt-get") is None or os.geteuid() != 0:
-        raise Unavailable(f"{SSHD} is missing and apt-get as root is not available")
+        raise Unavailable(f"{', '.join(missing)} missing and apt-get as root is not available")
     environment = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     # A failed update may still leave usable package lists: the install says.
     subprocess.run(["apt-get", "update"], env=environment, capture_output=True)
     done = subprocess.run(
-        ["apt-get", "install", "-y", "--no-install-recommends", "openssh-server"],
+        ["apt-get", "install", "-y", "--no-install-recommends",
+         "openssh-server", "openssh-client"],
         env=environment, capture_output=True, text=True,
     )
-    if not os.path.exists(SSHD):
+    if _missing():
         raise Unavailable(
-            f"{SSHD} is missing and installing openssh-server failed "
-            f"({done.returncode}): {done.stderr.strip()[-500:]}"
+            f"{', '.join(_missing())} missing and installing openssh-server and "
+            f"openssh-client failed ({done.returncode}): {done.stderr.strip()[-500:]}"
         )
     return SSHD
 
@@ -61,7 +71,7 @@ def _keygen(path: str) -> None:
     )
 
 
-def _children(pid: int) -> list[int]:
+def children(pid: int) -> list[int]:
     """Every descendant of C{pid}, from C{/proc}."""
     parents = {}
     for entry in os.listdir("/proc"):
@@ -138,6 +148,11 @@ class SSHServer:
         server._run()
         return server
 
+    @property
+    def pid(self) -> int | None:
+        """The process id of sshd, while it runs (its sessions are its children)."""
+        return None if self._process is None else self._process.pid
+
     def backendSpec(self, **overrides: str) -> str:
         """The C{--backend} value for the SFTP backend on this server."""
         options = {
@@ -184,15 +199,15 @@ class SSHServer:
         # own, so killing sshd alone leaves them running: stop sshd so that
         # it forks no more, then end it and its children by their ids.
         process.send_signal(signal.SIGSTOP)
-        children = _children(process.pid)
-        for pid in children:
+        sessions = children(process.pid)
+        for pid in sessions:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         process.kill()
         process.wait(10)
-        for pid in children:
+        for pid in sessions:
             while os.path.exists(f"/proc/{pid}") and _isRunning(pid):
                 time.sleep(0.01)
 
