@@ -2,12 +2,16 @@
 The SFTP backend: the filesystem backend's tree (docs/layout.md) on an SSH
 server, for storage that lives on another machine.  See docs/sftp.md.
 
-One SSH connection carries every request.  L{SFTPBackend.open} makes it,
-and when it drops the backend makes it again, waiting 1, 2, 5, 10, then 30
-seconds between attempts; until then every method fails with
-L{ServiceUnavailable}, so the controller keeps its recording and retries.
-The server's host key must be the one C{known_hosts} pins, and the client
-logs in with one private key and nothing else.
+One SSH connection carries every request: OpenSSH's client, ssh(1), run
+as sftp(1) runs it, with the server's sftp subsystem on its stdin and
+stdout.  ssh does the SSH (host key, login, encryption) in a process of its
+own, on another core; the reactor only sends and reads SFTP packets.
+L{SFTPBackend.open} starts it, and when it ends the backend starts it
+again, waiting 1, 2, 5, 10, then 30 seconds between attempts; until then
+every method fails with L{ServiceUnavailable}, so the controller keeps its
+recording and retries.  The server's host key must be the one
+C{known_hosts} pins, and the client logs in with one private key and
+nothing else.
 
 Files are written as the filesystem backend writes them, as far as SFTP
 lets a client: under a temporary name in C{.bwscd/tmp}, fsynced with
@@ -27,18 +31,20 @@ stays the same even if it is replaced meanwhile.
 """
 
 import base64
+import collections
 import hashlib
 import json
 import os
 import posixpath
+import re
 import secrets
+import shutil
+import socket
 import stat
 import struct
 import threading
 
-from twisted.conch.client.knownhosts import KnownHostsFile
-from twisted.conch.error import ConchError, HostKeyChanged
-from twisted.conch.ssh import channel, connection, filetransfer, keys, transport, userauth
+from twisted.conch.ssh import filetransfer, keys
 from twisted.conch.ssh.common import NS
 from twisted.internet.defer import (
     Deferred,
@@ -51,12 +57,11 @@ from twisted.internet.defer import (
     maybeDeferred,
     succeed,
 )
-from twisted.internet.endpoints import HostnameEndpoint, connectProtocol
-from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.internet.error import ConnectionDone, ConnectionLost, ProcessExitedAlready
+from twisted.internet.protocol import Factory, ProcessProtocol
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
-from twisted.python.filepath import FilePath
 from zope.interface import implementer
 
 from bwscd.backends import layout
@@ -92,24 +97,42 @@ unanswered when the next is due means the link is dead: a silent network
 failure is noticed within two intervals.
 """
 
-CHUNK_SIZE = 64 << 10
-"""Bytes per SFTP write, if the server takes that many."""
+CHUNK_SIZE = 256 << 10
+"""
+Bytes per SFTP write, if the server takes that many (OpenSSH: 255 KiB).
+Every write costs the reactor a request, an answer and a wake-up of the
+upload's thread, whatever its size.
+"""
 
-WRITES_IN_FLIGHT = 8
-"""Writes of one upload sent and not yet acknowledged, at most."""
+WRITE_WINDOW = 512 << 10
+"""
+Bytes of one upload sent and not yet acknowledged, at most: 2 writes of
+OpenSSH's 255 KiB.  Per round trip, what one upload can send; times the
+uploads at once, what they hold in memory (8 uploads at once with twice as
+much took 16 MiB more).
+"""
 
-READ_SIZE = 64 << 10
-"""Bytes per SFTP read, if the server gives that many."""
+READ_SIZE = 256 << 10
+"""Bytes per SFTP read, if the server says it gives that many."""
 
-READS_IN_FLIGHT = 4
+READS_IN_FLIGHT = 2
 """Reads of one download sent and not yet answered, at most."""
 
 LISTING_REQUESTS = 16
 """Objects or containers of one listing whose metadata is read at once."""
 
 # Without limits@openssh.com, a write as large as every server must take
-# (the SFTP draft: packets of 34000 bytes).
+# (the SFTP draft: packets of 34000 bytes), and reads of a size that
+# servers give whole.
 _PORTABLE_CHUNK_SIZE = 32 << 10
+_PORTABLE_READ_SIZE = 64 << 10
+
+# The socket buffer between bwscd and ssh, each way: a few of the largest
+# writes.  Also what bwscd writes to it at once.
+_SOCKET_BUFFER = 1 << 20
+# What bwscd reads from it at once: Python allocates that much for every
+# read, and the answers to writes are a few bytes.
+_SOCKET_READ_SIZE = 128 << 10
 
 # Less than this free after a failed write: the remote disk filled up.
 _FULL = 1 << 20
@@ -120,11 +143,6 @@ _POSIX_RENAME = b"posix-rename@openssh.com"
 _STATVFS = b"statvfs@openssh.com"
 _LIMITS = b"limits@openssh.com"
 
-# The reactor thread encrypts every byte: the cheapest strong choices first
-# (SHA-256 has CPU instructions where SHA-512 has none).
-_FAST_CIPHERS = [b"aes128-ctr", b"aes256-ctr"]
-_FAST_MACS = [b"hmac-sha2-256", b"hmac-sha2-512"]
-
 # What a request over the connection can fail with besides a refusal of
 # ours: the server's answer, or the connection going away under it.
 _REMOTE_FAILURES = (
@@ -133,7 +151,6 @@ _REMOTE_FAILURES = (
     EOFError,
     ConnectionLost,
     ConnectionDone,
-    ConchError,
 )
 
 log = Logger()
@@ -172,56 +189,59 @@ class Unreachable(Exception):
 class _Peer:
     """Where to connect, as whom, and which host key to expect there."""
 
-    def __init__(self, host: str, port: int, user: str, key: keys.Key, knownHosts: str):
+    def __init__(self, host: str, port: int, user: str, key: keys.Key, keyPath: str,
+                 knownHosts: str, ssh: str):
         self.host = host
         self.port = port
         self.user = user
         self.key = key
+        self.keyPath = keyPath
         self.knownHosts = knownHosts
+        self.ssh = ssh
         # How known_hosts names the server, as ssh(1) writes it.
         self.name = host if port == 22 else f"[{host}]:{port}"
 
     def __str__(self) -> str:
         return f"{self.user}@{self.name}"
 
-    def _entries(self) -> KnownHostsFile:
-        # Read at every connection: an operator fixes known_hosts without a
-        # restart.
-        return KnownHostsFile.fromPath(FilePath(self.knownHosts))
-
-    def hostKeyAlgorithms(self, supported: list[bytes]) -> list[bytes]:
+    def command(self) -> list[str]:
         """
-        C{supported}, those for the key types known_hosts has for this
-        server first, so that a server with several host keys offers the
-        pinned one (as ssh(1) does).
+        The ssh(1) command line for an SFTP session: this key and nothing
+        else, the host key checked against known_hosts and nothing else,
+        and no configuration file, so that neither the user's nor the
+        system's changes any of it.
         """
-        name = self.name.encode("utf-8")
-        known = {e.keyType for e in self._entries().iterentries() if e.matchesHost(name)}
-        return sorted(supported, key=lambda algorithm: _keyType(algorithm) not in known)
+        return [
+            self.ssh, "-F", "/dev/null",
+            # debug1: the host key the server offered, its software version.
+            "-v",
+            "-T", "-e", "none",
+            "-o", "BatchMode=yes",
+            "-o", "StrictHostKeyChecking=yes",
+            "-o", f"UserKnownHostsFile={_sshPath(self.knownHosts)}",
+            "-o", "GlobalKnownHostsFile=/dev/null",
+            "-o", "CheckHostIP=no",
+            "-o", "UpdateHostKeys=no",
+            "-o", f"IdentityFile={_sshPath(self.keyPath)}",
+            "-o", "IdentitiesOnly=yes",
+            "-o", "IdentityAgent=none",
+            "-o", "PreferredAuthentications=publickey",
+            # Cheaper than the default chacha20-poly1305 on a CPU with AES
+            # instructions, for ssh and for the server.
+            "-o", "Ciphers=^aes128-gcm@openssh.com,aes256-gcm@openssh.com",
+            "-o", f"ConnectTimeout={CONNECT_TIMEOUT}",
+            "-p", str(self.port), "-l", self.user,
+            "-s", "--", self.host, "sftp",
+        ]
 
-    def checkHostKey(self, blob: bytes) -> None:
-        """@raise Unusable: naming the key's fingerprint, unless it is pinned."""
-        key = keys.Key.fromString(blob)
-        offered = f"{key.sshType().decode('ascii')} key {_fingerprint(key)}"
-        try:
-            if self._entries().hasHostKey(self.name.encode("utf-8"), key):
-                return
-        except HostKeyChanged as e:
-            raise Unusable(
-                f"the host key of {self.name} has CHANGED: the server offers the "
-                f"{offered}, but {self.knownHosts} line {e.lineno} pins another key; "
-                "refusing to connect (the server may have been reinstalled, or "
-                "something is impersonating it)"
-            )
-        raise Unusable(
-            f"the host key of {self.name} is not in {self.knownHosts}: the server "
-            f"offers the {offered}; if that is the server's key (ssh-keygen -lf on "
-            f"its host key shows it), add it to {self.knownHosts}"
-        )
 
-
-def _preferred(supported: list[bytes], first: list[bytes]) -> list[bytes]:
-    return [a for a in first if a in supported] + [a for a in supported if a not in first]
+def _sshPath(path: str) -> str:
+    """
+    C{path} as the value of an ssh -o option: quoted, as ssh_config(5) reads
+    a value with spaces, and its C{%} not taken for a token.
+    """
+    escaped = path.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%")
+    return f'"{escaped}"'
 
 
 def _fingerprint(key: keys.Key) -> str:
@@ -230,157 +250,218 @@ def _fingerprint(key: keys.Key) -> str:
     return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
 
 
-def _keyType(algorithm: bytes) -> bytes:
-    return b"ssh-rsa" if algorithm.startswith(b"rsa-sha2-") else algorithm
+# What ssh -v says on stderr that bwscd reads: the host key the server
+# offered, and its software version (debug1); ssh's own messages otherwise.
+_OFFERED = re.compile(r"^debug1: Server host key: (\S+) (\S+)$")
+_VERSION = re.compile(r"^debug1: Remote protocol version [\d.]+, remote software version (.*)$")
+_OFFENDING = re.compile(r"^Offending \S+ key in (.*):(\d+)$")
+# Lines without a debug prefix that are not a reason for failing.
+_CHATTER = ("OpenSSH_", "Authenticated to ", "Transferred: ", "Bytes per second: ")
+# At most this much of one line of stderr is kept.
+_LINE_LIMIT = 4096
 
 
-class _ClientTransport(transport.SSHClientTransport):
+class _SSHProcess(ProcessProtocol):
     """
-    One SSH connection, from TCP to a started SFTP session.
+    One ssh(1) process running the server's sftp subsystem, as sftp(1) runs
+    it: SFTP packets go back and forth over a socket pair that is ssh's
+    stdin and stdout, while ssh, in a process of its own, checks the host
+    key, logs in and encrypts.  What went wrong, it says on stderr.
 
     @ivar ready: fires with the L{_Session}, or fails with why there is none.
-    @ivar lost: fires once the connection is gone, whenever that is.
+    @ivar lost: fires once the socket and ssh's stderr are closed (ssh has
+        ended, or is being ended), whenever that is, with why.
     """
-
-    _log = _conchLog
 
     def __init__(self, peer: _Peer, root: str):
         self._peer = peer
         self._root = root
         self._problem: Exception | None = None
+        self._client = _SFTPClient(self._started, self._sftpLost)
+        self._open = {"sftp", "stderr"}
+        self._partial = b""
+        self._messages: collections.deque[str] = collections.deque(maxlen=32)
+        self.offeredHostKey: str | None = None
+        self.serverVersion = "version unknown"
         self._gone = False
         self.ready: Deferred = Deferred()
         self.lost: Deferred = Deferred()
-        self.supportedPublicKeys = peer.hostKeyAlgorithms(self.supportedPublicKeys)
-        self.supportedCiphers = _preferred(self.supportedCiphers, _FAST_CIPHERS)
-        self.supportedMACs = _preferred(self.supportedMACs, _FAST_MACS)
 
-    def verifyHostKey(self, hostKey, fingerprint):
+    def start(self, reactor) -> None:
+        """Start ssh, and the SFTP session over its stdin and stdout."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            self._peer.checkHostKey(hostKey)
-        except Unusable as e:
-            self._problem = e
-            return fail(e)
-        return succeed(True)
-
-    def connectionSecure(self):
-        self.requestService(_UserAuth(self._peer, _Connection(self._started)))
+            for end in (ours, theirs):
+                # Room for a few writes of the largest size on the way.
+                end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SOCKET_BUFFER)
+            reactor.spawnProcess(self, self._peer.ssh, self._peer.command(),
+                                 env=_sshEnvironment(),
+                                 childFDs={0: theirs.fileno(), 1: theirs.fileno(), 2: "r"})
+            # The SFTP client says its version at once; ssh passes it on when
+            # the session has started.
+            reactor.adoptStreamConnection(ours.fileno(), socket.AF_UNIX, _Adopted(self._client))
+        finally:
+            # ssh has its own copy of its end, the reactor of ours.
+            ours.close()
+            theirs.close()
 
     def _started(self, client, extensions) -> None:
         self.ready.callback(_Session(client, extensions, self, self._root))
 
-    def sendDisconnect(self, reason, desc):
-        if reason == transport.DISCONNECT_NO_MORE_AUTH_METHODS_AVAILABLE:
-            self._problem = Unusable(
-                f"{self._peer} refused the key {_fingerprint(self._peer.key)} "
-                "(is its public key in the user's authorized_keys on the server?)"
-            )
-        super().sendDisconnect(reason, desc)
+    def errReceived(self, data):
+        lines = (self._partial + data).split(b"\n")
+        self._partial = lines.pop()[-_LINE_LIMIT:]
+        for line in lines:
+            self._heard(line[:_LINE_LIMIT].decode("utf-8", "replace").rstrip("\r"))
 
-    def receiveError(self, reasonCode, description):
-        self._problem = self._problem or Unreachable(
-            f"the server closed the connection: {description.decode('utf-8', 'replace')}"
-        )
+    def _heard(self, line: str) -> None:
+        if line.startswith("debug"):
+            if offered := _OFFERED.match(line):
+                self.offeredHostKey = f"{offered[1]} key {offered[2]}"
+            elif version := _VERSION.match(line):
+                self.serverVersion = version[1]
+        elif line.strip() and not line.startswith(_CHATTER):
+            self._messages.append(line.strip())
 
     def drop(self, problem: Exception) -> None:
-        """Drop the connection at once, for C{problem}."""
+        """End ssh at once, for C{problem}."""
         self._problem = self._problem or problem
-        self.transport.abortConnection()
+        self.close()
 
-    def loseConnection(self):
-        if not self._gone:
-            super().loseConnection()
+    def close(self) -> None:
+        """End ssh at once; L{lost} fires when it is gone."""
+        if "sftp" in self._open:
+            self._client.transport.abortConnection()
+        # Even if both ends are closed: at shutdown the reactor closes them
+        # all, and ssh runs on until it notices.
+        try:
+            self.transport.signalProcess("KILL")
+        except ProcessExitedAlready:
+            pass
 
-    def connectionLost(self, reason=None):
+    def _sftpLost(self) -> None:
+        # If ssh still runs, it is of no use.
+        self._closed("sftp")
+        self.close()
+
+    def childConnectionLost(self, childFD):
+        if childFD == 2:
+            self._closed("stderr")
+
+    def _closed(self, end: str) -> None:
+        self._open.discard(end)
+        if self._open or self._gone:
+            return
         self._gone = True
-        super().connectionLost(reason)
+        if self._partial:
+            self._heard(self._partial.decode("utf-8", "replace"))
+        problem = self._problem or self._failure()
         if not self.ready.called:
-            self.ready.errback(self._problem or Unreachable(
-                f"the connection closed before SFTP started: {reason.getErrorMessage()}"
-            ))
-        self.lost.callback(self._problem or reason.value)
+            self.ready.errback(problem)
+        self.lost.callback(problem)
+
+    def _failure(self) -> Exception:
+        """Why ssh ended, from what it said."""
+        said = list(self._messages)
+        offered = f"the {self.offeredHostKey}" if self.offeredHostKey else (
+            "a key ssh did not name")
+        name, knownHosts = self._peer.name, self._peer.knownHosts
+        if "Host key verification failed." in said:
+            if any(line.endswith("is marked as revoked.") for line in said):
+                return Unusable(
+                    f"the host key of {name} is REVOKED: the server offers {offered}, "
+                    f"which {knownHosts} marks @revoked; refusing to connect")
+            for line in said:
+                if offending := _OFFENDING.match(line):
+                    return Unusable(
+                        f"the host key of {name} has CHANGED: the server offers {offered}, "
+                        f"but {knownHosts} line {offending[2]} pins another key; refusing to "
+                        "connect (the server may have been reinstalled, or something is "
+                        "impersonating it)")
+            return Unusable(
+                f"the host key of {name} is not in {knownHosts}: the server offers "
+                f"{offered}; if that is the server's key (ssh-keygen -lf on its host key "
+                f"shows it), add it to {knownHosts}")
+        if any("Permission denied (" in line for line in said):
+            return Unusable(
+                f"{self._peer} refused the key {_fingerprint(self._peer.key)} "
+                "(is its public key in the user's authorized_keys on the server?)")
+        if any(line.startswith("subsystem request failed") for line in said):
+            return Unusable("the server refused to start its sftp subsystem")
+        if said:
+            # Such as "ssh: connect to host ... port 22: Connection refused".
+            last = said[-1]
+            return Unreachable(last if last.startswith("ssh: ") else f"ssh: {last}")
+        return Unreachable("ssh ended without saying why")
 
 
-class _UserAuth(userauth.SSHUserAuthClient):
-    """Public key authentication with the one configured key, nothing else."""
+class _Adopted(Factory):
+    """Hands the reactor the one protocol made beforehand."""
 
-    _log = _conchLog
+    def __init__(self, protocol):
+        self._protocol = protocol
 
-    def __init__(self, peer: _Peer, instance):
-        super().__init__(peer.user.encode("utf-8"), instance)
-        self._key = peer.key
-
-    def tryAuth(self, kind):
-        return super().tryAuth(kind) if kind == b"publickey" else None
-
-    def getPublicKey(self):
-        return None if self.triedPublicKeys else self._key.public()
-
-    def getPrivateKey(self):
-        return succeed(self._key)
-
-
-class _Connection(connection.SSHConnection):
-    _log = _conchLog
-
-    def __init__(self, started):
-        super().__init__()
-        self._started = started
-
-    def serviceStarted(self):
-        super().serviceStarted()
-        self.openChannel(_SFTPChannel(self._started, conn=self))
-
-
-class _SFTPChannel(channel.SSHChannel):
-    """A session channel running the C{sftp} subsystem."""
-
-    name = b"session"
-    _log = _conchLog
-
-    def __init__(self, started, **kwargs):
-        super().__init__(**kwargs)
-        self._started = started
-        self._client: _SFTPClient | None = None
-
-    def channelOpen(self, specificData):
-        d = self.conn.sendRequest(self, b"subsystem", NS(b"sftp"), wantReply=True)
-        d.addCallbacks(self._subsystemStarted, self._subsystemRefused)
-
-    def _subsystemStarted(self, ignored):
-        self._client = _SFTPClient(self._started)
-        self._client.makeConnection(self)
-
-    def _subsystemRefused(self, reason):
-        self.conn.transport.drop(Unusable("the server refused to start its sftp subsystem"))
-
-    def openFailed(self, reason):
-        self.conn.transport.drop(Unreachable(f"the server refused a session: {reason}"))
-
-    def dataReceived(self, data):
-        self._client.dataReceived(data)
-
-    def closed(self):
-        # Without its SFTP session the connection is of no use: end it, so
-        # that every loss goes the one way, through connectionLost.
-        if self._client is not None:
-            self._client.connectionLost(Failure(ConnectionLost("the SFTP session ended")))
-        self.conn.transport.loseConnection()
+    def buildProtocol(self, addr):
+        return self._protocol
 
 
 class _SFTPClient(filetransfer.FileTransferClient):
     _log = _conchLog
 
-    def __init__(self, started):
+    def __init__(self, started, lost):
         super().__init__()
         # FileTransferBase.connectionLost closes these, and only the server
         # side sets them: without it, losing the connection would raise
         # before the requests in flight are failed.
         self.openDirs = {}
         self._started = started
+        self._lost = lost
+        self._received = bytearray()
+
+    def connectionMade(self):
+        # Twisted reads 64 KiB and sends 128 KiB at a time: a read or a
+        # write of 255 KiB is one packet.
+        self.transport.bufferSize = _SOCKET_READ_SIZE
+        self.transport.SEND_LIMIT = _SOCKET_BUFFER
+        super().connectionMade()
 
     def gotServerVersion(self, serverVersion, extData):
         self._started(self, extData)
+
+    def write(self, handle: bytes, offset: int, chunk: bytes) -> Deferred:
+        """
+        What L{filetransfer.ClientFile.writeChunk} sends, without copying
+        C{chunk}: it copies it four times over, building the packet.
+        """
+        if not self.connected:
+            return fail(ConnectionLost())
+        requestId = self.counter
+        self.counter += 1
+        d = self.openRequests[requestId] = Deferred()
+        self.transport.writeSequence([
+            struct.pack("!LBL", 1 + 4 + len(handle) + 8 + 4 + len(chunk),
+                        filetransfer.FXP_WRITE, requestId)
+            + handle + struct.pack("!QL", offset, len(chunk)),
+            chunk,
+        ])
+        return d
+
+    def dataReceived(self, data):
+        # FileTransferBase.dataReceived adds each read to what it holds and
+        # slices that apart again, copying a large answer once per read:
+        # here it gets one whole packet at a time.
+        self._received += data
+        while len(self._received) >= 4:
+            end = 4 + int.from_bytes(self._received[:4], "big")
+            if len(self._received) < end:
+                return
+            packet = bytes(self._received[:end])
+            del self._received[:end]
+            super().dataReceived(packet)
+
+    def connectionLost(self, reason):
+        super().connectionLost(reason)
+        self._lost()
 
 
 # Requests.
@@ -393,13 +474,13 @@ class _Session:
     the server or the connection said (L{_REMOTE_FAILURES}).
     """
 
-    def __init__(self, client, extensions: dict, transport: _ClientTransport, root: str):
+    def __init__(self, client, extensions: dict, ssh: _SSHProcess, root: str):
         self.client = client
         self.extensions = extensions
-        self.transport = transport
+        self.ssh = ssh
         self.root = root
         self.chunkSize = _PORTABLE_CHUNK_SIZE
-        self.readSize = READ_SIZE
+        self.readSize = _PORTABLE_READ_SIZE
         self.nameMax = 255
         self.probing = False
 
@@ -714,6 +795,7 @@ class SFTPBackend:
         self._stopping = False
         self._writers: set[SFTPWriter] = set()
         self._readers: set[SFTPReader] = set()
+        self._processes: set[_SSHProcess] = set()
         # Metadata is read, merged and written back; this keeps two requests
         # for the same container from losing each other's changes.
         self._metadataLock = DeferredLock()
@@ -727,14 +809,10 @@ class SFTPBackend:
     @inlineCallbacks
     def _connect(self):
         """A new session, its server examined and its leftovers removed."""
-        ssh = _ClientTransport(self._peer, self._root)
-        endpoint = HostnameEndpoint(self._reactor, self._peer.host, self._peer.port,
-                                    timeout=CONNECT_TIMEOUT)
-        yield connectProtocol(endpoint, ssh)
-        # Requests and their small answers go back and forth: Nagle's
-        # algorithm would hold each tail back until an ACK, which cut an
-        # upload's throughput by half and more.
-        ssh.transport.setTcpNoDelay(True)
+        ssh = _SSHProcess(self._peer, self._root)
+        ssh.start(self._reactor)
+        self._processes.add(ssh)
+        ssh.lost.addBoth(lambda _: self._processes.discard(ssh))
         timeout = self._reactor.callLater(
             CONNECT_TIMEOUT, ssh.drop,
             Unreachable(f"no SFTP session within {CONNECT_TIMEOUT} s"),
@@ -747,7 +825,7 @@ class SFTPBackend:
         try:
             yield self._prepare(session)
         except BaseException:
-            ssh.loseConnection()
+            ssh.close()
             raise
         return session
 
@@ -776,14 +854,14 @@ class SFTPBackend:
     def _use(self, session: _Session) -> None:
         self._session = session
         self._attempts = 0
-        session.transport.lost.addCallback(self._lost, session)
+        session.ssh.lost.addCallback(self._lost, session)
         self._keepalive = LoopingCall(self._probe, session)
         self._keepalive.clock = self._reactor
         self._keepalive.start(KEEPALIVE_INTERVAL, now=False)
 
     def _probe(self, session: _Session) -> None:
         if session.probing:
-            session.transport.drop(Unreachable(
+            session.ssh.drop(Unreachable(
                 f"no answer from the server within {KEEPALIVE_INTERVAL} s"))
             return
         session.probing = True
@@ -815,7 +893,7 @@ class SFTPBackend:
 
         def connected(session):
             if self._stopping:
-                session.transport.loseConnection()
+                session.ssh.close()
                 return
             log.info("connected again to the SFTP server {peer}", peer=str(self._peer))
             self._use(session)
@@ -845,6 +923,9 @@ class SFTPBackend:
             writer.release()
         for reader in list(self._readers):
             reader.release()
+        # No ssh outlives bwscd.
+        for ssh in list(self._processes):
+            ssh.close()
 
     def _current(self) -> _Session:
         if self._session is None:
@@ -874,6 +955,8 @@ class SFTPBackend:
 
     def open(self, recover=True):
         self._recover = recover
+        self._reactor.addSystemEventTrigger("before", "shutdown", self._beforeShutdown)
+        self._reactor.addSystemEventTrigger("during", "shutdown", self._duringShutdown)
         d = self._connect()
         d.addCallbacks(self._opened, self._unopened)
         return d
@@ -888,7 +971,7 @@ class SFTPBackend:
         log.info(
             "connected to the SFTP server {peer} ({version}); root {root}",
             peer=str(self._peer),
-            version=session.transport.otherVersionString.decode("ascii", "replace"),
+            version=session.ssh.serverVersion,
             root=self._root,
         )
         if not session.can(_FSYNC):
@@ -900,8 +983,6 @@ class SFTPBackend:
         if not session.can(_STATVFS):
             log.warn("the SFTP server can't tell its free space: uploads are not "
                      "refused in advance when it is full")
-        self._reactor.addSystemEventTrigger("before", "shutdown", self._beforeShutdown)
-        self._reactor.addSystemEventTrigger("during", "shutdown", self._duringShutdown)
         self._use(session)
 
     def containerInfo(self, container):
@@ -1299,9 +1380,9 @@ class SFTPWriter:
 
     L{write} gathers the body into writes of the session's chunk size and
     hands them to the reactor without waiting for the server, keeping up to
-    L{WRITES_IN_FLIGHT} of them outstanding; only when that many are does it
-    block the worker thread, until half are answered, and the upload stops
-    reading the client's socket meanwhile.  A write that fails is reported
+    L{WRITE_WINDOW} bytes of them outstanding; only when that many are does
+    it block the worker thread, until half are answered, and the upload
+    stops reading the client's socket meanwhile.  A write that fails is reported
     by the next call.
     """
 
@@ -1319,7 +1400,7 @@ class SFTPWriter:
         self._fileOpen = True
         self._gathered = bytearray()
         self._offset = 0
-        self._limit = WRITES_IN_FLIGHT * session.chunkSize
+        self._limit = max(WRITE_WINDOW, 2 * session.chunkSize)
         # Guards what the worker thread and the reactor thread both touch:
         self._settled = threading.Condition(threading.Lock())
         self._inFlight = 0
@@ -1351,7 +1432,7 @@ class SFTPWriter:
         self._offset += len(chunk)
 
     def _send(self, offset: int, chunk: bytes) -> None:
-        d = self.file.writeChunk(offset, chunk)
+        d = self.session.client.write(self.file.handle, offset, chunk)
         d.addBoth(self._written, len(chunk))
 
     def _written(self, result, count: int) -> None:
@@ -1553,7 +1634,27 @@ def _loadKey(path: str) -> keys.Key:
         raise ValueError(f"sftp backend: key={path} is not a readable private key ({e})")
     if key.isPublic():
         raise ValueError(f"sftp backend: key={path} is a public key; give the private key")
+    info = os.stat(path)
+    if info.st_uid == os.getuid() and info.st_mode & 0o077:
+        # ssh would ignore it, and the login fail for no clear reason.
+        raise ValueError(f"sftp backend: key={path} is open to other users (mode "
+                         f"{stat.S_IMODE(info.st_mode):04o}), which ssh refuses; "
+                         f"chmod 600 {path}")
     return key
+
+
+def _findSSH() -> str:
+    ssh = shutil.which("ssh")
+    if ssh is None:
+        raise ValueError("sftp backend: OpenSSH's client, ssh, is not installed "
+                         "(on Debian: apt install openssh-client)")
+    return ssh
+
+
+def _sshEnvironment() -> dict[str, str]:
+    """bwscd's environment without an agent to ask (and no terminal to prompt on)."""
+    return {name: value for name, value in os.environ.items()
+            if name not in ("SSH_AUTH_SOCK", "SSH_ASKPASS", "DISPLAY")}
 
 
 def backend(dataDirectory: str, options: dict[str, str]) -> SFTPBackend:
@@ -1576,8 +1677,11 @@ def backend(dataDirectory: str, options: dict[str, str]) -> SFTPBackend:
     knownHosts = os.path.abspath(options["known_hosts"])
     if not os.path.isfile(knownHosts):
         raise ValueError(f"sftp backend: known_hosts={knownHosts}: no such file")
-    peer = _Peer(options["host"], int(port), options["user"],
-                 _loadKey(os.path.abspath(options["key"])), knownHosts)
+    if options["host"].startswith("-"):
+        raise ValueError(f"sftp backend: host={options['host']!r} is not a host name")
+    keyPath = os.path.abspath(options["key"])
+    peer = _Peer(options["host"], int(port), options["user"], _loadKey(keyPath), keyPath,
+                 knownHosts, _findSSH())
     reserve = parseSize("sftp", "reserve", options.get("reserve", "256M"))
     from twisted.internet import reactor
 

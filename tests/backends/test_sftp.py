@@ -7,6 +7,8 @@ is a directory of this machine that the tests read directly.
 import hashlib
 import json
 import os
+import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -16,7 +18,7 @@ import pytest
 from swiftclient.exceptions import ClientException
 
 sys.path.insert(0, os.path.dirname(__file__))
-from sshd import SSHServer, Unavailable  # noqa: E402
+from sshd import SSHServer, Unavailable, children  # noqa: E402
 
 USER = "0b9a3f2e-5c1d-4e8f-9a7b-2c3d4e5f6a7b"
 DEVICE = "B8A44F000001"
@@ -160,9 +162,11 @@ def fingerprint(publicKeyPath) -> str:
     return shown.split()[1]
 
 
-@pytest.mark.parametrize("knownHost", ["unknown", "changed"])
+@pytest.mark.parametrize("knownHost", ["unknown", "changed", "revoked"])
 def test_an_unpinned_host_key_stops_the_start(launch, dataDirectory, sshd, knownHost):
     """bwscd refuses to start, naming the key the server offered."""
+    with open(sshd.knownHostsPath) as f:
+        pinned = f.read()
     with open(sshd.knownHostsPath, "w") as f:
         if knownHost == "changed":
             other = os.path.join(sshd.directory, "other")
@@ -170,12 +174,18 @@ def test_an_unpinned_host_key_stops_the_start(launch, dataDirectory, sshd, known
                            check=True)
             with open(other + ".pub") as g:
                 f.write(f"[127.0.0.1]:{sshd.port} " + " ".join(g.read().split()[:2]) + "\n")
+        elif knownHost == "revoked":
+            f.write(pinned + "@revoked " + pinned)
     with pytest.raises(RuntimeError) as caught:
         launch(dataDirectory, "--backend", sshd.backendSpec())
     message = str(caught.value)
     assert message.startswith("twistd exited 1")
     assert fingerprint(sshd.hostKeyPath + ".pub") in message
-    assert ("has CHANGED" if knownHost == "changed" else "is not in") in message
+    assert {"changed": f"has CHANGED: the server offers the ssh-ed25519 key "
+                       f"{fingerprint(sshd.hostKeyPath + '.pub')}, but "
+                       f"{sshd.knownHostsPath} line 1 pins another key",
+            "unknown": "is not in",
+            "revoked": "is REVOKED"}[knownHost] in message
 
 
 def test_a_refused_login_stops_the_start(launch, dataDirectory, sshd):
@@ -261,6 +271,95 @@ def test_losing_the_server_means_503_until_it_is_back(running, sshd):
     assert "lost the connection to the SFTP server" in server.log()
 
 
+def sshProcesses(server) -> list[int]:
+    """The ssh clients bwscd runs, by their process ids."""
+    found = []
+    for pid in children(server.process.pid):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                command = f.read().split(b"\0")
+        except OSError:
+            continue
+        if os.path.basename(command[0]) == b"ssh":
+            found.append(pid)
+    return found
+
+
+def isGone(pid: int) -> bool:
+    """Not running: no such process, or a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def test_ssh_ending_means_503_until_it_is_back(running, sshd):
+    """
+    ssh carries the connection: when it dies, an upload under way fails and
+    leaves nothing visible, and bwscd starts another one.
+    """
+    server, swift = running
+    [ssh] = sshProcesses(server)
+    body = Stalling(8 * MiB, 32 * MiB)
+    outcome = []
+
+    def upload():
+        connection = server.connection()
+        try:
+            outcome.append(connection.put_object(RECORDING, "cut.mkv", iter(body)))
+        except Exception as e:
+            outcome.append(e)
+        finally:
+            connection.close()
+
+    uploading = threading.Thread(target=upload)
+    uploading.start()
+    assert body.sent.wait(30)
+    os.kill(ssh, signal.SIGKILL)
+    body.go.set()
+    uploading.join(60)
+    [failure] = outcome
+    assert isinstance(failure, Exception)
+    if isinstance(failure, ClientException) and failure.http_status is not None:
+        assert failure.http_status == 503
+    assert not os.path.exists(remote(sshd, RECORDING, "cut.mkv"))
+
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            swift.put_object(RECORDING, "late.mkv", b"late")
+            break
+        except ClientException as e:
+            assert e.http_status == 503 and time.monotonic() < deadline
+            time.sleep(0.2)
+    assert read(remote(sshd, RECORDING, "late.mkv")) == b"late"
+    assert not os.path.exists(remote(sshd, RECORDING, "cut.mkv"))
+    assert os.listdir(remote(sshd, ".bwscd", "tmp")) == []
+    assert "lost the connection to the SFTP server" in server.log()
+    [again] = [pid for pid in sshProcesses(server) if not isGone(pid)]
+    assert again != ssh
+
+
+def test_no_ssh_outlives_bwscd(running, sshd):
+    """
+    bwscd ends its ssh as it stops, even one that would not end by itself:
+    here the server's side of the session is frozen, so ssh would wait for
+    it to close the channel.
+    """
+    server, swift = running
+    started = sshProcesses(server)
+    assert len(started) == 1
+    sessions = children(sshd.pid)
+    for pid in sessions:
+        os.kill(pid, signal.SIGSTOP)
+    server.stop()
+    deadline = time.monotonic() + 10
+    while not all(isGone(pid) for pid in started):
+        assert time.monotonic() < deadline, "ssh still runs after bwscd stopped"
+        time.sleep(0.05)
+
+
 class Repeated:
     """C{size} bytes, one random block repeated, as a file-like body."""
 
@@ -298,9 +397,12 @@ def test_a_large_upload_streams_with_flat_memory(running, sshd):
     assert 0 < memory.peak < 100 * 1000 * 1000
 
 
-def test_options_are_checked(sshd, tmp_path):
+def test_options_are_checked(sshd, tmp_path, monkeypatch):
     from bwscd.backends.sftp import backend
 
+    options = {"host": "127.0.0.1", "user": "u", "key": sshd.keyPath,
+               "known_hosts": sshd.knownHostsPath, "root": "r"}
+    backend(str(tmp_path), options)
     with pytest.raises(ValueError, match="missing option.*known_hosts, root"):
         backend(str(tmp_path), {"host": "h", "user": "u", "key": sshd.keyPath})
     with pytest.raises(ValueError, match="is a public key"):
@@ -308,3 +410,13 @@ def test_options_are_checked(sshd, tmp_path):
                                 "known_hosts": sshd.knownHostsPath, "root": "r"})
     with pytest.raises(ValueError, match="unknown option"):
         backend(str(tmp_path), {"host": "h", "password": "p"})
+    with pytest.raises(ValueError, match="is not a host name"):
+        backend(str(tmp_path), dict(options, host="-oProxyCommand=true"))
+    # ssh would ignore a key that other users can read.
+    os.chmod(sshd.keyPath, 0o644)
+    with pytest.raises(ValueError, match="open to other users.*chmod 600"):
+        backend(str(tmp_path), options)
+    os.chmod(sshd.keyPath, stat.S_IRUSR | stat.S_IWUSR)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ValueError, match="ssh, is not installed"):
+        backend(str(tmp_path), options)
