@@ -324,15 +324,21 @@ class FilesystemBackend:
             # The object's file first: from then on nothing of it is visible.
             path = self._objectPath(container, name)
             os.unlink(path)
-            _unlinkIfExists(self._objectMetadataPath(container, name))
-            fsyncDirectory(os.path.dirname(path))
-            # Directories its name made, now empty, go too.
-            for directory in layout.objectDirectories(container, name):
-                try:
-                    os.rmdir(self._path(directory))
-                except OSError:
-                    continue  # not empty: other objects share it
-                fsyncDirectory(os.path.dirname(self._path(directory)))
+            try:
+                _unlinkIfExists(self._objectMetadataPath(container, name))
+                fsyncDirectory(os.path.dirname(path))
+                # Directories its name made, now empty, go too.
+                for directory in layout.objectDirectories(container, name):
+                    try:
+                        os.rmdir(self._path(directory))
+                    except OSError:
+                        continue  # not empty: other objects share it
+                    fsyncDirectory(os.path.dirname(self._path(directory)))
+            except OSError as e:
+                # The object is gone: the deletion must be reported (and
+                # audited) as done; what is left is tidying.
+                log.warn("deleted {path}, but could not tidy up after it: {error}",
+                         path=path, error=e)
         return info
 
     def deleteContainer(self, container):
@@ -347,6 +353,12 @@ class FilesystemBackend:
             if self._writers[container] or self._listObjects(container, "", "", 1):
                 raise Conflict(f"container {container!r} still holds objects, "
                                "or uploads into it are under way")
+            own = {os.path.basename(self._path(p)) for p in (
+                layout.completeMarker(container), layout.containerMetadata(container))}
+            if set(os.listdir(path)) - own:
+                # Checked before anything is removed: a 409 leaves the
+                # container as it was, metadata included.
+                raise Conflict(f"container {container!r} holds files that are not objects")
             _unlinkIfExists(self._path(layout.completeMarker(container)))
             _unlinkIfExists(self._containerMetadataPath(container))
             try:

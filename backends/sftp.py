@@ -1150,8 +1150,13 @@ class SFTPBackend:
                 yield session.removeEmptyDirectory(directory)
                 yield session.removeEmptyDirectory(posixpath.join(_DIGESTS, directory))
             # SFTP has no directory fsync: a file's fsync commits the
-            # removals before it on ext4, XFS and btrfs (see settle).
-            yield session.settle(layout.containerMetadata(container))
+            # removals before it on ext4, XFS and btrfs (see settle).  The
+            # object is gone already: a failure here must not hide that.
+            try:
+                yield session.settle(layout.containerMetadata(container))
+            except _REMOTE_FAILURES as e:
+                log.warn("deleted {name!r} in {container!r}, but could not sync the "
+                         "removal: {error}", name=name, container=container, error=e)
             return info
         finally:
             self._commitLock.release()
@@ -1172,6 +1177,12 @@ class SFTPBackend:
             if writing or (yield self._objectNames(session, top, "", "")):
                 raise Conflict(f"container {container!r} still holds objects, "
                                "or uploads into it are under way")
+            own = {posixpath.basename(layout.completeMarker(container)),
+                   posixpath.basename(layout.containerMetadata(container))}
+            if set((yield session.list(top))) - own:
+                # Checked before anything is removed: a 409 leaves the
+                # container as it was, metadata included.
+                raise Conflict(f"container {container!r} holds files that are not objects")
             yield session.removeQuietly(layout.completeMarker(container))
             yield session.removeQuietly(layout.containerMetadata(container))
             if not (yield session.removeEmptyDirectory(top)):

@@ -402,8 +402,14 @@ class SQLiteBackend:
             db.execute("DELETE FROM objects WHERE container = ? AND name = ?",
                        (container, name))
         # Its bytes go in a transaction of their own, or later if a reader
-        # still holds them: no object row points at them any more.
-        self._forget(row[0])
+        # still holds them: no object row points at them any more.  The
+        # object is gone already: a failure here is tidying, left for the
+        # next start (which deletes uploads no object points at).
+        try:
+            self._forget(row[0])
+        except sqlite3.Error as e:
+            log.warn("deleted {name!r} in {container!r}, but not its bytes yet: {error}",
+                     name=name, container=container, error=e)
         return _rowInfo(container, name, *row[1:])
 
     def deleteContainer(self, container):

@@ -450,17 +450,25 @@ class Storage(SwiftResource):
 
     @inlineCallbacks
     def DELETE_container(self, request, target):
-        self._checkDeletable(target.container)
+        yield self._checkDeletable(target.container)
         if not (yield self._backend.deleteContainer(target.container)):
             raise NotFound(f"no container {target.container!r}")
         self._events.emit("container.deleted", container=target.container,
                           account=request.user)
         return Response(HTTPStatus.NO_CONTENT)
 
-    def _checkDeletable(self, container: str) -> None:
+    @inlineCallbacks
+    def _checkDeletable(self, container: str):
+        """An admin deletes only from recordings the controller is done with."""
         if self._registry.handles(container):
             raise Forbidden(f"the {container} records are kept: they hold the "
                             "registry's history")
+        info = yield self._backend.containerInfo(container)
+        if info is None:
+            raise NotFound(f"no container {container!r}")
+        if not isRejectedContent(container) and info.metadata.get("Status") != COMPLETE:
+            # The controller is still sending it, or will send it again.
+            raise Conflict(f"recording {container!r} is not Complete yet")
 
     @inlineCallbacks
     def HEAD_container(self, request, target):
@@ -565,13 +573,7 @@ class Storage(SwiftResource):
     @inlineCallbacks
     def DELETE_object(self, request, target):
         container = target.container
-        self._checkDeletable(container)
-        info = yield self._backend.containerInfo(container)
-        if info is None:
-            raise NotFound(f"no container {container!r}")
-        if not isRejectedContent(container) and info.metadata.get("Status") != COMPLETE:
-            # The controller is still sending it, or will send it again.
-            raise Conflict(f"recording {container!r} is not Complete yet")
+        yield self._checkDeletable(container)
         deleted = yield self._backend.deleteObject(container, target.object)
         if deleted is None:
             raise NotFound(f"no object {target.object!r} in {container!r}")

@@ -163,6 +163,7 @@ def test_what_an_admin_cannot_delete(server, swift, stored):
     swift.put_container(sending, headers={"X-Container-Meta-Status": "Transferring"})
     swift.put_object(sending, "20240502_101500_1.mkv", b"clip")
     assert status(admin.delete_object, sending, "20240502_101500_1.mkv") == 409
+    assert status(admin.delete_container, sending) == 409
     # An admin reads and deletes; it does not write.
     assert status(admin.put_object, RECORDING, "new.mkv", b"x") == 403
     assert status(admin.post_container, RECORDING, {"X-Container-Meta-Status": "x"}) == 403
