@@ -225,8 +225,12 @@ class Stalling:
             yield block
 
 
-def test_losing_the_server_means_503_until_it_is_back(running, sshd):
-    server, swift = running
+def uploadCutOffBy(fault, server, sshd) -> None:
+    """
+    Start a chunked upload, cause C{fault} halfway, and check that the
+    upload got no 201 (it was refused with 503, or its connection dropped)
+    and left nothing visible.
+    """
     body = Stalling(8 * MiB, 32 * MiB)
     outcome = []
 
@@ -242,20 +246,18 @@ def test_losing_the_server_means_503_until_it_is_back(running, sshd):
     uploading = threading.Thread(target=upload)
     uploading.start()
     assert body.sent.wait(30)
-    sshd.stop()
+    fault()
     body.go.set()
     uploading.join(60)
-    # No 201: the upload is refused, or its connection dropped.
     [failure] = outcome
     assert isinstance(failure, Exception)
     if isinstance(failure, ClientException) and failure.http_status is not None:
         assert failure.http_status == 503
     assert not os.path.exists(remote(sshd, RECORDING, "cut.mkv"))
-    # While the server is away, every request is a 503.
-    assert status(swift.put_object, RECORDING, "late.mkv", b"late") == 503
-    assert status(swift.head_container, RECORDING) == 503
 
-    sshd.restart()
+
+def storeOnceBack(swift, sshd) -> None:
+    """Upload, retrying while bwscd answers 503 (at most 20 s), until stored."""
     deadline = time.monotonic() + 20
     while True:
         try:
@@ -265,6 +267,17 @@ def test_losing_the_server_means_503_until_it_is_back(running, sshd):
             assert e.http_status == 503 and time.monotonic() < deadline
             time.sleep(0.2)
     assert read(remote(sshd, RECORDING, "late.mkv")) == b"late"
+
+
+def test_losing_the_server_means_503_until_it_is_back(running, sshd):
+    server, swift = running
+    uploadCutOffBy(sshd.stop, server, sshd)
+    # While the server is away, every request is a 503.
+    assert status(swift.put_object, RECORDING, "late.mkv", b"late") == 503
+    assert status(swift.head_container, RECORDING) == 503
+
+    sshd.restart()
+    storeOnceBack(swift, sshd)
     assert not os.path.exists(remote(sshd, RECORDING, "cut.mkv"))
     # The interrupted upload's temporary file went at the reconnection.
     assert os.listdir(remote(sshd, ".bwscd", "tmp")) == []
@@ -301,39 +314,9 @@ def test_ssh_ending_means_503_until_it_is_back(running, sshd):
     """
     server, swift = running
     [ssh] = sshProcesses(server)
-    body = Stalling(8 * MiB, 32 * MiB)
-    outcome = []
+    uploadCutOffBy(lambda: os.kill(ssh, signal.SIGKILL), server, sshd)
 
-    def upload():
-        connection = server.connection()
-        try:
-            outcome.append(connection.put_object(RECORDING, "cut.mkv", iter(body)))
-        except Exception as e:
-            outcome.append(e)
-        finally:
-            connection.close()
-
-    uploading = threading.Thread(target=upload)
-    uploading.start()
-    assert body.sent.wait(30)
-    os.kill(ssh, signal.SIGKILL)
-    body.go.set()
-    uploading.join(60)
-    [failure] = outcome
-    assert isinstance(failure, Exception)
-    if isinstance(failure, ClientException) and failure.http_status is not None:
-        assert failure.http_status == 503
-    assert not os.path.exists(remote(sshd, RECORDING, "cut.mkv"))
-
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            swift.put_object(RECORDING, "late.mkv", b"late")
-            break
-        except ClientException as e:
-            assert e.http_status == 503 and time.monotonic() < deadline
-            time.sleep(0.2)
-    assert read(remote(sshd, RECORDING, "late.mkv")) == b"late"
+    storeOnceBack(swift, sshd)
     assert not os.path.exists(remote(sshd, RECORDING, "cut.mkv"))
     assert os.listdir(remote(sshd, ".bwscd", "tmp")) == []
     assert "lost the connection to the SFTP server" in server.log()
