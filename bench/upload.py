@@ -19,6 +19,7 @@ and against the baselines (bench/discard.py) with L{timeUploads}.
 """
 
 import argparse
+import functools
 import hashlib
 import importlib.util
 import os
@@ -52,6 +53,7 @@ def loadModule(name: str, *path: str):
     return module
 
 
+@functools.cache
 def loadConftest():
     """tests/conftest.py: C{startServer} and the C{Server} it returns."""
     return loadModule("bwscd_tests_conftest", "tests", "conftest.py")
@@ -205,17 +207,6 @@ def workersOf(pid: int) -> list[int]:
     return [child for child in descendantsOf(pid) if isWorker(child)]
 
 
-def memory(pid: int) -> dict[str, int]:
-    """The sizes of C{/proc/PID/status} (VmRSS, VmHWM, ...) in bytes."""
-    sizes = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            name, _, value = line.partition(":")
-            if value.strip().endswith("kB"):
-                sizes[name] = int(value.split()[0]) * 1024
-    return sizes
-
-
 def machineBusySeconds() -> float:
     """
     CPU seconds the whole machine has spent busy (all cores, every process
@@ -240,7 +231,7 @@ class ProcessSample:
 def sampleProcess(pid: int) -> ProcessSample | None:
     """L{None} if the process has ended (or is a zombie, whose memory is gone)."""
     try:
-        sizes = memory(pid)
+        sizes = loadConftest().processStatus(pid)
         return ProcessSample(cpuSeconds(pid), cpuSeconds(pid, pid),
                              sizes["VmRSS"], sizes["VmHWM"])
     except (OSError, KeyError):

@@ -33,6 +33,17 @@ def twistd() -> str:
     return found if os.path.exists(found) else shutil.which("twistd")
 
 
+def processStatus(pid: int) -> dict[str, int]:
+    """The sizes in C{/proc/PID/status} (VmRSS, VmHWM, ...), in bytes."""
+    sizes = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            name, _, value = line.partition(":")
+            if value.strip().endswith("kB"):
+                sizes[name] = int(value.split()[0]) * 1024
+    return sizes
+
+
 @dataclass
 class Server:
     """A running C{twistd -n bwscd}."""
@@ -90,13 +101,7 @@ class Server:
 
     def status(self) -> dict[str, int]:
         """The process's C{/proc/PID/status} sizes (VmRSS, VmHWM, ...) in bytes."""
-        sizes = {}
-        with open(f"/proc/{self.process.pid}/status") as f:
-            for line in f:
-                name, _, value = line.partition(":")
-                if value.strip().endswith("kB"):
-                    sizes[name] = int(value.split()[0]) * 1024
-        return sizes
+        return processStatus(self.process.pid)
 
     def peakMemory(self) -> "PeakMemory":
         """C{with server.peakMemory() as memory:} ... C{memory.peak}."""
