@@ -108,10 +108,12 @@ class _Worker(ProcessProtocol):
         self._buffers = {1: b"", 2: b""}
 
     def childDataReceived(self, fd: int, data: bytes) -> None:
-        separator = b"\n" if fd == 1 else b"\x1e"
-        *complete, self._buffers[fd] = (self._buffers[fd] + data).split(separator)
+        # One event or log record per line (a log record starts with the
+        # record separator, \x1e): JSON escapes the newlines it holds.
+        *complete, self._buffers[fd] = (self._buffers[fd] + data).split(b"\n")
         for record in complete:
-            if record.strip():
+            record = record.strip(b"\x1e \t\r")
+            if record:
                 (self._event if fd == 1 else self._logRecord)(record)
 
     def _event(self, line: bytes) -> None:
@@ -159,14 +161,20 @@ def main(arguments: list[str]) -> None:
     """A worker: C{python -m bwscd.workers --worker N --listening-fd FD OPTIONS...}."""
     from twisted.internet import stdio
     from twisted.internet.protocol import Protocol
-    from twisted.logger import globalLogBeginner, jsonFileLogObserver
+    from twisted.logger import formatEvent, globalLogBeginner, jsonFileLogObserver
 
     from bwscd.service import WorkerOptions, makeService
 
     _dieWithTheMainProcess()
-    globalLogBeginner.beginLoggingTo(
-        [jsonFileLogObserver(os.fdopen(2, "w", encoding="utf-8", buffering=1))],
-        redirectStandardIO=False)
+    toMainProcess = jsonFileLogObserver(os.fdopen(2, "w", encoding="utf-8", buffering=1))
+
+    def formatted(event):
+        # Sent with its message already formatted: JSON keeps each field's
+        # str(), losing a format's precision ("{duration:.3f}").
+        text = formatEvent(event).replace("{", "{{").replace("}", "}}")
+        toMainProcess(dict(event, log_format=text))
+
+    globalLogBeginner.beginLoggingTo([formatted], redirectStandardIO=False)
     options = WorkerOptions()
     options.parseOptions(arguments)
     output = stdio.StandardIO(Protocol())
