@@ -4,7 +4,6 @@ C{twistd bwscd}: options, and the service that ties the parts together.
 
 import os
 import signal
-import socket
 import sys
 
 from twisted.application.service import MultiService, Service
@@ -19,6 +18,7 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from bwscd import datadir
 from bwscd.account import TokenAuthority
 from bwscd.accesslog import AccessLoggingSite
+from bwscd.balance import ConnectionTable, listenBalanced
 from bwscd.capabilities import PublishedDocuments
 from bwscd.categories import PublishedCategories
 from bwscd.credentials import Credentials
@@ -164,6 +164,7 @@ class WorkerOptions(Options):
     optParameters = [
         ["worker", None, None, "This worker's number.", int],
         ["listening-fd", None, None, "The main process's listening socket.", int],
+        ["connections-fd", None, None, "The processes' table of open connections.", int],
     ]
 
 
@@ -174,7 +175,7 @@ class DestinationService(Service):
     """
 
     def __init__(self, options, site, backend, registry, documents, events, uploadPool,
-                 credentials, certificate, storage, authority, quota, workers):
+                 credentials, certificate, storage, authority, quota, workers, connections):
         self._options = options
         self._site = site
         self._backend = backend
@@ -189,6 +190,8 @@ class DestinationService(Service):
         self._quota = quota
         self._workers = workers
         """L{WorkerProcesses} to start once listening; L{None} in a worker."""
+        self._connections = connections
+        """The processes' L{ConnectionTable}; L{None} with one process."""
         self._settingsStamp = None
         self._port = None
         self._watching = LoopingCall(self.reload)
@@ -251,13 +254,13 @@ class DestinationService(Service):
         factory = self._site
         if self._certificate is not None:
             factory = TLSMemoryBIOFactory(self._certificate, False, self._site)
-        fd = options.get("listening-fd")
-        if fd is None:
+        if self._connections is None:
             return reactor.listenTCP(options["port"], factory, interface=options["interface"])
-        with socket.socket(fileno=os.dup(fd)) as listening:
-            family = listening.family
-        port = reactor.adoptStreamPort(fd, family, factory)
-        os.close(fd)  # adopted as a copy
+        fd = options.get("listening-fd")
+        port = listenBalanced(reactor, self._connections, factory, options["port"],
+                              options["interface"], fd=fd)
+        if fd is not None:
+            os.close(fd)  # adopted as a copy
         return port
 
     def _hangUp(self):
@@ -338,16 +341,20 @@ def makeService(options) -> MultiService:
     destination = options["destination"]
     backend = options["storage"]
     service = MultiService()
-    workers = None
+    workers = connections = None
     if options.get("worker") is None:
         eventLog = EventLog(os.path.join(destination.directory, "events.jsonl"))
         webhooks = [WebhookSink(url, reactor) for url in options["webhook"]]
         events = Events([LogSink(), eventLog, *webhooks])
+        if options["workers"] > 1:
+            connections = ConnectionTable.create(options["workers"])
         workers = WorkerProcesses(options.arguments + ["--data", options["data"]],
-                                  options["workers"] - 1, events)
+                                  options["workers"] - 1, events, connections)
         EventSinksService(eventLog, webhooks, workers).setServiceParent(service)
     else:
         events = Events([options["events"]])
+        connections = ConnectionTable(options["connections-fd"], options["workers"],
+                                      options["worker"])
     authority = TokenAuthority(destination.tokenSecret, options["token-lifetime"])
     credentials = Credentials(destination.directory)
     certificate = None if options["http"] else ServerCertificate(
@@ -373,6 +380,6 @@ def makeService(options) -> MultiService:
     site.displayTracebacks = False
     DestinationService(
         options, site, backend, registry, documents, events, uploadPool,
-        credentials, certificate, storage, authority, quota, workers,
+        credentials, certificate, storage, authority, quota, workers, connections,
     ).setServiceParent(service)
     return service

@@ -47,17 +47,20 @@ class WorkerProcesses:
     L{startWorkers} once the listening socket is open.
     """
 
-    def __init__(self, arguments: list[str], count: int, events):
+    def __init__(self, arguments: list[str], count: int, events, connections):
         """
         @param arguments: the service's command-line options, given again to
             every worker.
         @param count: how many workers.
         @param events: the main process's L{bwscd.events.Events}, which
             delivers the workers' events.
+        @param connections: the processes' L{bwscd.balance.ConnectionTable}
+            (L{None} with no workers).
         """
         self._arguments = arguments
         self._count = count
         self._events = events
+        self._connections = connections
         self._fd: int | None = None
         self._running: dict[int, "_Worker"] = {}
         self._stopping = False
@@ -69,14 +72,18 @@ class WorkerProcesses:
 
     def _spawn(self, number: int) -> None:
         worker = _Worker(self, number)
+        table = self._connections.fd
         command = [sys.executable, "-m", "bwscd.workers", "--worker", str(number),
-                   "--listening-fd", str(self._fd), *self._arguments]
+                   "--listening-fd", str(self._fd), "--connections-fd", str(table),
+                   *self._arguments]
         reactor.spawnProcess(worker, sys.executable, command, env=os.environ,
-                             childFDs={0: "w", 1: "r", 2: "r", self._fd: self._fd})
+                             childFDs={0: "w", 1: "r", 2: "r", self._fd: self._fd,
+                                       table: table})
         self._running[number] = worker
 
     def _ended(self, worker: "_Worker", reason) -> None:
         self._running.pop(worker.number, None)
+        self._connections.absent(worker.number)
         worker.stopped.callback(None)
         if not self._stopping:
             log.error("worker {number} ended ({reason}); starting it again",
