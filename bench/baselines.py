@@ -22,6 +22,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from bwscd.backends.sftp import CIPHERS
 from upload import Figures, Payload, RepeatedBlock, loadConftest, machineBusySeconds, timeUploads
 
 HOST = "127.0.0.1"
@@ -125,7 +126,8 @@ def timeSFTPPuts(sshd, directory: str, payload: Payload, count: int) -> Figures:
     so read from the page cache) to C{sshd}, a C{SSHServer} of
     tests/backends/sshd.py, with C{put -f}: fsynced on the server, as the
     SFTP backend does.  Timed from starting the clients to the last one's
-    exit, so including each SSH handshake.  The client CPU figure is that
+    exit, so including each SSH handshake.  With the SFTP backend's
+    ciphers, so that both encrypt alike.  The client CPU figure is that
     of C{sftp} and its C{ssh}; sshd's is not measured.
     """
     remote = os.path.join(sshd.root, "sftp-put")
@@ -140,7 +142,8 @@ def timeSFTPPuts(sshd, directory: str, payload: Payload, count: int) -> Figures:
         commands.append([
             "sftp", "-q", "-b", batch, "-P", str(sshd.port), "-i", sshd.keyPath,
             "-o", f"UserKnownHostsFile={sshd.knownHostsPath}",
-            "-o", "StrictHostKeyChecking=yes", f"{sshd.user}@{HOST}",
+            "-o", "StrictHostKeyChecking=yes", "-o", f"Ciphers={CIPHERS}",
+            f"{sshd.user}@{HOST}",
         ])
 
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
