@@ -14,8 +14,8 @@ so, never keeps a connection waiting longer than L{DEFER} seconds.
 """
 
 import mmap
-import socket
 import os
+import socket
 import struct
 
 from twisted.internet import tcp
