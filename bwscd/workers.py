@@ -5,8 +5,8 @@ One Python process receives at most about one core's worth of uploads (TLS,
 HTTP parsing and queueing run on its reactor thread).  With C{--workers N},
 the main process (C{twistd bwscd}) opens the listening socket and starts
 N - 1 workers, each a whole bwscd service on its own reactor that accepts
-connections from the same socket: the kernel hands each new connection to
-one of the processes waiting on it.
+connections from the same socket, spread between the processes by how many
+each has open (L{bwscd.balance}).
 
 The main process does, once, what concerns the storage as a whole: it
 recovers the backend (removes leftovers of interrupted writes) before any
@@ -83,7 +83,7 @@ class WorkerProcesses:
 
     def _ended(self, worker: "_Worker", reason) -> None:
         self._running.pop(worker.number, None)
-        self._connections.absent(worker.number)
+        self._connections.markAbsent(worker.number)
         worker.stopped.callback(None)
         if not self._stopping:
             log.error("worker {number} ended ({reason}); starting it again",
@@ -175,13 +175,13 @@ def main(arguments: list[str]) -> None:
     _dieWithTheMainProcess()
     toMainProcess = jsonFileLogObserver(os.fdopen(2, "w", encoding="utf-8", buffering=1))
 
-    def formatted(event):
+    def sendFormatted(event):
         # Sent with its message already formatted: JSON keeps each field's
         # str(), losing a format's precision ("{duration:.3f}").
         text = formatEvent(event).replace("{", "{{").replace("}", "}}")
         toMainProcess(dict(event, log_format=text))
 
-    globalLogBeginner.beginLoggingTo([formatted], redirectStandardIO=False)
+    globalLogBeginner.beginLoggingTo([sendFormatted], redirectStandardIO=False)
     options = WorkerOptions()
     options.parseOptions(arguments)
     output = stdio.StandardIO(Protocol())

@@ -170,7 +170,7 @@ def test_stopping_the_service_stops_every_worker(launch, dataDirectory):
     assert server.log().count("Received SIGTERM, shutting down.") == 3
 
 
-def test_connections_are_spread_evenly_between_the_processes(launch, dataDirectory):
+def test_connections_are_spread_between_the_processes(launch, dataDirectory):
     """
     Connections made at once go to the processes in turn, as 8 cameras'
     uploads starting together would: not all to the first one awake.
@@ -179,29 +179,36 @@ def test_connections_are_spread_evenly_between_the_processes(launch, dataDirecto
     waitFor(lambda: "worker 1: AccessLoggingSite (TLS) starting" in server.log())
     context = ssl.create_default_context(cafile=server.caFile)
     context.check_hostname = False
-    start = threading.Barrier(8)
-
-    def connect(number):
-        start.wait()
-        connection = context.wrap_socket(socket.create_connection(("127.0.0.1", server.port)))
-        connection.do_handshake()
-        return connection
-
-    with ThreadPoolExecutor(8) as pool:
-        connections = list(pool.map(connect, range(8)))
-    # Every connection open at once; then one request on each, for the
-    # access log to say which process took it.
-    for number, connection in enumerate(connections):
-        connection.sendall(b"HEAD /v1/AUTH_%d HTTP/1.1\r\nHost: x\r\n\r\n" % number)
-        assert connection.recv(100).startswith(b"HTTP/1.1 401")
-        connection.close()
 
     def served():
         return [line for line in server.log().splitlines()
                 if "[bwscd.access#info]" in line and "HEAD /v1/AUTH_" in line]
 
-    waitFor(lambda: len(served()) == 8)
-    assert sum("worker 1: " in line for line in served()) == 4, served()
+    # Three rounds: the process woken first taking 3 to 5 of 8 by chance,
+    # three times running, is unlikely (it took 6, 7, 6, 2, 6 in five rounds).
+    for round in range(3):
+        start = threading.Barrier(8)
+
+        def connect(number):
+            start.wait()
+            return context.wrap_socket(socket.create_connection(("127.0.0.1", server.port)))
+
+        with ThreadPoolExecutor(8) as pool:
+            connections = list(pool.map(connect, range(8)))
+        # Every connection open at once; then one request on each, for the
+        # access log to say which process took it.
+        try:
+            for number, connection in enumerate(connections):
+                connection.sendall(b"HEAD /v1/AUTH_%d HTTP/1.1\r\nHost: x\r\n\r\n" % number)
+                assert connection.recv(100).startswith(b"HTTP/1.1 401")
+        finally:
+            for connection in connections:
+                connection.close()
+        waitFor(lambda: len(served()) == 8 * (round + 1))
+        byWorker = sum("worker 1: " in line for line in served()[-8:])
+        # 4 + 4 unless a process was busy for the whole of a deferral.
+        assert 3 <= byWorker <= 5, served()
+        time.sleep(0.5)  # for the processes to count the connections closed
     # A worker's log lines reach the main process's log whole and at once
     # (the last one too, with no other after it).
     assert all(re.search(r" in=0 out=0 \d+\.\d{3}s$", line) for line in served()), served()
@@ -210,8 +217,8 @@ def test_connections_are_spread_evenly_between_the_processes(launch, dataDirecto
 def test_a_stuck_worker_holds_no_connection_back(launch, dataDirectory):
     """
     A worker that takes nothing (stopped here) still counts fewer
-    connections than the main process: the main process leaves each new
-    one to it only for a moment, then takes it.
+    connections than the main process: the main process leaves a new one
+    to it only for a moment, then takes it and the next ones itself.
     """
     server = launch(dataDirectory, "--workers", "2")
     waitFor(lambda: "worker 1: AccessLoggingSite (TLS) starting" in server.log())
@@ -221,9 +228,14 @@ def test_a_stuck_worker_holds_no_connection_back(launch, dataDirectory):
         # A timeout, for the test to fail rather than wait for ever.
         with closing(server.connection(timeout=10)) as held:
             held.head_account()
-            for _ in range(3):
+            started = time.monotonic()
+            for _ in range(5):
                 with closing(server.connection(timeout=10)) as swift:
                     swift.head_account()
+            elapsed = time.monotonic() - started
     finally:
         os.kill(worker, signal.SIGCONT)
-    assert "worker 1: " not in server.log().split("HEAD /v1/AUTH_", 1)[1]
+    # 10 new connections (a login and a HEAD each time): the first one left
+    # to the worker for 20 ms, the others taken at once, as the worker's
+    # count does not change.
+    assert elapsed < 2, elapsed
