@@ -73,7 +73,11 @@ class WorkerProcesses:
     def _spawn(self, number: int) -> None:
         worker = _Worker(self, number)
         table = self._connections.fd
-        command = [sys.executable, "-m", "bwscd.workers", "--worker", str(number),
+        # -P: without the working directory first on sys.path.  Started in
+        # the source checkout it was installed from (as the README does),
+        # its bwscd/ would hide the installed package, whose backends it
+        # lacks (they install as bwscd.backends).
+        command = [sys.executable, "-P", "-m", "bwscd.workers", "--worker", str(number),
                    "--listening-fd", str(self._fd), "--connections-fd", str(table),
                    *self._arguments]
         reactor.spawnProcess(worker, sys.executable, command, env=os.environ,

@@ -142,8 +142,12 @@ class PeakMemory:
         self._thread.join()
 
 
-def startServer(data: str, *arguments: str, port: int | None = None, https=True) -> Server:
-    """Start C{twistd -n bwscd} and wait until it listens."""
+def startServer(data: str, *arguments: str, port: int | None = None, https=True,
+                cwd: str | None = None) -> Server:
+    """
+    Start C{twistd -n bwscd} and wait until it listens; in C{cwd}, by
+    default the directory that holds C{data}.
+    """
     port = port or freePort()
     logPath = os.path.join(data + ".log")
     command = [
@@ -156,7 +160,7 @@ def startServer(data: str, *arguments: str, port: int | None = None, https=True)
     log = open(logPath, "ab")
     startedAt = log.tell()
     process = subprocess.Popen(
-        command, stdout=log, stderr=subprocess.STDOUT, cwd=os.path.dirname(data)
+        command, stdout=log, stderr=subprocess.STDOUT, cwd=cwd or os.path.dirname(data)
     )
     server = Server(data, port, process, logPath, https)
     deadline = time.monotonic() + 60
@@ -225,7 +229,7 @@ def swift(server) -> swiftclient.Connection:
 @pytest.fixture
 def launch():
     """
-    C{launch(data, *arguments, port=None, https=True)} starts a server (see
+    C{launch(data, *arguments, port=None, https=True, cwd=None)} starts a server (see
     L{startServer}); every server started is stopped after the test.
     """
     servers = []

@@ -147,6 +147,18 @@ def test_no_worker_outlives_its_main_process(launch, dataDirectory):
             "clip.mkv")["content-length"] == str(32 * 4096)
 
 
+def test_workers_start_in_the_source_directory(launch, dataDirectory):
+    """
+    Started where the README starts it, in the checkout it was installed
+    from: the checkout's bwscd/ (without its backends, which install as
+    bwscd.backends) must not hide the installed package from the workers.
+    """
+    repository = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    server = launch(dataDirectory, "--workers", "2", cwd=repository)
+    waitFor(lambda: "worker 1: AccessLoggingSite (TLS) starting" in server.log())
+    assert "worker 1 ended" not in server.log()
+
+
 def test_a_worker_that_dies_is_started_again(launch, dataDirectory):
     server = launch(dataDirectory, "--workers", "2")
     [worker] = workersOf(server)
