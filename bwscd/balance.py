@@ -123,7 +123,8 @@ class _CountedConnection(tcp.Server):
 class BalancedPort(tcp.Port):
     """
     A listening port that takes one connection at a time, and none for
-    L{DEFER} seconds while it has more than another process.  Build it as
+    L{DEFER} seconds while it has more than another process, unless the
+    others took none the last time it waited for them.  Build it as
     L{tcp.Port} is built (by C{listenTCP} or from an adopted descriptor),
     then set C{connections} before L{startListening}.
     """
@@ -154,8 +155,8 @@ class BalancedPort(tcp.Port):
             return  # closing: loseConnection stopped reading for good
         others = self.connections.others()
         # None of the others took a connection or lost one meanwhile: they
-        # are not taking any now.  Take what waits, one per reactor
-        # iteration, until their counts change.
+        # are not taking any (or the client left).  Take what waits, one
+        # per reactor iteration, until their counts change.
         self._unresponsive = others if others == othersBefore else None
         self.startReading()
         self._acceptOne()
