@@ -169,7 +169,10 @@ def _dieWithTheMainProcess() -> None:
 
 
 def main(arguments: list[str]) -> None:
-    """A worker: C{python -m bwscd.workers --worker N --listening-fd FD OPTIONS...}."""
+    """
+    A worker: C{python -P -m bwscd.workers --worker N --listening-fd FD
+    --connections-fd FD OPTIONS...}.
+    """
     from twisted.internet import stdio
     from twisted.internet.protocol import Protocol
     from twisted.logger import formatEvent, globalLogBeginner, jsonFileLogObserver
