@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import pytest
 import swiftclient
+from twisted.internet.defer import Deferred
 
 HOST = "127.0.0.1"
 
@@ -205,6 +206,40 @@ class Recording:
 @pytest.fixture
 def recording() -> Recording:
     return Recording()
+
+
+class HandFedBody:
+    """
+    A request body (an C{IBodyProducer}) that a test feeds by hand, through
+    C{body.consumer.write}, and ends with C{body.done}; it checks that it
+    is paused and resumed in turn.
+    """
+
+    def __init__(self, length=None):
+        self.length = length
+        self.paused = False
+        self.done = Deferred()
+
+    def startProducing(self, consumer):
+        self.consumer = consumer
+        return self.done
+
+    def pauseProducing(self):
+        assert not self.paused
+        self.paused = True
+
+    def resumeProducing(self):
+        assert self.paused
+        self.paused = False
+
+    def stopProducing(self):
+        pass
+
+
+@pytest.fixture
+def handFedBody() -> type[HandFedBody]:
+    """L{HandFedBody}, for test modules (which can't import this one)."""
+    return HandFedBody
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import time
 from urllib.parse import urlsplit
 
 import pytest
-from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from bwscd.bodyrate import MinimumRate
@@ -58,29 +57,6 @@ def test_a_trickling_body_is_cut_off_and_not_stored(launch, dataDirectory):
     assert "slow.mkv" not in os.listdir(os.path.join(server.storage, CONTAINER))
 
 
-class Body:
-    """A request body that a test feeds by hand."""
-
-    length = 1 << 20
-
-    def __init__(self):
-        self.paused = False
-        self.done = Deferred()
-
-    def startProducing(self, consumer):
-        self.consumer = consumer
-        return self.done
-
-    def pauseProducing(self):
-        self.paused = True
-
-    def resumeProducing(self):
-        self.paused = False
-
-    def stopProducing(self):
-        pass
-
-
 class Transport:
     aborted = False
 
@@ -99,16 +75,18 @@ class Consumer:
         self.received.append(data)
 
 
-def guarded(rate=100, period=10):
-    body, transport, clock = Body(), Transport(), Clock()
-    guard = MinimumRate(body, transport, rate, period, clock)
+@pytest.fixture
+def guarded(handFedBody):
+    """A hand-fed body of 1 MiB guarded at 100 bytes per 10 s period."""
+    body, transport, clock = handFedBody(1 << 20), Transport(), Clock()
+    guard = MinimumRate(body, transport, 100, 10, clock)
     consumer = Consumer()
     guard.startProducing(consumer)
     return body, transport, clock, guard, consumer
 
 
-def test_enough_bytes_per_period_keep_the_connection():
-    body, transport, clock, guard, consumer = guarded()
+def test_enough_bytes_per_period_keep_the_connection(guarded):
+    body, transport, clock, guard, consumer = guarded
     for _ in range(5):
         body.consumer.write(b"x" * 1000)
         clock.advance(10)
@@ -117,16 +95,16 @@ def test_enough_bytes_per_period_keep_the_connection():
     assert clock.getDelayedCalls() == []
 
 
-def test_too_few_bytes_in_a_period_abort_the_connection():
-    body, transport, clock, guard, consumer = guarded()
+def test_too_few_bytes_in_a_period_abort_the_connection(guarded):
+    body, transport, clock, guard, consumer = guarded
     body.consumer.write(b"x" * 999)
     clock.advance(10)
     assert transport.aborted
     assert clock.getDelayedCalls() == []
 
 
-def test_a_period_in_which_bwscd_paused_reading_is_excused():
-    body, transport, clock, guard, consumer = guarded()
+def test_a_period_in_which_bwscd_paused_reading_is_excused(guarded):
+    body, transport, clock, guard, consumer = guarded
     guard.pauseProducing()
     assert body.paused
     clock.advance(10)  # nothing arrived, but bwscd wasn't reading

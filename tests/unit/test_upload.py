@@ -8,7 +8,6 @@ import queue
 import threading
 
 import pytest
-from twisted.internet.defer import Deferred
 from twisted.python.threadpool import ThreadPool
 
 from bwscd import upload
@@ -49,33 +48,8 @@ class GatedWriter:
         pass
 
 
-class Body:
-    """An L{IBodyProducer} the test writes through, counting pauses."""
-
-    length = None
-
-    def __init__(self):
-        self.paused = False
-        self.done = Deferred()
-
-    def startProducing(self, consumer):
-        self.consumer = consumer
-        return self.done
-
-    def pauseProducing(self):
-        assert not self.paused
-        self.paused = True
-
-    def resumeProducing(self):
-        assert self.paused
-        self.paused = False
-
-    def stopProducing(self):
-        pass
-
-
 @pytest.fixture
-def start():
+def start(handFedBody):
     """
     C{start()} begins an upload into a L{GatedWriter}: the fake reactor,
     the writer, the body, and the upload's result.  Afterwards a worker the
@@ -86,7 +60,7 @@ def start():
     started = []
 
     def start():
-        reactor, writer, body = FakeReactor(), GatedWriter(), Body()
+        reactor, writer, body = FakeReactor(), GatedWriter(), handFedBody()
         started.append((writer, body))
         return reactor, writer, body, Upload(reactor, pool, writer, None, None).receive(body)
 
