@@ -222,7 +222,6 @@ def prepare(
                                     containerType=containerType)
         create(directory, settings, key, port=port, https=https)
     settings = loadSettings(directory)
-    before = json.dumps(settings)
     if publicAddresses:
         for address in publicAddresses:
             if not _isHost(address):
@@ -234,11 +233,20 @@ def prepare(
         raise ValueError("container type must be mkv or mp4")
     settings.update(port=port, https=https)
     newlyPublished = _publish(settings, allowWithdrawal)
-    if json.dumps(settings) != before:
-        # Unchanged, it is left alone: a running server would take a new
-        # file for an operator's change (worker processes prepare too).
-        saveSettings(directory, settings)
+    saveSettings(directory, settings)
     writeConnectionFile(directory, settings)
+    return _destination(directory, settings, newlyPublished)
+
+
+def load(directory: str) -> Destination:
+    """
+    The data directory as L{prepare} left it, changing nothing: for a
+    worker process, whose main process prepared it.
+    """
+    return _destination(directory, loadSettings(directory), newlyPublished=[])
+
+
+def _destination(directory: str, settings: dict, newlyPublished: list[str]) -> Destination:
     return Destination(
         directory=directory,
         userName=settings["account"]["user"],

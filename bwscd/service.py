@@ -125,6 +125,17 @@ class Options(usage.Options):
             print(f"{name}: {plugin.description}")
         raise SystemExit(0)
 
+    def destination(self) -> datadir.Destination:
+        """The data directory, created or brought up to date by the options."""
+        return datadir.prepare(
+            self["data"],
+            port=self["port"],
+            https=not self["http"],
+            publicAddresses=self["public-address"] or None,
+            containerType=self["container-type"],
+            allowWithdrawal=self["allow-capability-withdrawal"],
+        )
+
     def postOptions(self):
         if not 0 < self["port"] < 65536:
             raise usage.UsageError("--port must be 1 to 65535")
@@ -145,14 +156,7 @@ class Options(usage.Options):
         self["data"] = os.path.abspath(self["data"])
         try:
             self["storage"] = loadBackend(self["backend"], self["data"])
-            self["destination"] = datadir.prepare(
-                self["data"],
-                port=self["port"],
-                https=not self["http"],
-                publicAddresses=self["public-address"] or None,
-                containerType=self["container-type"],
-                allowWithdrawal=self["allow-capability-withdrawal"],
-            )
+            self["destination"] = self.destination()
             self["destination"].categoryFile.read()  # a broken file stops the start
         except ValueError as e:
             raise usage.UsageError(str(e))
@@ -166,6 +170,11 @@ class WorkerOptions(Options):
         ["listening-fd", None, None, "The main process's listening socket.", int],
         ["connections-fd", None, None, "The processes' table of open connections.", int],
     ]
+
+    def destination(self) -> datadir.Destination:
+        # The main process prepared it: a worker (restarted, maybe much
+        # later) writes nothing back over what operators changed since.
+        return datadir.load(self["data"])
 
 
 class DestinationService(Service):
