@@ -33,7 +33,6 @@ from bwscd.files import fsyncDirectory, readIfExists
 from bwscd.constraints import mergeMetadata
 from bwscd.errors import (
     BadRequest,
-    Conflict,
     InsufficientStorage,
     NotFound,
     ServiceUnavailable,
@@ -292,18 +291,24 @@ class FilesystemBackend:
                              container, name, metadata, length, writeOnce)
 
     def _openObject(self, container, name, metadata, length, writeOnce) -> "FileWriter":
-        if not os.path.isdir(self._containerPath(container)):
-            raise NotFound(f"no container {container!r}")
-        self._checkObjectName(container, name, writeOnce)
-        status = os.statvfs(self.root)
-        free = status.f_bavail * status.f_frsize
-        if (length or 0) + self.reserve > free:
-            raise InsufficientStorage(
-                f"not enough free space: {free} bytes free, {self.reserve} kept in reserve"
-            )
-        fd, temporary = self._temporaryFile()
+        # Found and counted at once: deleteContainer, under the same lock,
+        # sees either no container or a writer into it.
         with self._commitLock:
+            if not os.path.isdir(self._containerPath(container)):
+                raise NotFound(f"no container {container!r}")
             self._writers[container] += 1
+        try:
+            self._checkObjectName(container, name, writeOnce)
+            status = os.statvfs(self.root)
+            free = status.f_bavail * status.f_frsize
+            if (length or 0) + self.reserve > free:
+                raise InsufficientStorage(
+                    f"not enough free space: {free} bytes free, {self.reserve} kept in reserve"
+                )
+            fd, temporary = self._temporaryFile()
+        except BaseException:
+            self._writerClosed(container)
+            raise
         return FileWriter(self, container, name, metadata, fd, temporary, writeOnce)
 
     def _writerClosed(self, container: str) -> None:
@@ -350,15 +355,12 @@ class FilesystemBackend:
             path = self._containerPath(container)
             if not os.path.isdir(path):
                 return False
-            if self._writers[container] or self._listObjects(container, "", "", 1):
-                raise Conflict(f"container {container!r} still holds objects, "
-                               "or uploads into it are under way")
             own = {os.path.basename(self._path(p)) for p in (
                 layout.completeMarker(container), layout.containerMetadata(container))}
-            if set(os.listdir(path)) - own:
-                # Checked before anything is removed: a 409 leaves the
-                # container as it was, metadata included.
-                raise Conflict(f"container {container!r} holds files that are not objects")
+            # Checked before anything is removed: a 409 leaves the container
+            # as it was, metadata included.
+            if self._writers[container] or set(os.listdir(path)) - own:
+                raise layout.containerNotEmpty(container)
             _unlinkIfExists(self._path(layout.completeMarker(container)))
             _unlinkIfExists(self._containerMetadataPath(container))
             try:
@@ -366,7 +368,7 @@ class FilesystemBackend:
             except OSError as e:
                 if e.errno != errno.ENOTEMPTY:
                     raise
-                raise Conflict(f"container {container!r} holds files that are not objects")
+                raise layout.containerNotEmpty(container)
             fsyncDirectory(self.root)
         return True
 

@@ -19,7 +19,7 @@ C{/} and not starting with C{.}), so every path stays inside the root.
 import json
 import posixpath
 
-from bwscd.errors import BadRequest
+from bwscd.errors import BadRequest, Conflict
 
 COMPLETE_MARKER = "complete"
 METADATA_SUFFIX = ".metadata.json"
@@ -128,3 +128,12 @@ def _checkLengths(what: str, nameMax: int, *paths: str) -> None:
                 f"{what} is too long for this filesystem's {nameMax}-byte file names "
                 "(with the layout's metadata suffix)"
             )
+
+
+def containerNotEmpty(container: str) -> Conflict:
+    """
+    The refusal to delete a container whose directory holds anything but
+    its own two files (objects, or files that are not), or one that an
+    upload is being written into.
+    """
+    return Conflict(f"container {container!r} is not empty, or an upload into it is under way")

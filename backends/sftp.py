@@ -68,7 +68,6 @@ from bwscd.backends import layout
 from bwscd.constraints import mergeMetadata
 from bwscd.errors import (
     BadRequest,
-    Conflict,
     InsufficientStorage,
     NotFound,
     ServiceUnavailable,
@@ -1178,20 +1177,18 @@ class SFTPBackend:
             top = layout.container(container)
             if not _isDirectory((yield session.stat(top))):
                 return False
-            writing = any(w.container == container for w in self._writers)
-            if writing or (yield self._objectNames(session, top, "", "")):
-                raise Conflict(f"container {container!r} still holds objects, "
-                               "or uploads into it are under way")
+            # A copy: upload threads discard their writers as they end.
+            writing = any(w.container == container for w in list(self._writers))
             own = {posixpath.basename(layout.completeMarker(container)),
                    posixpath.basename(layout.containerMetadata(container))}
-            if set((yield session.list(top))) - own:
-                # Checked before anything is removed: a 409 leaves the
-                # container as it was, metadata included.
-                raise Conflict(f"container {container!r} holds files that are not objects")
+            # Checked before anything is removed: a 409 leaves the container
+            # as it was, metadata included.
+            if writing or set((yield session.list(top))) - own:
+                raise layout.containerNotEmpty(container)
             yield session.removeQuietly(layout.completeMarker(container))
             yield session.removeQuietly(layout.containerMetadata(container))
             if not (yield session.removeEmptyDirectory(top)):
-                raise Conflict(f"container {container!r} holds files that are not objects")
+                raise layout.containerNotEmpty(container)
             yield session.removeEmptyDirectory(posixpath.join(_DIGESTS, top))
             return True
         finally:
