@@ -131,7 +131,12 @@ def loadSettings(directory: str) -> dict:
     stored = readIfExists(os.path.join(directory, SETTINGS))
     if stored is None:
         raise ValueError(f"{directory} is not a bwscd data directory (no {SETTINGS})")
-    return json.loads(stored)
+    settings = json.loads(stored)
+    # Before roles (until 2026-11-22) integrators' accounts were all
+    # readers, kept under "readers"; saved again, they stay "accounts".
+    for reader in settings.pop("readers", []):
+        settings.setdefault("accounts", []).append(dict(reader, role="reader"))
+    return settings
 
 
 def saveSettings(directory: str, settings: dict) -> None:
