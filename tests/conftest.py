@@ -29,6 +29,11 @@ def freePort() -> int:
         return s.getsockname()[1]
 
 
+def bwscd() -> str:
+    found = os.path.join(os.path.dirname(sys.executable), "bwscd")
+    return found if os.path.exists(found) else shutil.which("bwscd")
+
+
 def twistd() -> str:
     found = os.path.join(os.path.dirname(sys.executable), "twistd")
     return found if os.path.exists(found) else shutil.which("twistd")
@@ -99,6 +104,44 @@ class Server:
             retries=0,
             **kwargs,
         )
+
+    def addAccount(self, name: str, role: str) -> swiftclient.Connection:
+        """
+        A new integrator account (C{bwscd credentials add}), logged in once
+        this server has taken it up (SIGHUP).
+        """
+        added = subprocess.run([bwscd(), "credentials", "--data", self.data, "add", name,
+                                "--role", role], capture_output=True, text=True, check=True)
+        assert added.stdout.startswith(f"{role} {name} added"), added.stdout
+        account = swiftclient.Connection(
+            authurl=self.authURL, user=name, key=added.stdout.strip().rsplit(" ", 1)[1],
+            cacert=self.caFile if self.https else None, retries=0)
+        self.process.send_signal(signal.SIGHUP)
+        self._waitForLogin(account, accepted=True)
+        return account
+
+    def removeAccount(self, account: swiftclient.Connection) -> None:
+        """Remove C{account} (C{bwscd credentials remove}), once this server refuses it."""
+        subprocess.run([bwscd(), "credentials", "--data", self.data, "remove", account.user],
+                       capture_output=True, check=True)
+        self.process.send_signal(signal.SIGHUP)
+        self._waitForLogin(swiftclient.Connection(
+            authurl=self.authURL, user=account.user, key=account.key,
+            cacert=self.caFile if self.https else None, retries=0), accepted=False)
+
+    def _waitForLogin(self, account: swiftclient.Connection, accepted: bool) -> None:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                account.get_auth()
+                if accepted:
+                    return
+            except swiftclient.ClientException:
+                if not accepted:
+                    return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{account.user} still {'refused' if accepted else 'accepted'}")
+            time.sleep(0.1)
 
     def status(self) -> dict[str, int]:
         """The process's C{/proc/PID/status} sizes (VmRSS, VmHWM, ...) in bytes."""

@@ -6,16 +6,11 @@ controller can send it again once there is room.
 """
 
 import os
-import signal
 import subprocess
-import sys
-import time
 
 import pytest
-import swiftclient
 from swiftclient.exceptions import ClientException
 
-BWSCD = os.path.join(os.path.dirname(sys.executable), "bwscd")
 KiB = 1024
 
 
@@ -80,13 +75,7 @@ def test_room_made_by_an_admin_and_counted_again_at_start(launch, dataDirectory,
     swift = server.connection()
     assert used(swift) == stored
     assert status(swift.put_object, container, "2.mkv", data) == 507
-    added = subprocess.run([BWSCD, "credentials", "--data", dataDirectory, "add", "archive",
-                            "--role", "admin"], capture_output=True, text=True, check=True)
-    server.process.send_signal(signal.SIGHUP)
-    time.sleep(1)
-    admin = swiftclient.Connection(authurl=server.authURL, user="archive",
-                                   key=added.stdout.strip().rsplit(" ", 1)[1],
-                                   cacert=server.caFile, retries=0)
+    admin = server.addAccount("archive", "admin")
     admin.delete_object(container, "1.mkv")
     assert used(swift) == stored - len(data)
     swift.put_object(container, "2.mkv", data)
@@ -98,6 +87,6 @@ def test_without_a_quota_nothing_is_counted(server, swift):
 
 def test_a_quota_must_be_a_size(twistdCommand, dataDirectory):
     done = subprocess.run([*twistdCommand, "bwscd", "--data", dataDirectory,
-                           "--quota", "lots"], capture_output=True, text=True)
+                           "--quota", "lots"], capture_output=True, text=True, timeout=60)
     assert done.returncode != 0
     assert "--quota 'lots' is not a size like 500G" in done.stdout + done.stderr

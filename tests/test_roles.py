@@ -7,16 +7,12 @@ also delete, and every deletion is an event.
 
 import hashlib
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
-import swiftclient
 from swiftclient.exceptions import ClientException
 
-BWSCD = os.path.join(os.path.dirname(sys.executable), "bwscd")
 USER = "0b9a3f2e-5c1d-4e8f-9a7b-2c3d4e5f6a7b"
 DEVICE = "B8A44F000001"
 RECORDING = f"{USER}_{DEVICE}_20240501T101500Z"
@@ -43,23 +39,7 @@ def stored(server, swift):
     clips = {f"20240501_10150{i}_1.mkv": os.urandom(300_000 + i) for i in range(3)}
     for name, data in clips.items():
         swift.put_object(RECORDING, name, data, headers={"X-Object-Meta-Starttime": "1"})
-    return integrator(server, "integrator", "reader"), clips
-
-
-def integrator(server, name, role):
-    """A new integrator account with C{role}, logged in with swiftclient."""
-    added = subprocess.run([BWSCD, "credentials", "--data", server.data, "add", name,
-                            "--role", role], capture_output=True, text=True, check=True)
-    assert added.stdout.startswith(f"{role} {name} added")
-    key = added.stdout.strip().rsplit(" ", 1)[1]
-    reload(server)
-    return swiftclient.Connection(authurl=server.authURL, user=name, key=key,
-                                  cacert=server.caFile, retries=0)
-
-
-def reload(server):
-    server.process.send_signal(signal.SIGHUP)
-    time.sleep(1)
+    return server.addAccount("integrator", "reader"), clips
 
 
 def test_a_reader_lists_and_downloads(server, stored):
@@ -108,15 +88,13 @@ def test_the_controller_cannot_list_or_read_evidence(swift, stored):
 
 def test_a_removed_reader_is_out(server, stored):
     reader, _ = stored
-    subprocess.run([BWSCD, "credentials", "--data", server.data, "remove", "integrator"],
-                   check=True, capture_output=True)
-    reload(server)
+    server.removeAccount(reader)
     assert status(reader.get_container, RECORDING) == 401
 
 
 def test_an_admin_deletes_and_each_deletion_is_an_event(server, swift, stored):
     _, clips = stored
-    admin = integrator(server, "archive", "admin")
+    admin = server.addAccount("archive", "admin")
     name, data = sorted(clips.items())[0]
     assert admin.get_object(RECORDING, name)[1] == data
     admin.delete_object(RECORDING, name)
@@ -136,7 +114,7 @@ def test_an_admin_deletes_and_each_deletion_is_an_event(server, swift, stored):
 
 
 def test_an_admin_deletes_a_recording_with_the_swift_cli(server, stored):
-    admin = integrator(server, "archive", "admin")
+    admin = server.addAccount("archive", "admin")
     key = admin.key
     done = subprocess.run(
         [os.path.join(os.path.dirname(sys.executable), "swift"), "-A", server.authURL,
@@ -151,7 +129,7 @@ def test_an_admin_deletes_a_recording_with_the_swift_cli(server, stored):
 
 def test_what_an_admin_cannot_delete(server, swift, stored):
     _, clips = stored
-    admin = integrator(server, "archive", "admin")
+    admin = server.addAccount("archive", "admin")
     assert status(admin.delete_container, RECORDING) == 409  # not empty
     assert status(admin.delete_object, "Users", USER) == 403  # the registry's history
     assert status(admin.delete_container, "System") == 403

@@ -7,13 +7,9 @@ the way the page shows, through a real C{twistd bwscd --backend memory:...}.
 
 import hashlib
 import os
-import signal
 import subprocess
-import sys
-import time
 
 import pytest
-import swiftclient
 from conftest import DOCS, call
 from swiftclient.exceptions import ClientException
 from zope.interface.verify import verifyObject
@@ -21,7 +17,6 @@ from zope.interface.verify import verifyObject
 from bwscd.errors import InsufficientStorage
 from bwscd.interfaces import Digests, IObjectReader, IObjectWriter, IStorageBackend
 
-BWSCD = os.path.join(os.path.dirname(sys.executable), "bwscd")
 HELP = "$ PYTHONPATH=/opt/membackend twistd bwscd --help-backends"
 
 
@@ -95,7 +90,7 @@ def test_through_twistd_with_a_limit_of_2000_bytes(withExample, launch, dataDire
     assert swift.put_object(container, "a.mkv", data) == md5
     assert swift.put_object(container, "a.mkv", other) == hashlib.md5(other).hexdigest()
     swift.post_container(container, headers={"X-Container-Meta-Status": "Complete"})
-    admin = adminAccount(server)
+    admin = server.addAccount("admin", "admin")
     _, objects = admin.get_container(container)
     assert [o["name"] for o in objects] == [
         "a.mkv", f"a.mkv.conflict-{hashlib.sha256(other).hexdigest()[:16]}"]
@@ -109,22 +104,3 @@ def test_through_twistd_with_a_limit_of_2000_bytes(withExample, launch, dataDire
     assert container not in [c["name"] for c in admin.get_account()[1]]
     types = [e["type"] for e in server.events()]
     assert types.count("object.deleted") == 2 and "container.deleted" in types
-
-
-def adminAccount(server) -> swiftclient.Connection:
-    """A new admin account, once the running server has taken it up."""
-    added = subprocess.run([BWSCD, "credentials", "--data", server.data, "add", "admin",
-                            "--role", "admin"], capture_output=True, text=True, check=True)
-    key = added.stdout.strip().rsplit(" ", 1)[1]
-    server.process.send_signal(signal.SIGHUP)
-    deadline = time.monotonic() + 30
-    while True:
-        admin = swiftclient.Connection(authurl=server.authURL, user="admin", key=key,
-                                       cacert=server.caFile, retries=0)
-        try:
-            admin.get_auth()
-            return admin
-        except ClientException:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
