@@ -199,8 +199,9 @@ def commandOf(pid: int) -> list[str]:
 
 
 def isWorker(pid: int) -> bool:
-    """A bwscd worker process (C{python -m bwscd.workers}) of C{--workers}."""
-    return commandOf(pid)[1:3] == ["-m", "bwscd.workers"]
+    """A bwscd worker process (C{python -P -m bwscd.workers}) of C{--workers}."""
+    arguments = commandOf(pid)[1:]
+    return "-m" in arguments and arguments[arguments.index("-m") + 1:][:1] == ["bwscd.workers"]
 
 
 def workersOf(pid: int) -> list[int]:
