@@ -245,7 +245,7 @@ class ServerSampler:
     their parent pid, again every C{SCAN_INTERVAL} so that a process started
     during the run is counted too, each sampled every C{INTERVAL} in a
     thread between L{start} and L{stop}.  For bwscd, those are its
-    C{--workers} (C{python -m bwscd.workers}), and the sftp backend's
+    C{--workers} (C{python -P -m bwscd.workers}), and the sftp backend's
     C{ssh} clients (of the main process and of each worker), which do its
     SSH encryption.
 
