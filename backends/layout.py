@@ -101,10 +101,18 @@ def checkObjectName(containerName: str, name: str, writeOnce: bool, nameMax: int
         )
 
 
+def _directoriesOf(path: str) -> list[str]:
+    """
+    The directories inside its container that C{path} (a file's, relative
+    to the root) passes through, outermost first.
+    """
+    container, *parts = path.split("/")[:-1]
+    return [posixpath.join(container, *parts[: i + 1]) for i in range(len(parts))]
+
+
 def objectParents(containerName: str, name: str) -> list[str]:
     """The directories an object's path passes through inside its container."""
-    parts = fsName(name).split("/")[:-1]
-    return [posixpath.join(fsName(containerName), *parts[: i + 1]) for i in range(len(parts))]
+    return _directoriesOf(object(containerName, name))
 
 
 def objectDirectories(containerName: str, name: str) -> list[str]:
@@ -113,12 +121,10 @@ def objectDirectories(containerName: str, name: str) -> list[str]:
     and its metadata) pass through, deepest first: what may be left empty
     once it is deleted.
     """
-    found = []
-    for path in (object(containerName, name), objectMetadata(containerName, name)):
-        parts = path.split("/")[1:-1]
-        found += [posixpath.join(fsName(containerName), *parts[: i + 1])
-                  for i in range(len(parts))]
-    return sorted(set(found), key=lambda d: d.count("/"), reverse=True)
+    found = {directory
+             for path in (object(containerName, name), objectMetadata(containerName, name))
+             for directory in _directoriesOf(path)}
+    return sorted(found, key=lambda d: d.count("/"), reverse=True)
 
 
 def _checkLengths(what: str, nameMax: int, *paths: str) -> None:
