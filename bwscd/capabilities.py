@@ -19,18 +19,49 @@ from bwscd.interfaces import Digests
 
 log = Logger()
 
-# Each capability in the group the controller reads it from.  The vendor's
-# example server, which real controllers work with, publishes the Store
-# capabilities under "StoreAndRead"; the newer ReadCategories is in "Read".
-CAPABILITY_GROUPS = {
-    "StoreReadSystemID": "StoreAndRead",
-    "StoreUserIDKey": "StoreAndRead",
-    "StoreBookmarks": "StoreAndRead",
-    "StoreSignedVideo": "StoreAndRead",
-    "StoreGNSSTrackRecording": "StoreAndRead",
-    "StoreRejectedContent": "StoreAndRead",
-    "ReadCategories": "Read",
-}
+# The capabilities bwscd supports: the API's "Current capabilities" and
+# ReadCategories from its newer revision.
+CAPABILITIES = (
+    "StoreReadSystemID",
+    "StoreUserIDKey",
+    "StoreBookmarks",
+    "StoreSignedVideo",
+    "StoreGNSSTrackRecording",
+    "StoreRejectedContent",
+    "ReadCategories",
+)
+# The groups of Capabilities.json (the API's "File format"): all of them are
+# published, even an empty one.
+GROUPS = ("Read", "Store", "StoreAndRead")
+
+
+def groupOf(capability: str) -> str:
+    """
+    The group a capability is published in, from its name (the API's
+    "Capability naming"): C{Store} for PUT or POST, C{Read} for GET or HEAD,
+    both prefixes (C{StoreRead}) for both.  A controller reads each
+    capability from its own group only.
+
+    @raise ValueError: for a name without one of these prefixes.
+    """
+    if capability.startswith(("StoreRead", "StoreAndRead")):
+        return "StoreAndRead"
+    for group in ("Store", "Read"):
+        if capability.startswith(group):
+            return group
+    raise ValueError(f"{capability}: a capability's name starts with Store, Read or StoreRead")
+
+
+def checkKnown(names, where: str = "") -> None:
+    """
+    @param where: where the names come from, for the message.
+    @raise ValueError: naming each of C{names} that is not in L{CAPABILITIES}.
+    """
+    unknown = set(names) - set(CAPABILITIES)
+    if unknown:
+        raise ValueError(f"unknown capabilities{where}: {', '.join(sorted(unknown))} "
+                         f"(known: {', '.join(sorted(CAPABILITIES))})")
+
 
 @dataclass(frozen=True)
 class Document:
@@ -49,17 +80,15 @@ class Document:
 
 def capabilitiesDocument(enabled) -> Document:
     """
-    C{Capabilities.json} with every known capability, true when in
-    C{enabled}.
+    C{Capabilities.json}: every known capability in its group, true when
+    in C{enabled}.
 
     @raise ValueError: for a name that is not a known capability.
     """
-    unknown = set(enabled) - set(CAPABILITY_GROUPS)
-    if unknown:
-        raise ValueError(f"unknown capabilities: {', '.join(sorted(unknown))}")
-    groups: dict[str, dict[str, bool]] = {}
-    for name, group in CAPABILITY_GROUPS.items():
-        groups.setdefault(group, {})[name] = name in enabled
+    checkKnown(enabled)
+    groups: dict[str, dict[str, bool]] = {group: {} for group in GROUPS}
+    for name in CAPABILITIES:
+        groups[groupOf(name)][name] = name in enabled
     return Document(json.dumps(groups, indent=2).encode("utf-8"))
 
 
@@ -88,6 +117,8 @@ class PublishedDocuments:
 
     CAPABILITIES = "Capabilities.json"
     CATEGORIES = "Categories.json"
+    NAMES = (CAPABILITIES, CATEGORIES)
+    """The objects in C{System} that are these documents, not systems."""
 
     def __init__(self, backend, capabilities: Document, categories):
         self._backend = backend
@@ -108,7 +139,16 @@ class PublishedDocuments:
     @inlineCallbacks
     def mirrorAll(self):
         yield self._backend.putContainer(SYSTEM, {})
+        before = yield self._backend.objectInfo(SYSTEM, self.CAPABILITIES)
         yield self._mirror(self.CAPABILITIES, self._capabilities)
+        if before is not None and before.digests.md5 != self._capabilities.etag:
+            # A data directory of an earlier version (its groups were wrong),
+            # or capabilities changed in settings.json.
+            log.info("System/Capabilities.json published anew with Etag {etag} (was "
+                     "{previous}): groups {groups}, each capability in the one its "
+                     "name gives, enabled as settings.json says",
+                     etag=self._capabilities.etag, previous=before.digests.md5,
+                     groups=", ".join(GROUPS))
         yield self._mirror(self.CATEGORIES, self._categories.document)
 
     @inlineCallbacks

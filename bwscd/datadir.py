@@ -32,7 +32,7 @@ from cryptography.x509.oid import NameOID
 from twisted.logger import Logger
 
 from bwscd import __version__, account, certificate, connectionfile
-from bwscd.capabilities import CAPABILITY_GROUPS, Document, capabilitiesDocument
+from bwscd.capabilities import CAPABILITIES, Document, capabilitiesDocument, checkKnown
 from bwscd.categories import CategoryFile
 from bwscd.files import readIfExists, writeAtomically
 
@@ -156,9 +156,7 @@ def newSettings(
 
     @raise ValueError: for an unknown capability.
     """
-    unknown = set(capabilities or ()) - set(CAPABILITY_GROUPS)
-    if unknown:
-        raise ValueError(f"unknown capabilities: {', '.join(sorted(unknown))}")
+    checkKnown(capabilities or ())
     userName, key = account.newUserName(), account.newKey()
     settings = {
         "account": {"user": userName, "keyHash": account.hashKey(key)},
@@ -166,7 +164,7 @@ def newSettings(
         "siteName": siteName or f"bwscd ({socket.gethostname()})"[:64],
         "publicAddresses": publicAddresses or machineAddresses(),
         "containerType": containerType or "mkv",
-        "capabilities": sorted(CAPABILITY_GROUPS if capabilities is None else capabilities),
+        "capabilities": sorted(CAPABILITIES if capabilities is None else capabilities),
         "fullStoreAndReadSupport": False,
         "published": [],
     }
@@ -281,12 +279,10 @@ def _publish(settings: dict, allowWithdrawal: bool) -> list[str]:
     what is published now.
 
     @return: what is published for the first time.
-    @raise ValueError: naming what would be withdrawn.
+    @raise ValueError: naming what would be withdrawn, or an unknown capability.
     """
+    checkKnown(settings["capabilities"], " in settings.json")
     enabled = set(settings["capabilities"])
-    unknown = enabled - set(CAPABILITY_GROUPS)
-    if unknown:
-        raise ValueError(f"unknown capabilities in settings: {', '.join(sorted(unknown))}")
     if settings["fullStoreAndReadSupport"]:
         enabled.add(FULL_SUPPORT)
     withdrawn = set(settings["published"]) - enabled

@@ -8,6 +8,7 @@ import http.server
 import json
 import os
 import subprocess
+import sys
 import threading
 import time
 
@@ -17,6 +18,7 @@ from swiftclient.exceptions import ClientException
 USER = "0b9a3f2e-5c1d-4e8f-9a7b-2c3d4e5f6a7b"
 OTHER_USER = "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f"
 DEVICE = "B8A44F000001"
+BWSCD = os.path.join(os.path.dirname(sys.executable), "bwscd")
 RECORDING = f"{USER}_{DEVICE}_20240501T101500Z"
 
 
@@ -222,6 +224,114 @@ def test_categories_command_updates_the_running_server(server, swift):
     assert missing.stderr.strip() == "bwscd categories: no category with id 42"
 
 
+# Capabilities.json as the API says it: its "File format" has the groups
+# Read, Store and StoreAndRead, and its "Capability naming" puts each
+# capability in one (Store: PUT or POST; Read: GET or HEAD; StoreRead: both).
+API_CAPABILITIES = {
+    "Read": {"ReadCategories": True},
+    "Store": {
+        "StoreUserIDKey": True,
+        "StoreBookmarks": True,
+        "StoreSignedVideo": True,
+        "StoreGNSSTrackRecording": True,
+        "StoreRejectedContent": True,
+    },
+    "StoreAndRead": {"StoreReadSystemID": True},
+}
+# What versions before 2026-12 published: the Store capabilities under
+# StoreAndRead, no Store group.
+EARLIER_CAPABILITIES = {
+    "StoreAndRead": {
+        "StoreReadSystemID": True,
+        "StoreUserIDKey": True,
+        "StoreBookmarks": True,
+        "StoreSignedVideo": True,
+        "StoreGNSSTrackRecording": True,
+        "StoreRejectedContent": True,
+    },
+    "Read": {"ReadCategories": True},
+}
+
+
+def publishedCapabilities(server) -> tuple[dict, bytes]:
+    """GET System/Capabilities.json with the controller's account: (headers, body)."""
+    connection = server.connection()
+    try:
+        return connection.get_object("System", "Capabilities.json")
+    finally:
+        connection.close()
+
+
+def enabledIn(document: dict) -> set[str]:
+    return {name for group in document.values() for name, on in group.items() if on}
+
+
+def assertGroupedAsTheAPISays(published: dict, expected: dict) -> None:
+    assert sorted(published) == ["Read", "Store", "StoreAndRead"]
+    for group in expected:
+        assert sorted(published[group]) == sorted(expected[group]), group
+        for name, enabled in expected[group].items():
+            assert published[group][name] is enabled, (group, name)
+
+
+def test_capabilities_are_published_in_the_groups_the_api_gives(server):
+    headers, body = publishedCapabilities(server)
+    assert headers["etag"] == hashlib.md5(body).hexdigest()
+    assertGroupedAsTheAPISays(json.loads(body), API_CAPABILITIES)
+
+
+def test_every_group_is_published_when_capabilities_are_off(launch, dataDirectory):
+    subprocess.run([BWSCD, "init", "--data", dataDirectory, "--public-address", "127.0.0.1",
+                    "--capability", "StoreBookmarks", "--capability", "StoreReadSystemID"],
+                   check=True, capture_output=True, stdin=subprocess.DEVNULL)
+    headers, body = publishedCapabilities(launch(dataDirectory))
+    assert headers["etag"] == hashlib.md5(body).hexdigest()
+    assertGroupedAsTheAPISays(json.loads(body), {
+        "Read": {"ReadCategories": False},
+        "Store": {
+            "StoreUserIDKey": False,
+            "StoreBookmarks": True,
+            "StoreSignedVideo": False,
+            "StoreGNSSTrackRecording": False,
+            "StoreRejectedContent": False,
+        },
+        "StoreAndRead": {"StoreReadSystemID": True},
+    })
+
+
+def test_an_earlier_versions_capabilities_are_regrouped_at_start(launch, dataDirectory):
+    first = launch(dataDirectory)
+    first.stop()
+    settingsPath = os.path.join(dataDirectory, "settings.json")
+    with open(settingsPath) as f:
+        settingsBefore = json.load(f)
+    eventsBefore = first.events()
+    # The copy an earlier version mirrored into storage (a new file: no
+    # digests kept beside it).
+    earlier = json.dumps(EARLIER_CAPABILITIES, indent=2).encode("utf-8")
+    mirrored = os.path.join(first.storage, "System", "Capabilities.json")
+    with open(mirrored + ".earlier", "wb") as f:
+        f.write(earlier)
+    os.replace(mirrored + ".earlier", mirrored)
+    second = launch(dataDirectory, port=first.port)
+    headers, body = publishedCapabilities(second)
+    assertGroupedAsTheAPISays(json.loads(body), API_CAPABILITIES)
+    etag = hashlib.md5(body).hexdigest()
+    assert headers["etag"] == etag != hashlib.md5(earlier).hexdigest()
+    assert (f"System/Capabilities.json published anew with Etag {etag} "
+            f"(was {hashlib.md5(earlier).hexdigest()})") in second.log()
+    with open(mirrored, "rb") as f:
+        assert f.read() == body
+    # The same capabilities, nothing published or withdrawn.
+    assert enabledIn(json.loads(body)) == enabledIn(EARLIER_CAPABILITIES)
+    with open(settingsPath) as f:
+        settingsAfter = json.load(f)
+    for key in ("capabilities", "published"):
+        assert settingsAfter[key] == settingsBefore[key]
+    assert ofType(second, "capability.published") == [
+        e for e in eventsBefore if e["type"] == "capability.published"]
+
+
 def test_published_capabilities_cannot_be_withdrawn(launch, dataDirectory, twistdCommand):
     first = launch(dataDirectory)
     assert ofType(first, "capability.published")[-1]["capabilities"] == [
@@ -241,7 +351,7 @@ def test_published_capabilities_cannot_be_withdrawn(launch, dataDirectory, twist
     assert "withdraws published support for StoreBookmarks" in refused.stdout + refused.stderr
     second = launch(dataDirectory, "--allow-capability-withdrawal", port=first.port)
     capabilities = json.loads(second.connection().get_object("System", "Capabilities.json")[1])
-    assert capabilities["StoreAndRead"]["StoreBookmarks"] is False
+    assert capabilities["Store"]["StoreBookmarks"] is False
 
 
 class _Receiver(http.server.BaseHTTPRequestHandler):
@@ -294,3 +404,4 @@ def test_a_lost_registry_is_rebuilt_from_the_stored_objects(launch, dataDirector
     second.connection().put_container(RECORDING)  # user and device known again
     started = ofType(second, "recording.started")[-1]
     assert started["userNameNow"] == "Anna Berg (A-17)" and started["deviceName"] == "Cam 1"
+

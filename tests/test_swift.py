@@ -111,6 +111,7 @@ def test_published_documents_carry_md5_etag(swift):
         json.loads(body)
     capabilities = json.loads(swift.get_object("System", "Capabilities.json")[1])
     assert capabilities["StoreAndRead"]["StoreReadSystemID"] is True
+    assert capabilities["Store"]["StoreBookmarks"] is True
     assert capabilities["Read"]["ReadCategories"] is True
 
 

@@ -4,7 +4,7 @@ import os
 import sys
 
 from bwscd import datadir
-from bwscd.capabilities import CAPABILITY_GROUPS
+from bwscd.capabilities import CAPABILITIES
 
 ERRORS = (ValueError,)
 
@@ -64,7 +64,7 @@ def register(subcommands, addDataOption) -> None:
                         help="plain HTTP, for development only")
     parser.add_argument("--container-type", choices=["mkv", "mp4"], default=None)
     parser.add_argument("--site-name", default=None, help="up to 64 characters")
-    parser.add_argument("--capability", action="append", choices=sorted(CAPABILITY_GROUPS),
+    parser.add_argument("--capability", action="append", choices=sorted(CAPABILITIES),
                         default=None, help="publish only these (repeatable; default all)")
     parser.add_argument("--no-capabilities", action="store_true",
                         help="publish no capability")
