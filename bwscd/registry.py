@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 
 from twisted.internet.defer import inlineCallbacks
 
+from bwscd.capabilities import PublishedDocuments
 from bwscd.constraints import DEVICES, SYSTEM, USERS
 from bwscd.errors import BadRequest, Forbidden
 
@@ -97,6 +98,7 @@ class Registry:
         document), rebuild it from the registry objects stored, so that a
         lost document can't turn every recording into a 400.  Name history
         from before is lost then; what is stored now is the first entry.
+        The published documents mirrored into C{System} are not systems.
         """
         if (yield self._refresh()):
             return
@@ -106,6 +108,8 @@ class Registry:
             marker = ""
             while objects := (yield self._backend.listObjects(container, "", marker, 1000)):
                 for info in objects:
+                    if container == SYSTEM and info.name in PublishedDocuments.NAMES:
+                        continue
                     yield self.record(container, info.name, info.metadata)
                 marker = objects[-1].name
 

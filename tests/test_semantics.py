@@ -405,3 +405,23 @@ def test_a_lost_registry_is_rebuilt_from_the_stored_objects(launch, dataDirector
     started = ofType(second, "recording.started")[-1]
     assert started["userNameNow"] == "Anna Berg (A-17)" and started["deviceName"] == "Cam 1"
 
+
+def test_a_rebuilt_registry_holds_only_real_systems(launch, dataDirectory):
+    system = "5f0e8d1c-2b3a-4c5d-8e7f-9a0b1c2d3e4f"
+    first = launch(dataDirectory)
+    swift = first.connection()
+    swift.put_container("System")  # as the controller does (StoreReadSystemID)
+    swift.put_object("System", system, b"", headers={
+        "X-Object-Meta-Connectionid": "conn-1", "X-Object-Meta-Systemname": "North"})
+    first.stop()
+    before = len(first.events())
+    os.remove(os.path.join(first.storage, ".bwscd", "state", "registry.json"))
+    second = launch(dataDirectory, port=first.port)
+    registered = [e for e in second.events()[before:] if e["type"] == "system.registered"]
+    assert [(e["id"], e.get("connectionId")) for e in registered] == [(system, "conn-1")]
+    backup = os.path.join(os.path.dirname(dataDirectory), "bwscd.backup")
+    saved = subprocess.run([BWSCD, "backup", "--data", dataDirectory, backup],
+                           env=dict(os.environ, BWSCD_BACKUP_PASSPHRASE="passphrase"),
+                           capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert saved.returncode == 0, saved.stderr
+    assert "the registry (0 users, 0 devices, 1 system)" in saved.stdout
