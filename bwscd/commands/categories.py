@@ -24,14 +24,13 @@ def run(arguments) -> None:
         print(f"removed {category['Id']}\t{category['Name']}")
 
 
-def register(subcommands, addDataOption) -> None:
+def register(subcommands) -> None:
     parser = subcommands.add_parser(
         "categories",
         help="the categories offered to camera users (Categories.json)",
         description="Edit DATA/categories.json; the running server publishes "
         "the change the next time the controller asks.",
     )
-    addDataOption(parser)
     actions = parser.add_subparsers(dest="action", required=True)
     actions.add_parser("list", help="one line per category: id, name")
     actions.add_parser("export", help="the list as JSON")

@@ -119,7 +119,7 @@ def run(arguments) -> None:
         _activate(arguments)
 
 
-def register(subcommands, addDataOption) -> None:
+def register(subcommands) -> None:
     parser = subcommands.add_parser(
         "cert",
         help="the HTTPS certificate",
@@ -128,7 +128,6 @@ def register(subcommands, addDataOption) -> None:
         "'activate' serves it.  The running server takes it up within seconds (at "
         "once on SIGHUP) without dropping uploads in flight.",
     )
-    addDataOption(parser)
     actions = parser.add_subparsers(dest="action", required=True)
     actions.add_parser("show", help="the served and the staged certificate")
     renew = actions.add_parser("renew", help="stage a new self-signed certificate")

@@ -39,9 +39,8 @@ def run(arguments) -> None:
             print(f"an older key is accepted until {until}")
 
 
-def register(subcommands, addDataOption) -> None:
+def register(subcommands) -> None:
     parser = subcommands.add_parser("credentials", help="the controller's account key, and integrators' accounts")
-    addDataOption(parser)
     actions = parser.add_subparsers(dest="action", required=True)
     actions.add_parser("show", help="the user names, and older keys still accepted")
     add = actions.add_parser(
