@@ -20,7 +20,7 @@ def run(arguments) -> None:
         category = categories.add(arguments.name, arguments.id)
         print(f"added {category['Id']}\t{category['Name']}")
     elif arguments.action == "remove":
-        category = categories.remove(arguments.id)
+        category = categories.remove(arguments.id_or_name)
         print(f"removed {category['Id']}\t{category['Name']}")
 
 
@@ -37,6 +37,7 @@ def register(subcommands) -> None:
     add = actions.add_parser("add", help="add a category")
     add.add_argument("name")
     add.add_argument("--id", help="its id (default: the next free number)")
-    remove = actions.add_parser("remove", help="remove a category by id")
-    remove.add_argument("id")
+    remove = actions.add_parser("remove", help="remove a category by its id, or by its "
+                                               "name if no category has it as id")
+    remove.add_argument("id_or_name", metavar="ID_OR_NAME")
     parser.set_defaults(run=run, errors=ERRORS)
