@@ -80,14 +80,21 @@ class CategoryFile:
         self.write(categories + [category])
         return category
 
-    def remove(self, categoryId: str) -> dict[str, str]:
+    def remove(self, idOrName: str) -> dict[str, str]:
+        """
+        Remove the category with this id or, if no category has it as its
+        id, the one with this name: ids are unique, names need not be.
+        """
         categories = self.read()
-        remaining = [c for c in categories if c["Id"] != categoryId]
-        if len(remaining) == len(categories):
-            raise CategoryError(f"no category with id {categoryId}")
-        self.write(remaining)
-        return next(c for c in categories if c["Id"] == categoryId)
-
+        found = [c for c in categories if c["Id"] == idOrName] or \
+            [c for c in categories if c["Name"] == idOrName]
+        if not found:
+            raise CategoryError(f"no category with id or name {idOrName}")
+        if len(found) > 1:
+            raise CategoryError(f"{len(found)} categories are named {idOrName}: "
+                                "remove one by its id")
+        self.write([c for c in categories if c is not found[0]])
+        return found[0]
 
 class PublishedCategories:
     """

@@ -33,16 +33,20 @@ def _generalName(address: str) -> x509.GeneralName:
         return x509.DNSName(address)
 
 
+LONGEST_ACCEPTED_DAYS = 825
+"""The longest validity Apple's clients (and browsers following the CA/Browser
+Forum's rules) accept for a TLS server certificate, in days."""
+
+
 def createSelfSigned(
-    addresses: list[str], days: int = 825, keyPEM: bytes | None = None
+    addresses: list[str], days: int = LONGEST_ACCEPTED_DAYS, keyPEM: bytes | None = None
 ) -> tuple[bytes, bytes]:
     """
     Create a self-signed certificate and its private key.
 
     @param addresses: the IP addresses and DNS names clients connect to;
         the first one also becomes the subject's common name.
-    @param days: how long it is valid.  The default is the longest that
-        Apple's clients accept for a server certificate.
+    @param days: how long it is valid; by default L{LONGEST_ACCEPTED_DAYS}.
 
     @param keyPEM: the private key to certify (renewing a certificate
         without changing its key); a new one when L{None}.

@@ -8,6 +8,7 @@ import argparse
 import importlib
 import sys
 
+from bwscd import __version__
 from bwscd.commands import CommandError
 
 DEFAULT_DATA = "bwscd-data"
@@ -16,21 +17,36 @@ DEFAULT_DATA = "bwscd-data"
 COMMANDS = ["categories", "backup", "init", "connection_file", "cert", "credentials", "keys", "decrypt", "loadtest"]
 
 
-def addDataOption(parser) -> None:
-    parser.add_argument(
-        "--data", default=DEFAULT_DATA,
-        help=f"data directory, as given to twistd bwscd (default: {DEFAULT_DATA})",
-    )
+class CommandParser(argparse.ArgumentParser):
+    """
+    A parser that takes the options common to every subcommand, and whose
+    subcommands' parsers (argparse makes them of this class too) and their
+    actions' parsers take them as well: C{bwscd --data D cert show},
+    C{bwscd cert --data D show} and C{bwscd cert show --data D} are the same.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Suppressed: a level where the option is not given leaves the value
+        # from another level alone (argparse copies every value a subparser
+        # has, defaults too, over its parent's).  The default is set once, on
+        # the top parser.
+        self.add_argument(
+            "--data", default=argparse.SUPPRESS,
+            help=f"data directory, as given to twistd bwscd (default: {DEFAULT_DATA})",
+        )
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(
+    top = CommandParser(
         prog="bwscd",
         description="Operator commands for bwscd, the body worn content destination.",
     )
+    top.set_defaults(data=DEFAULT_DATA)
+    top.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subcommands = top.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
-        importlib.import_module(f"bwscd.commands.{name}").register(subcommands, addDataOption)
+        importlib.import_module(f"bwscd.commands.{name}").register(subcommands)
     return top
 
 

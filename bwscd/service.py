@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 
+import twisted
 from twisted.application.service import MultiService, Service
 from twisted.internet import reactor
 from twisted.internet.defer import gatherResults, inlineCallbacks
@@ -15,7 +16,7 @@ from twisted.python import usage
 from twisted.python.threadpool import ThreadPool
 from twisted.protocols.tls import TLSMemoryBIOFactory
 
-from bwscd import datadir
+from bwscd import __version__, datadir
 from bwscd.account import TokenAuthority
 from bwscd.accesslog import AccessLoggingSite
 from bwscd.balance import ConnectionTable, listenBalanced
@@ -123,6 +124,11 @@ class Options(usage.Options):
         """List the installed storage backends and their options."""
         for name, plugin in sorted(installedBackends().items()):
             print(f"{name}: {plugin.description}")
+        raise SystemExit(0)
+
+    def opt_version(self):
+        """Print bwscd's version, and Twisted's, and exit."""
+        print(f"bwscd {__version__} (Twisted {twisted.__version__})")
         raise SystemExit(0)
 
     def destination(self) -> datadir.Destination:

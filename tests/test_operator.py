@@ -10,6 +10,8 @@ import hashlib
 import http.client
 import json
 import os
+import re
+import signal
 import socket
 import ssl
 import subprocess
@@ -18,6 +20,7 @@ import time
 
 import pytest
 import swiftclient
+from bwscd import __version__
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -29,17 +32,17 @@ from bwscd import connectionfile
 BWSCD = os.path.join(os.path.dirname(sys.executable), "bwscd")
 
 
-def bwscd(*arguments, check=True):
+def bwscd(*arguments, check=True, cwd=None):
     result = subprocess.run([BWSCD, *arguments], capture_output=True, text=True,
-                            timeout=120, stdin=subprocess.DEVNULL)
+                            timeout=120, stdin=subprocess.DEVNULL, cwd=cwd)
     if check and result.returncode != 0:
         raise AssertionError(f"bwscd {arguments} failed: {result.stderr}")
     return result
 
 
-def refused(*arguments) -> str:
+def refused(*arguments, cwd=None) -> str:
     """Run a command that must fail with one clear line; return that line."""
-    result = bwscd(*arguments, check=False)
+    result = bwscd(*arguments, check=False, cwd=cwd)
     assert result.returncode == 1, result
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
@@ -234,7 +237,7 @@ def test_credentials_rotation_with_a_grace_period(launch, dataDirectory):
     assert new["BlobAPIKey"] != old["BlobAPIKey"]
     assert new["BlobAPIUserName"] == old["BlobAPIUserName"]
     assert "an older key is accepted until" in bwscd(
-        "credentials", "--data", dataDirectory, "show").stdout
+        "credentials", "--data", dataDirectory, "list").stdout
     server.process.send_signal(__import__("signal").SIGHUP)
     time.sleep(1)
     server.connection().head_account()  # the new key
@@ -256,7 +259,7 @@ def test_credentials_rotation_with_a_grace_period(launch, dataDirectory):
 
 
 def test_missing_data_directory_is_one_clear_line(tmp_path):
-    line = refused("credentials", "--data", str(tmp_path / "none"), "show")
+    line = refused("credentials", "--data", str(tmp_path / "none"), "list")
     assert line == f"bwscd credentials: {tmp_path / 'none'} is not a bwscd data directory " \
                    "(no settings.json)"
 
@@ -309,3 +312,126 @@ def test_rotating_a_leaked_key_ends_every_session(launch, dataDirectory):
         stale.head_account()
     assert caught.value.http_status == 401
     server.connection().head_account()
+
+
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def choices(*command) -> list[str]:
+    """The subcommands or actions C{bwscd COMMAND --help} offers."""
+    usage = bwscd(*command, "--help").stdout
+    return re.search(r"\{([\w,-]+)\}", usage).group(1).split(",")
+
+
+def test_data_before_or_after_the_action(tmp_path):
+    data = str(tmp_path / "d")
+    bwscd("init", "--data", data, "--public-address", "127.0.0.1")
+    bwscd("categories", "--data", data, "add", "Vandalism")
+    # Run where there is no bwscd-data: a default that overwrote the
+    # option given at another level would fail, not list the defaults.
+    for arguments in (["--data", data, "categories", "list"],
+                      ["categories", "--data", data, "list"],
+                      ["categories", "list", "--data", data],
+                      ["--data", "elsewhere", "categories", "list", "--data", data]):
+        listed = bwscd(*arguments, cwd=tmp_path).stdout
+        assert listed.splitlines()[-1] == "6\tVandalism", arguments
+    for command in choices():
+        assert "--data DATA" in bwscd(command, "--help").stdout, command
+        if command in ("categories", "cert", "credentials", "keys"):
+            for action in choices(command):
+                assert "--data DATA" in bwscd(command, action, "--help").stdout, \
+                    (command, action)
+
+
+def test_version_of_both_commands(tmp_path, twistdCommand):
+    assert bwscd("--version").stdout == f"bwscd {__version__}\n"
+    result = subprocess.run([*twistdCommand, "bwscd", "--version"], capture_output=True,
+                            text=True, timeout=60, cwd=tmp_path)
+    assert result.returncode == 0, result
+    assert result.stdout.startswith(f"bwscd {__version__} (Twisted "), result.stdout
+    assert os.listdir(tmp_path) == []  # no data directory made
+
+
+def test_categories_remove_by_id_or_name(tmp_path):
+    data = str(tmp_path / "d")
+    bwscd("init", "--data", data, "--public-address", "127.0.0.1")
+    assert bwscd("categories", "--data", data, "remove", "Assault").stdout == \
+        "removed 3\tAssault\n"
+    bwscd("categories", "--data", data, "add", "Traffic")
+    assert refused("categories", "--data", data, "remove", "Traffic") == \
+        "bwscd categories: 2 categories are named Traffic: remove one by its id"
+    bwscd("categories", "--data", data, "add", "1", "--id", "X")
+    # An id comes first: names need not be unique, ids are.
+    assert bwscd("categories", "--data", data, "remove", "1").stdout == \
+        "removed 1\tTestimony\n"
+    assert bwscd("categories", "--data", data, "remove", "1").stdout == "removed X\t1\n"
+    assert refused("categories", "--data", data, "remove", "Testimony") == \
+        "bwscd categories: no category with id or name Testimony"
+    assert [line.split("\t")[1] for line in bwscd(
+        "categories", "--data", data, "list").stdout.splitlines()] == \
+        ["Disorderly Conduct", "Homicide", "Traffic", "Traffic"]
+
+
+def test_a_new_account_works_when_the_command_says(launch, dataDirectory):
+    server = launch(dataDirectory)
+    added = bwscd("credentials", "--data", dataDirectory, "add", "alice").stdout.splitlines()
+    key = added[0].rsplit(": ", 1)[1]
+    assert added[1] == "a running server accepts it within 10 s (at once on SIGHUP)"
+    assert "reader alice" in bwscd("credentials", "--data", dataDirectory, "list").stdout
+
+    def login():
+        swiftclient.Connection(authurl=server.authURL, user="alice", key=key,
+                               cacert=server.caFile, retries=0).get_auth()
+    # The server looks every 10 s.  Tried every 2 s: 10 failed logins in a
+    # minute would lock the address out.
+    deadline = time.monotonic() + 10 + 5
+    while True:
+        try:
+            login()
+            break
+        except ClientException as e:
+            assert e.http_status == 401
+            assert time.monotonic() < deadline, "the new account never worked"
+            time.sleep(2)
+
+    removed = bwscd("credentials", "--data", dataDirectory, "remove", "alice").stdout
+    assert removed == ("account alice removed; a running server refuses its key and its "
+                       "tokens within 10 s (at once on SIGHUP)\n")
+    server.process.send_signal(signal.SIGHUP)
+    time.sleep(1)
+    with pytest.raises(ClientException) as caught:
+        login()
+    assert caught.value.http_status == 401
+
+
+def test_cert_show_needs_a_data_directory(tmp_path):
+    assert refused("cert", "--data", str(tmp_path), "show") == \
+        f"bwscd cert: {tmp_path} is not a bwscd data directory (no settings.json)"
+
+
+def test_cert_renew_days(tmp_path):
+    data = str(tmp_path / "d")
+    bwscd("init", "--data", data, "--public-address", "127.0.0.1")
+    for days in ("0", "-1"):
+        assert refused("cert", "--data", data, "renew", "--days", days) == \
+            f"bwscd cert: --days {days}: a certificate is valid for at least 1 day"
+    assert not os.path.exists(os.path.join(data, "server.next.crt"))
+    assert bwscd("cert", "--data", data, "renew", "--days", "825").stderr == ""
+    warned = bwscd("cert", "--data", data, "renew", "--days", "826").stderr
+    assert warned.startswith("warning: --days 826 is more than 825, the longest validity "
+                             "Apple's clients and browsers accept"), warned
+    with open(os.path.join(data, "server.next.crt"), "rb") as f:
+        staged = x509.load_pem_x509_certificate(f.read())
+    assert (staged.not_valid_after_utc - staged.not_valid_before_utc).days == 826
+
+
+def test_readme_names_every_subcommand():
+    with open(os.path.join(REPOSITORY, "README.md")) as f:
+        readme = f.read()
+    for command in choices():
+        assert f"`{command}`" in readme, command
+
+
+def test_gitignore_leaves_out_twistd_pid():
+    with open(os.path.join(REPOSITORY, ".gitignore")) as f:
+        assert "twistd.pid" in f.read().splitlines()

@@ -221,7 +221,7 @@ def test_categories_command_updates_the_running_server(server, swift):
     missing = subprocess.run([bwscd, "categories", "--data", server.data, "remove", "42"],
                              capture_output=True, text=True)
     assert missing.returncode == 1
-    assert missing.stderr.strip() == "bwscd categories: no category with id 42"
+    assert missing.stderr.strip() == "bwscd categories: no category with id or name 42"
 
 
 # Capabilities.json as the API says it: its "File format" has the groups

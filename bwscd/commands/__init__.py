@@ -1,9 +1,10 @@
 """
 The subcommands of C{bwscd}, one module each.  A module provides
-C{register(subcommands)}, which adds its parser (with C{--data}, through
-L{bwscd.cli.addDataOption}) and sets C{run} to a function taking the parsed
-arguments.  A function that fails raises L{CommandError}, or an error the
-command's module names in C{ERRORS}, with a message for the operator.
+C{register(subcommands)}, which adds its parser and sets C{run} to a
+function taking the parsed arguments; every parser, down to an action's,
+takes C{--data} (L{bwscd.cli.CommandParser}).  A function that fails
+raises L{CommandError}, or an error the command's module names in
+C{ERRORS}, with a message for the operator.
 """
 
 

@@ -120,8 +120,7 @@ def runRestore(arguments) -> None:
     )
 
 
-def _addOptions(parser, addDataOption, forceHelp: str) -> None:
-    addDataOption(parser)
+def _addOptions(parser, forceHelp: str) -> None:
     parser.add_argument(
         "--backend", default="filesystem",
         help="the storage backend, as given to twistd bwscd (default: filesystem)",
@@ -134,7 +133,7 @@ def _addOptions(parser, addDataOption, forceHelp: str) -> None:
     parser.add_argument("--force", action="store_true", help=forceHelp)
 
 
-def register(subcommands, addDataOption) -> None:
+def register(subcommands) -> None:
     saving = subcommands.add_parser(
         "backup",
         help="save the configuration and the registry to a passphrase-sealed file",
@@ -143,7 +142,7 @@ def register(subcommands, addDataOption) -> None:
         "and the registry of users, devices and systems.  Not the recordings.  "
         "Safe while the server runs.",
     )
-    _addOptions(saving, addDataOption, forceHelp="replace FILE if it exists")
+    _addOptions(saving, forceHelp="replace FILE if it exists")
     saving.add_argument("file", metavar="FILE", help="the backup file to write (mode 0600)")
     saving.set_defaults(run=runBackup, errors=ERRORS)
 
@@ -153,7 +152,7 @@ def register(subcommands, addDataOption) -> None:
         description="Restore a backup made by 'bwscd backup' into the data "
         "directory and the storage backend.  Stop the server first.",
     )
-    _addOptions(restoring, addDataOption,
+    _addOptions(restoring,
                 forceHelp="restore even though the data directory holds settings.json")
     restoring.add_argument("file", metavar="FILE", help="the backup file to read")
     restoring.set_defaults(run=runRestore, errors=ERRORS)

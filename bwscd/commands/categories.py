@@ -20,24 +20,24 @@ def run(arguments) -> None:
         category = categories.add(arguments.name, arguments.id)
         print(f"added {category['Id']}\t{category['Name']}")
     elif arguments.action == "remove":
-        category = categories.remove(arguments.id)
+        category = categories.remove(arguments.id_or_name)
         print(f"removed {category['Id']}\t{category['Name']}")
 
 
-def register(subcommands, addDataOption) -> None:
+def register(subcommands) -> None:
     parser = subcommands.add_parser(
         "categories",
         help="the categories offered to camera users (Categories.json)",
         description="Edit DATA/categories.json; the running server publishes "
         "the change the next time the controller asks.",
     )
-    addDataOption(parser)
     actions = parser.add_subparsers(dest="action", required=True)
     actions.add_parser("list", help="one line per category: id, name")
     actions.add_parser("export", help="the list as JSON")
     add = actions.add_parser("add", help="add a category")
     add.add_argument("name")
     add.add_argument("--id", help="its id (default: the next free number)")
-    remove = actions.add_parser("remove", help="remove a category by id")
-    remove.add_argument("id")
+    remove = actions.add_parser("remove", help="remove a category by its id, or by its "
+                                               "name if no category has it as id")
+    remove.add_argument("id_or_name", metavar="ID_OR_NAME")
     parser.set_defaults(run=run, errors=ERRORS)

@@ -8,6 +8,7 @@ within seconds (or at once on SIGHUP) without dropping uploads in flight.
 """
 
 import os
+import sys
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -96,16 +97,25 @@ def _readKeyPair(certificatePath, keyPath, chainPath) -> tuple[bytes, bytes]:
 
 def run(arguments) -> None:
     if arguments.action == "show":
+        datadir.loadSettings(arguments.data)  # a directory that is not bwscd's fails
         for label, name in (("served", datadir.CERTIFICATE),
                             ("staged", datadir.STAGED_CERTIFICATE)):
             if os.path.exists(_path(arguments, name)):
                 with open(_path(arguments, name), "rb") as f:
                     _describe(label, f.read())
     elif arguments.action == "renew":
+        if arguments.days < 1:
+            raise CommandError(f"--days {arguments.days}: a certificate is valid for at "
+                               "least 1 day")
         settings = datadir.loadSettings(arguments.data)
         if not settings["https"]:
             raise CommandError("this data directory serves plain HTTP (--http): "
                                "there is no certificate")
+        if arguments.days > certificate.LONGEST_ACCEPTED_DAYS:
+            print(f"warning: --days {arguments.days} is more than "
+                  f"{certificate.LONGEST_ACCEPTED_DAYS}, the longest validity Apple's "
+                  "clients and browsers accept for a TLS server certificate: a client "
+                  "that keeps to that limit refuses this one", file=sys.stderr)
         keyPEM = None
         if not arguments.new_key:
             with open(_path(arguments, datadir.PRIVATE_KEY), "rb") as f:
@@ -119,7 +129,7 @@ def run(arguments) -> None:
         _activate(arguments)
 
 
-def register(subcommands, addDataOption) -> None:
+def register(subcommands) -> None:
     parser = subcommands.add_parser(
         "cert",
         help="the HTTPS certificate",
@@ -128,11 +138,12 @@ def register(subcommands, addDataOption) -> None:
         "'activate' serves it.  The running server takes it up within seconds (at "
         "once on SIGHUP) without dropping uploads in flight.",
     )
-    addDataOption(parser)
     actions = parser.add_subparsers(dest="action", required=True)
     actions.add_parser("show", help="the served and the staged certificate")
     renew = actions.add_parser("renew", help="stage a new self-signed certificate")
-    renew.add_argument("--days", type=int, default=825, help="validity (default 825)")
+    renew.add_argument("--days", type=int, default=certificate.LONGEST_ACCEPTED_DAYS,
+                       help=f"validity, at least 1 (default and the longest Apple's clients "
+                            f"accept: {certificate.LONGEST_ACCEPTED_DAYS})")
     renew.add_argument("--new-key", action="store_true", help="with a new key too")
     renew.add_argument("--activate", action="store_true", help="serve it at once")
     imported = actions.add_parser("import", help="stage an operator's certificate "

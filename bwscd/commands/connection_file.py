@@ -54,12 +54,11 @@ def run(arguments) -> None:
     print(f"connection file: {arguments.out or issued}")
 
 
-def register(subcommands, addDataOption) -> None:
+def register(subcommands) -> None:
     parser = subcommands.add_parser(
         "connection-file",
         help="write the connection file for Body Worn Manager, or check one",
     )
-    addDataOption(parser)
     parser.add_argument("--out", help="also write it here (it holds the account key)")
     parser.add_argument("--check", metavar="FILE",
                         help="check FILE against the API and the last file issued here")

@@ -6,6 +6,9 @@ from bwscd import credentials, datadir
 
 ERRORS = (ValueError,)
 DAY = 24 * 60 * 60
+# A running server reads settings.json again when it changed, every 10 s
+# (bwscd.service.RELOAD_INTERVAL) and at once on SIGHUP.
+TAKEN_UP = "within 10 s (at once on SIGHUP)"
 
 
 def run(arguments) -> None:
@@ -14,20 +17,22 @@ def run(arguments) -> None:
             raise ValueError("--grace-days can't be negative")
         credentials.rotate(arguments.data, arguments.grace_days * DAY)
         print(f"new account key written to the connection file in {arguments.data}; "
-              "a running server accepts it within 10 s (at once on SIGHUP); then "
-              "upload the file in Body Worn Manager")
+              f"a running server accepts it {TAKEN_UP}; then upload the file in "
+              "Body Worn Manager")
         if arguments.grace_days:
             print(f"the old key keeps working for {arguments.grace_days:g} day(s)")
         else:
-            print("every older key and every token given out stopped working")
+            print(f"every older key and every token given out stop working {TAKEN_UP}")
         return
     if arguments.action == "add":
         key = credentials.addAccount(arguments.data, arguments.name, arguments.role)
         print(f"{arguments.role} {arguments.name} added; its key (shown only now): {key}")
+        print(f"a running server accepts it {TAKEN_UP}")
         return
     if arguments.action == "remove":
         credentials.removeAccount(arguments.data, arguments.name)
-        print(f"account {arguments.name} removed; its tokens stop within 10 s")
+        print(f"account {arguments.name} removed; a running server refuses its key and "
+              f"its tokens {TAKEN_UP}")
         return
     settings = datadir.loadSettings(arguments.data)
     print(f"user {settings['account']['user']}")
@@ -39,11 +44,11 @@ def run(arguments) -> None:
             print(f"an older key is accepted until {until}")
 
 
-def register(subcommands, addDataOption) -> None:
+def register(subcommands) -> None:
     parser = subcommands.add_parser("credentials", help="the controller's account key, and integrators' accounts")
-    addDataOption(parser)
     actions = parser.add_subparsers(dest="action", required=True)
-    actions.add_parser("show", help="the user names, and older keys still accepted")
+    actions.add_parser("list", help="the accounts with their roles, and older keys "
+                                    "still accepted")
     add = actions.add_parser(
         "add", help="an integrator's account: a reader may list and read what is "
                     "stored; an admin may also delete it")

@@ -56,7 +56,7 @@ def run(arguments) -> None:
     print(f"decrypted {arguments.content} to {output} (key object {keyObject.path})")
 
 
-def register(subcommands, addDataOption) -> None:
+def register(subcommands) -> None:
     parser = subcommands.add_parser(
         "decrypt",
         help="decrypt a clip or GNSS track with the private key",
@@ -65,7 +65,6 @@ def register(subcommands, addDataOption) -> None:
         "extension) and the private key from 'bwscd keys generate'.  The "
         "output is written only once it is complete.",
     )
-    addDataOption(parser)
     parser.add_argument("--key", required=True, metavar="PRIVATE.pem",
                         help="the private key")
     parser.add_argument("--passphrase-file", metavar="FILE",

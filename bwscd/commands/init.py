@@ -47,7 +47,7 @@ def run(arguments) -> None:
         print(f"  token URI {uri}")
 
 
-def register(subcommands, addDataOption) -> None:
+def register(subcommands) -> None:
     parser = subcommands.add_parser(
         "init",
         help="create the data directory (account, certificate, connection file)",
@@ -55,7 +55,6 @@ def register(subcommands, addDataOption) -> None:
         "terminal only for what is not given.  twistd bwscd does the same at its "
         "first start with defaults.",
     )
-    addDataOption(parser)
     parser.add_argument("--public-address", action="append", default=[],
                         help="a name or IP the controller uses (repeatable)")
     parser.add_argument("--port", type=int, default=8443,

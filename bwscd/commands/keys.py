@@ -132,14 +132,13 @@ def show(arguments) -> None:
     print(f"RSA {publicKey.key_size} bits")
 
 
-def register(subcommands, addDataOption) -> None:
+def register(subcommands) -> None:
     parser = subcommands.add_parser(
         "keys",
         help="the key pair for end-to-end content encryption",
         description="Make the RSA key pair the controller encrypts clips and "
         "GNSS tracks for, or show the current one.",
     )
-    addDataOption(parser)
     actions = parser.add_subparsers(dest="action", required=True)
     generateParser = actions.add_parser(
         "generate",

@@ -195,7 +195,7 @@ def run(arguments) -> None:
         raise CommandError(f"{count} error{'s' * (count != 1)}: {results.errorSummary()}")
 
 
-def register(subcommands, addDataOption) -> None:
+def register(subcommands) -> None:
     parser = subcommands.add_parser(
         "loadtest",
         help="simulate a W800 offloading cameras; print throughput and offload time",
@@ -207,7 +207,6 @@ def register(subcommands, addDataOption) -> None:
         "best run it against a second server on the same hardware with its own "
         "data directory (see docs/performance.md).",
     )
-    addDataOption(parser)
     parser.add_argument("--connection-file", metavar="FILE",
                         help="the connection file to read (default: DATA/config.json)")
     parser.add_argument("--cameras", type=_positive, default=4, metavar="N",
