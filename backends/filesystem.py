@@ -398,8 +398,9 @@ class FilesystemBackend:
                              self._listContainers, prefix, marker, limit)
 
     def _listContainers(self, prefix, marker, limit) -> list[ContainerInfo]:
-        names = [n for n in layout.utf8Names(os.listdir(self.root), self.root)
+        names = [n for n in os.listdir(self.root)
                  if not n.startswith(".") and os.path.isdir(os.path.join(self.root, n))]
+        names = layout.utf8Names(names, self.root)
         return [self._described(name, _readMetadata(self._containerMetadataPath(name)))
                 for name in layout.chosen(names, prefix, marker, limit)]
 
