@@ -411,9 +411,11 @@ class Storage(SwiftResource):
     @inlineCallbacks
     def HEAD_account(self, request, target):
         totals = yield self._usage.current()
+        # With a quota, the bytes it meters: kept exact by every process.
+        used = totals.bytesUsed if self._quota.limit is None else self._quota.used
         headers = [(b"X-Account-Container-Count", b"%d" % totals.containers),
                    (b"X-Account-Object-Count", b"%d" % totals.objects),
-                   (b"X-Account-Bytes-Used", b"%d" % totals.bytesUsed)]
+                   (b"X-Account-Bytes-Used", b"%d" % used)]
         if self._quota.limit is not None:
             headers.append((b"X-Account-Meta-Quota-Bytes", b"%d" % self._quota.limit))
         return Response(HTTPStatus.NO_CONTENT, headers=headers)
