@@ -13,10 +13,12 @@ C{:} in names becomes C{_}, as in the example server.  What the example
 lacks, this adds: every file is written under a temporary name in
 C{ROOT/.bwscd/tmp}, fsynced, then renamed into place and its directory
 fsynced, so a name only ever shows complete, durable content.  The MD5 and
-SHA-256 the engine measured travel with the object's file as extended
-attributes (C{user.bwscd.md5}, C{user.bwscd.sha256}).
+SHA-256 the engine measured, and the object's Content-Type, travel with the
+object's file as extended attributes (C{user.bwscd.md5},
+C{user.bwscd.sha256}, C{user.bwscd.content-type}).
 """
 
+import dataclasses
 import errno
 import hashlib
 import os
@@ -50,6 +52,7 @@ from bwscd.interfaces import (
 
 _XATTR_MD5 = "user.bwscd.md5"
 _XATTR_SHA256 = "user.bwscd.sha256"
+_XATTR_CONTENT_TYPE = "user.bwscd.content-type"
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 log = Logger()
@@ -204,9 +207,23 @@ class FilesystemBackend:
     def _containerInfo(self, container: str) -> ContainerInfo | None:
         if not os.path.isdir(self._containerPath(container)):
             return None
-        return ContainerInfo(
-            container, _readMetadata(self._containerMetadataPath(container))
-        )
+        return self._described(container, _readMetadata(self._containerMetadataPath(container)))
+
+    def _described(self, container: str, metadata: dict[str, str]) -> ContainerInfo:
+        """The container's info: its metadata, and what its directory holds."""
+        count, used = 0, 0
+        try:
+            modified = os.stat(self._containerMetadataPath(container)).st_mtime
+        except FileNotFoundError:  # a directory made by hand
+            modified = os.stat(self._containerPath(container)).st_mtime
+        for name in self._objectNames(container):
+            try:
+                status = os.stat(self._objectPath(container, name))
+            except FileNotFoundError:
+                continue  # deleted since it was listed
+            count, used = count + 1, used + status.st_size
+            modified = max(modified, status.st_mtime)
+        return ContainerInfo(container, metadata, count, used, modified)
 
     def putContainer(self, container, metadata):
         return deferToThread(self._guarded, "creating a container",
@@ -228,7 +245,7 @@ class FilesystemBackend:
     def _updateContainer(self, container: str, metadata: dict[str, str]) -> ContainerInfo:
         if not os.path.isdir(self._containerPath(container)):
             raise NotFound(f"no container {container!r}")
-        return ContainerInfo(container, self._mergeContainerMetadata(container, metadata))
+        return self._described(container, self._mergeContainerMetadata(container, metadata))
 
     def _mergeContainerMetadata(self, container: str, changes: dict[str, str]):
         with self._metadataLock:
@@ -271,6 +288,7 @@ class FilesystemBackend:
             _storedDigests(path, status.st_size),
             status.st_mtime,
             _readMetadata(self._objectMetadataPath(container, name)),
+            contentType=_storedContentType(path),
         )
 
     def replaceObjectMetadata(self, container, name, metadata):
@@ -286,11 +304,13 @@ class FilesystemBackend:
             )
         return self._objectInfo(container, name)
 
-    def openObject(self, container, name, metadata, length, writeOnce=False):
+    def openObject(self, container, name, metadata, length, writeOnce=False,
+                   contentType=None):
         return deferToThread(self._guarded, "opening an object", self._openObject,
-                             container, name, metadata, length, writeOnce)
+                             container, name, metadata, length, writeOnce, contentType)
 
-    def _openObject(self, container, name, metadata, length, writeOnce) -> "FileWriter":
+    def _openObject(self, container, name, metadata, length, writeOnce,
+                    contentType) -> "FileWriter":
         # Found and counted at once: deleteContainer, under the same lock,
         # sees either no container or a writer into it.
         with self._commitLock:
@@ -309,7 +329,8 @@ class FilesystemBackend:
         except BaseException:
             self._writerClosed(container)
             raise
-        return FileWriter(self, container, name, metadata, fd, temporary, writeOnce)
+        return FileWriter(self, container, name, metadata, fd, temporary, writeOnce,
+                          contentType)
 
     def _writerClosed(self, container: str) -> None:
         with self._commitLock:
@@ -379,20 +400,28 @@ class FilesystemBackend:
     def _listContainers(self, prefix, marker, limit) -> list[ContainerInfo]:
         names = [n for n in os.listdir(self.root)
                  if not n.startswith(".") and os.path.isdir(os.path.join(self.root, n))]
-        return [ContainerInfo(name, _readMetadata(self._containerMetadataPath(name)))
-                for name in _chosen(names, prefix, marker, limit)]
+        names = layout.utf8Names(names, self.root)
+        return [self._described(name, _readMetadata(self._containerMetadataPath(name)))
+                for name in layout.chosen(names, prefix, marker, limit)]
 
     def listObjects(self, container, prefix, marker, limit):
         return deferToThread(self._guarded, "listing objects",
                              self._listObjects, container, prefix, marker, limit)
 
     def _listObjects(self, container, prefix, marker, limit) -> list[ObjectInfo]:
-        top = self._containerPath(container)
-        if not os.path.isdir(top):
+        if not os.path.isdir(self._containerPath(container)):
             raise NotFound(f"no container {container!r}")
+        chosen = layout.chosen(self._objectNames(container), prefix, marker, limit)
+        return [info for info in (self._objectInfo(container, n) for n in chosen) if info]
+
+    def _objectNames(self, container: str) -> list[str]:
+        """The names of the objects in the container's directory, in no order."""
+        top = self._containerPath(container)
         ownFiles = layout.fsName(container) + "."
         names = []
         for directory, subdirectories, files in os.walk(top):
+            subdirectories[:] = layout.utf8Names(subdirectories, directory)
+            files = layout.utf8Names(files, directory)
             relative = os.path.relpath(directory, top)
             if relative == ".":
                 # The layout's own files: the marker and the metadata.
@@ -401,8 +430,7 @@ class FilesystemBackend:
                          if f != layout.COMPLETE_MARKER and not f.startswith(ownFiles)]
                 relative = ""
             names += [f"{relative}/{f}".lstrip("/").replace(os.sep, "/") for f in files]
-        chosen = _chosen(names, prefix, marker, limit)
-        return [info for info in (self._objectInfo(container, n) for n in chosen) if info]
+        return names
 
     def readObject(self, container, name, offset, length):
         return deferToThread(self._guarded, "opening an object to read",
@@ -460,15 +488,6 @@ def _unlinkIfExists(path: str) -> None:
         pass
 
 
-def _chosen(names, prefix: str, marker: str, limit: int) -> list[str]:
-    """The names a listing shows: after C{marker}, by their UTF-8 bytes."""
-    after = marker.encode("utf-8")
-    return sorted(
-        (n for n in names if n.startswith(prefix) and n.encode("utf-8") > after),
-        key=lambda n: n.encode("utf-8"),
-    )[:limit]
-
-
 @implementer(IObjectReader)
 class FileReader:
     """A range of an object's file, read from a worker thread."""
@@ -485,6 +504,14 @@ class FileReader:
 
     def close(self):
         self._file.close()
+
+
+def _storedContentType(path: str) -> str | None:
+    """The Content-Type kept with the file; L{None} for a file without one."""
+    try:
+        return os.getxattr(path, _XATTR_CONTENT_TYPE).decode("ascii")
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def _storedDigests(path: str, length: int) -> Digests:
@@ -512,8 +539,10 @@ def _storedDigests(path: str, length: int) -> Digests:
 class FileWriter:
     """An object being written to a temporary file, renamed into place on commit."""
 
-    def __init__(self, backend, container, name, metadata, fd, temporary, writeOnce):
+    def __init__(self, backend, container, name, metadata, fd, temporary, writeOnce,
+                 contentType):
         self._backend = backend
+        self._contentType = contentType
         self._container = container
         self._name = name
         self._metadata = metadata
@@ -537,7 +566,10 @@ class FileWriter:
 
     def commit(self, digests):
         try:
-            for attribute, value in ((_XATTR_MD5, digests.md5), (_XATTR_SHA256, digests.sha256)):
+            attributes = [(_XATTR_MD5, digests.md5), (_XATTR_SHA256, digests.sha256)]
+            if self._contentType is not None:
+                attributes.append((_XATTR_CONTENT_TYPE, self._contentType))
+            for attribute, value in attributes:
                 try:
                     os.setxattr(self._fd, attribute, value.encode("ascii"))
                 except OSError as e:
@@ -572,7 +604,8 @@ class FileWriter:
         final = backend._objectPath(self._container, name)
         move(self._temporary, final)
         modified = os.stat(final).st_mtime
-        return ObjectInfo(self._container, name, digests, modified, self._metadata)
+        return ObjectInfo(self._container, name, digests, modified, self._metadata,
+                          contentType=self._contentType)
 
     def _commitOnce(self, digests) -> ObjectInfo:
         """
@@ -589,8 +622,7 @@ class FileWriter:
                     return self._place(name, digests, backend._link)
             if existing.digests == digests:
                 _unlinkQuietly(self._temporary)
-                return ObjectInfo(self._container, name, digests, existing.modified,
-                                  existing.metadata, existed=True)
+                return dataclasses.replace(existing, existed=True)
         raise BadRequest(
             f"{self._name!r} and its conflict copy both hold other bytes"
         )

@@ -22,7 +22,7 @@ after the last rename of an operation the renamed file is fsynced again,
 which commits the rename too on journalling filesystems.  The MD5 and
 SHA-256, kept in extended attributes by the filesystem backend, are kept in
 a tree of their own, C{.bwscd/digests/<Container>/<Object>}, written before
-the object appears.
+the object appears, with the object's Content-Type.
 
 Listings read the remote directories, as the filesystem backend reads its
 own: names come back as the layout stores them (C{:} as C{_}).  A download
@@ -32,6 +32,7 @@ stays the same even if it is replaced meanwhile.
 
 import base64
 import collections
+import dataclasses
 import hashlib
 import json
 import os
@@ -729,24 +730,6 @@ def _isFile(attributes: dict | None) -> bool:
     return attributes is not None and stat.S_ISREG(attributes.get("permissions", 0))
 
 
-def _chosen(names, prefix: str, marker: str, limit: int) -> list[str]:
-    """
-    The names a listing shows: those starting with C{prefix}, after
-    C{marker}, by their UTF-8 bytes.  A name on the server that is not
-    UTF-8 can't be an object's or a container's: it is left out.
-    """
-    after = marker.encode("utf-8")
-    chosen = []
-    for name in names:
-        try:
-            encoded = name.encode("utf-8")
-        except UnicodeEncodeError:
-            continue
-        if name.startswith(prefix) and encoded > after:
-            chosen.append((encoded, name))
-    return [name for encoded, name in sorted(chosen)[:limit]]
-
-
 @inlineCallbacks
 def _each(function, items, *args):
     """
@@ -997,7 +980,20 @@ class SFTPBackend:
         if not _isDirectory((yield session.stat(layout.container(container)))):
             return None
         data = yield session.read(layout.containerMetadata(container))
-        return ContainerInfo(container, layout.decodeMetadata(data))
+        return (yield self._described(session, container, layout.decodeMetadata(data)))
+
+    @inlineCallbacks
+    def _described(self, session, container: str, metadata: dict[str, str]):
+        """The container's info: its metadata, and what its directory holds."""
+        top = layout.container(container)
+        objects = yield self._objectEntries(session, top, "", "")
+        stamp = yield session.stat(layout.containerMetadata(container))
+        if stamp is None:  # a directory made by hand
+            stamp = yield session.stat(top)
+        modified = max([float((stamp or {}).get("mtime", 0))]
+                       + [float(attributes["mtime"]) for _, attributes in objects])
+        return ContainerInfo(container, metadata, len(objects),
+                             sum(attributes["size"] for _, attributes in objects), modified)
 
     def putContainer(self, container, metadata):
         return self._guarded("creating a container", self._putContainer, container, metadata)
@@ -1022,7 +1018,7 @@ class SFTPBackend:
             raise NotFound(f"no container {container!r}")
         merged = yield self._metadataLock.run(
             self._mergeContainerMetadata, session, container, metadata)
-        return ContainerInfo(container, merged)
+        return (yield self._described(session, container, merged))
 
     @inlineCallbacks
     def _mergeContainerMetadata(self, session, container: str, changes: dict[str, str]):
@@ -1054,22 +1050,24 @@ class SFTPBackend:
         attributes = yield session.stat(layout.object(container, name))
         if not _isFile(attributes):
             return None
-        digests = yield self._storedDigests(session, container, name, attributes)
+        digests, contentType = yield self._kept(session, container, name, attributes)
         metadata = yield session.read(layout.objectMetadata(container, name))
         return ObjectInfo(container, name, digests, float(attributes["mtime"]),
-                          layout.decodeMetadata(metadata))
+                          layout.decodeMetadata(metadata), contentType=contentType)
 
     @inlineCallbacks
-    def _storedDigests(self, session, container, name, attributes) -> Digests:
+    def _kept(self, session, container, name, attributes) -> tuple[Digests, str | None]:
         """
-        The digests kept for the object, or computed from it when there are
-        none for the file that is there now (copied in or replaced by hand).
+        The digests and the Content-Type kept for the object, or its digests
+        computed from it and no Content-Type when there are none for the
+        file that is there now (copied in or replaced by hand).
         """
         data = yield session.read(_digestsPath(container, name))
         try:
             kept = json.loads(data)
             if (kept["length"], kept["mtime"]) == (attributes["size"], attributes["mtime"]):
-                return Digests(kept["length"], kept["md5"], kept["sha256"])
+                return (Digests(kept["length"], kept["md5"], kept["sha256"]),
+                        kept.get("contentType"))
         except (TypeError, ValueError, KeyError):
             pass  # none, or not ours
         md5, sha256 = hashlib.md5(), hashlib.sha256()
@@ -1079,7 +1077,7 @@ class SFTPBackend:
             sha256.update(chunk)
 
         yield session.read(layout.object(container, name), consume)
-        return Digests(attributes["size"], md5.hexdigest(), sha256.hexdigest())
+        return Digests(attributes["size"], md5.hexdigest(), sha256.hexdigest()), None
 
     def replaceObjectMetadata(self, container, name, metadata):
         return self._guarded("replacing object metadata", self._replaceObjectMetadata,
@@ -1099,12 +1097,14 @@ class SFTPBackend:
         yield session.write(path, layout.encodeMetadata(metadata))
         yield session.settle(path)
 
-    def openObject(self, container, name, metadata, length, writeOnce=False):
+    def openObject(self, container, name, metadata, length, writeOnce=False,
+                   contentType=None):
         return self._guarded("opening an object", self._openObject,
-                             container, name, metadata, length, writeOnce)
+                             container, name, metadata, length, writeOnce, contentType)
 
     @inlineCallbacks
-    def _openObject(self, session, container, name, metadata, length, writeOnce):
+    def _openObject(self, session, container, name, metadata, length, writeOnce,
+                    contentType):
         if not _isDirectory((yield session.stat(layout.container(container)))):
             raise NotFound(f"no container {container!r}")
         yield self._checkObjectName(session, container, name, writeOnce)
@@ -1114,7 +1114,8 @@ class SFTPBackend:
                 f"not enough free space: {free} bytes free, {self._reserve} kept in reserve"
             )
         f, temporary = yield session.create()
-        writer = SFTPWriter(self, session, f, temporary, container, name, metadata, writeOnce)
+        writer = SFTPWriter(self, session, f, temporary, container, name, metadata, writeOnce,
+                            contentType)
         self._writers.add(writer)
         return writer
 
@@ -1203,13 +1204,14 @@ class SFTPBackend:
         entries = yield session.entries("")
         names = [name for name, attributes in entries
                  if not name.startswith(".") and _isDirectory(attributes)]
-        return (yield _each(self._listedContainer, _chosen(names, prefix, marker, limit),
-                            session))
+        names = layout.utf8Names(names, self._root)
+        return (yield _each(self._listedContainer,
+                            layout.chosen(names, prefix, marker, limit), session))
 
     @inlineCallbacks
     def _listedContainer(self, container, session):
         data = yield session.read(layout.containerMetadata(container))
-        return ContainerInfo(container, layout.decodeMetadata(data))
+        return (yield self._described(session, container, layout.decodeMetadata(data)))
 
     def listObjects(self, container, prefix, marker, limit):
         return self._guarded("listing objects", self._listObjects, container, prefix, marker,
@@ -1220,20 +1222,25 @@ class SFTPBackend:
         top = layout.container(container)
         if not _isDirectory((yield session.stat(top))):
             raise NotFound(f"no container {container!r}")
-        names = yield self._objectNames(session, top, "", prefix)
-        chosen = _chosen(names, prefix, marker, limit)
+        names = [name for name, _ in (yield self._objectEntries(session, top, "", prefix))]
+        chosen = layout.chosen(names, prefix, marker, limit)
         infos = yield _each(lambda name: self._objectInfo(session, container, name), chosen)
         # (One that went between the listing and the look-up is left out.)
         return [info for info in infos if info is not None]
 
     @inlineCallbacks
-    def _objectNames(self, session, top: str, relative: str, prefix: str) -> list[str]:
+    def _objectEntries(self, session, top: str, relative: str, prefix: str):
         """
-        The names of the objects under C{relative} in the container's
-        directory C{top}, without the layout's own files, and without the
-        directories that can't hold a name starting with C{prefix}.
+        The names and attributes of the objects under C{relative} in the
+        container's directory C{top}, without the layout's own files, and
+        without the directories that can't hold a name starting with
+        C{prefix}.
         """
-        entries = yield session.entries(posixpath.join(top, relative))
+        directory = posixpath.join(top, relative)
+        entries = yield session.entries(directory)
+        readable = set(layout.utf8Names([name for name, _ in entries],
+                                        posixpath.join(self._root, directory)))
+        entries = [(name, attributes) for name, attributes in entries if name in readable]
         if not relative:
             # The layout's own: the 'complete' marker, and the metadata
             # files, "<Container>.<Object>.metadata.json", which are in
@@ -1241,16 +1248,16 @@ class SFTPBackend:
             ownFiles = posixpath.basename(top) + "."
             entries = [(name, attributes) for name, attributes in entries
                        if name != layout.COMPLETE_MARKER and not name.startswith(ownFiles)]
-        names = []
+        objects = []
         for name, attributes in entries:
             path = relative + name
             if _isFile(attributes):
-                names.append(path)
+                objects.append((path, attributes))
             elif _isDirectory(attributes):
                 below = path + "/"
                 if below.startswith(prefix) or prefix.startswith(below):
-                    names += yield self._objectNames(session, top, below, prefix)
-        return names
+                    objects += yield self._objectEntries(session, top, below, prefix)
+        return objects
 
     def readObject(self, container, name, offset, length):
         return self._guarded("opening an object to read", self._readObject,
@@ -1317,6 +1324,7 @@ class SFTPBackend:
         yield writer.closeFile()
         record = json.dumps({
             "length": digests.length, "md5": digests.md5, "sha256": digests.sha256,
+            "contentType": writer.contentType,
             # The object's file keeps the time of its last write through the
             # rename: this tells the digests of this file from a stale record.
             "mtime": attributes["mtime"],
@@ -1340,8 +1348,7 @@ class SFTPBackend:
                 self._commitLock.release()
             if existing.digests == digests:
                 yield session.removeQuietly(writer.temporary)
-                return ObjectInfo(writer.container, name, digests, existing.modified,
-                                  existing.metadata, existed=True)
+                return dataclasses.replace(existing, existed=True)
         raise BadRequest(f"{writer.name!r} and its conflict copy both hold other bytes")
 
     @inlineCallbacks
@@ -1360,7 +1367,8 @@ class SFTPBackend:
         elif not (yield session.place(writer.temporary, final)):
             return None
         yield session.settle(final)
-        return ObjectInfo(writer.container, name, digests, modified, writer.metadata)
+        return ObjectInfo(writer.container, name, digests, modified, writer.metadata,
+                          contentType=writer.contentType)
 
     @inlineCallbacks
     def _writeRefusal(self, session: _Session, reason: Failure):
@@ -1400,7 +1408,7 @@ class SFTPWriter:
     """
 
     def __init__(self, backend, session, file, temporary, container, name, metadata,
-                 writeOnce):
+                 writeOnce, contentType):
         self._backend = backend
         self._reactor = backend._reactor
         self.session = session
@@ -1410,6 +1418,7 @@ class SFTPWriter:
         self.name = name
         self.metadata = metadata
         self.writeOnce = writeOnce
+        self.contentType = contentType
         self._fileOpen = True
         self._gathered = bytearray()
         self._offset = 0

@@ -5,7 +5,8 @@ own documents in one database file (the schema is in docs/sqlite.md)::
     containers(name, metadata, created)
     uploads(id, container, name, started)       one per upload, kept by its object
     chunks(upload, seq, data)                   an upload's bytes, 1 MiB a row
-    objects(container, name, upload, length, md5, sha256, modified, metadata)
+    objects(container, name, upload, length, md5, sha256, modified, metadata,
+            content_type)
     state(name, data)
 
 An object's bytes go into C{chunks} as they stream in, one transaction per
@@ -62,7 +63,7 @@ from bwscd.interfaces import (
 )
 from bwscd.plugins import checkOptions, parseSize
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 CHUNK_SIZE = 1 << 20
 # Large pages keep a 1 MiB chunk to 16 overflow pages instead of 256.
 PAGE_SIZE = 1 << 16
@@ -95,6 +96,7 @@ CREATE TABLE objects (
     sha256 TEXT NOT NULL,
     modified REAL NOT NULL,
     metadata TEXT NOT NULL,
+    content_type TEXT,
     PRIMARY KEY (container, name)
 );
 CREATE TABLE state (
@@ -104,6 +106,17 @@ CREATE TABLE state (
 PRAGMA user_version = {SCHEMA_VERSION};
 COMMIT;
 """
+# What each earlier schema version needs to become the next: version 1
+# lacked the objects' Content-Type.
+MIGRATIONS = {1: "ALTER TABLE objects ADD COLUMN content_type TEXT"}
+
+# A container's row with what it holds, for a query that names the
+# containers it wants (WHERE) and groups by them.
+_CONTAINERS = """
+SELECT c.name, c.metadata, count(o.name), total(o.length), max(c.created, coalesce(max(o.modified), 0))
+FROM containers c LEFT JOIN objects o ON o.container = c.name
+"""
+_OBJECT_COLUMNS = "length, md5, sha256, modified, metadata, content_type"
 
 log = Logger()
 
@@ -122,6 +135,23 @@ def storageError(error: sqlite3.OperationalError, what: str) -> SwiftError:
 
 def _encode(metadata: dict[str, str]) -> str:
     return json.dumps(metadata, ensure_ascii=False, sort_keys=True)
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring a database of an earlier schema version to L{SCHEMA_VERSION}."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        # Again under the write lock: another process may have done it.
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        while version in MIGRATIONS:
+            db.execute(MIGRATIONS[version])
+            version += 1
+        db.execute(f"PRAGMA user_version = {version}")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    log.info("database schema brought to version {version}", version=version)
 
 
 def _deleteUpload(db: sqlite3.Connection, upload: int) -> None:
@@ -145,15 +175,16 @@ def _prefixEnd(prefix: str) -> str | None:
     return None
 
 
-def _range(prefix: str, marker: str) -> tuple[str, tuple]:
+def _range(prefix: str, marker: str, column: str = "name") -> tuple[str, tuple]:
     """
-    The condition on C{name} of a listing, as SQL and its parameters: a
-    range that the primary key's index answers, in BINARY (byte) order.
+    The condition on the name C{column} of a listing, as SQL and its
+    parameters: a range that the primary key's index answers, in BINARY
+    (byte) order.
     """
-    condition, parameters = "name > ? AND name >= ?", [marker, prefix]
+    condition, parameters = f"{column} > ? AND {column} >= ?", [marker, prefix]
     end = _prefixEnd(prefix)
     if end is not None:
-        condition += " AND name < ?"
+        condition += f" AND {column} < ?"
         parameters.append(end)
     return condition, tuple(parameters)
 
@@ -233,6 +264,8 @@ class SQLiteBackend:
             empty = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
             if create and version == 0 and empty:
                 db.executescript(SCHEMA)
+            elif version in MIGRATIONS:
+                _migrate(db)
             elif version != SCHEMA_VERSION:
                 raise ServiceUnavailable(
                     f"{self.path} is not a bwscd database of schema version "
@@ -301,8 +334,9 @@ class SQLiteBackend:
         return self._defer("reading container metadata", self._containerInfo, container)
 
     def _containerInfo(self, container: str) -> ContainerInfo | None:
-        metadata = self._containerMetadata(container)
-        return None if metadata is None else ContainerInfo(container, metadata)
+        row = self._db.execute(f"{_CONTAINERS} WHERE c.name = ? GROUP BY c.name",
+                               (container,)).fetchone()
+        return None if row is None else _containerRow(*row)
 
     def _containerMetadata(self, container: str) -> dict[str, str] | None:
         row = self._db.execute(
@@ -335,8 +369,8 @@ class SQLiteBackend:
             current = self._containerMetadata(container)
             if current is None:
                 raise NotFound(f"no container {container!r}")
-            merged = self._mergeContainerMetadata(db, container, current, metadata)
-        return ContainerInfo(container, merged)
+            self._mergeContainerMetadata(db, container, current, metadata)
+        return self._containerInfo(container)
 
     def _mergeContainerMetadata(self, db, container, current, changes) -> dict[str, str]:
         merged = mergeMetadata(current, changes)
@@ -352,8 +386,7 @@ class SQLiteBackend:
 
     def _objectInfo(self, container: str, name: str) -> ObjectInfo | None:
         row = self._db.execute(
-            "SELECT length, md5, sha256, modified, metadata FROM objects"
-            " WHERE container = ? AND name = ?",
+            f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE container = ? AND name = ?",
             (container, name),
         ).fetchone()
         return None if row is None else _rowInfo(container, name, *row)
@@ -373,11 +406,13 @@ class SQLiteBackend:
             raise NotFound(f"no object {name!r} in container {container!r}")
         return self._objectInfo(container, name)
 
-    def openObject(self, container, name, metadata, length, writeOnce=False):
+    def openObject(self, container, name, metadata, length, writeOnce=False,
+                   contentType=None):
         return self._defer("opening an object", self._openObject,
-                           container, name, metadata, length, writeOnce)
+                           container, name, metadata, length, writeOnce, contentType)
 
-    def _openObject(self, container, name, metadata, length, writeOnce) -> "ChunkWriter":
+    def _openObject(self, container, name, metadata, length, writeOnce,
+                    contentType) -> "ChunkWriter":
         if self._containerMetadata(container) is None:
             raise NotFound(f"no container {container!r}")
         self._checkSpace(length or 0)
@@ -385,7 +420,7 @@ class SQLiteBackend:
             "INSERT INTO uploads (container, name, started) VALUES (?, ?, ?)",
             (container, name, time.time()),
         ).lastrowid
-        return ChunkWriter(self, upload, container, name, metadata, writeOnce)
+        return ChunkWriter(self, upload, container, name, metadata, writeOnce, contentType)
 
     def deleteObject(self, container, name):
         return self._defer("deleting an object", self._deleteObject, container, name)
@@ -393,7 +428,7 @@ class SQLiteBackend:
     def _deleteObject(self, container: str, name: str) -> ObjectInfo | None:
         with self._transaction(durable=True) as db:
             row = db.execute(
-                "SELECT upload, length, md5, sha256, modified, metadata FROM objects"
+                f"SELECT upload, {_OBJECT_COLUMNS} FROM objects"
                 " WHERE container = ? AND name = ?",
                 (container, name),
             ).fetchone()
@@ -432,12 +467,12 @@ class SQLiteBackend:
         return self._defer("listing containers", self._listContainers, prefix, marker, limit)
 
     def _listContainers(self, prefix: str, marker: str, limit: int) -> list[ContainerInfo]:
-        condition, parameters = _range(prefix, marker)
+        condition, parameters = _range(prefix, marker, "c.name")
         rows = self._db.execute(
-            f"SELECT name, metadata FROM containers WHERE {condition} ORDER BY name LIMIT ?",
+            f"{_CONTAINERS} WHERE {condition} GROUP BY c.name ORDER BY c.name LIMIT ?",
             (*parameters, limit),
         )
-        return [ContainerInfo(name, json.loads(metadata)) for name, metadata in rows]
+        return [_containerRow(*row) for row in rows]
 
     def listObjects(self, container, prefix, marker, limit):
         return self._defer("listing objects", self._listObjects, container, prefix, marker,
@@ -448,7 +483,7 @@ class SQLiteBackend:
             raise NotFound(f"no container {container!r}")
         condition, parameters = _range(prefix, marker)
         rows = self._db.execute(
-            "SELECT name, length, md5, sha256, modified, metadata FROM objects"
+            f"SELECT name, {_OBJECT_COLUMNS} FROM objects"
             f" WHERE container = ? AND {condition} ORDER BY name LIMIT ?",
             (container, *parameters, limit),
         )
@@ -460,8 +495,7 @@ class SQLiteBackend:
 
     def _readObject(self, container, name, offset, length) -> "ChunkReader":
         row = self._db.execute(
-            "SELECT upload, length, md5, sha256, modified, metadata FROM objects"
-            " WHERE container = ? AND name = ?",
+            f"SELECT upload, {_OBJECT_COLUMNS} FROM objects WHERE container = ? AND name = ?",
             (container, name),
         ).fetchone()
         if row is None:
@@ -535,8 +569,9 @@ class ChunkWriter:
     the one transaction that points its object row at them.
     """
 
-    def __init__(self, backend, upload, container, name, metadata, writeOnce):
+    def __init__(self, backend, upload, container, name, metadata, writeOnce, contentType):
         self._backend = backend
+        self._contentType = contentType
         self._upload = upload
         self._container = container
         self._name = name
@@ -609,24 +644,32 @@ class ChunkWriter:
         modified = time.time()
         db.execute(
             "INSERT OR REPLACE INTO objects (container, name, upload, length, md5,"
-            " sha256, modified, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " sha256, modified, metadata, content_type) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (self._container, name, self._upload, digests.length, digests.md5,
-             digests.sha256, modified, _encode(self._metadata)),
+             digests.sha256, modified, _encode(self._metadata), self._contentType),
         )
         if replaced is not None and replaced[0] not in self._backend._reading:
             # (One being read goes when its last reader closes.)
             _deleteUpload(db, replaced[0])
-        return ObjectInfo(self._container, name, digests, modified, self._metadata)
+        return ObjectInfo(self._container, name, digests, modified, self._metadata,
+                          contentType=self._contentType)
 
     def abort(self):
         self._backend._wait("forgetting an object", self._backend._forget, self._upload)
 
 
-def _rowInfo(container, name, length, md5, sha256, modified, metadata) -> ObjectInfo:
+def _rowInfo(container, name, length, md5, sha256, modified, metadata,
+             contentType) -> ObjectInfo:
     """The L{ObjectInfo} of an C{objects} row."""
     return ObjectInfo(
-        container, name, Digests(length, md5, sha256), modified, json.loads(metadata)
+        container, name, Digests(length, md5, sha256), modified, json.loads(metadata),
+        contentType=contentType,
     )
+
+
+def _containerRow(name, metadata, count, used, modified) -> ContainerInfo:
+    """The L{ContainerInfo} of a row of L{_CONTAINERS}."""
+    return ContainerInfo(name, json.loads(metadata), count, int(used), modified)
 
 
 @implementer(IObjectReader)

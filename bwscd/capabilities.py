@@ -153,5 +153,6 @@ class PublishedDocuments:
 
     @inlineCallbacks
     def _mirror(self, name: str, document: Document):
-        writer = yield self._backend.openObject(SYSTEM, name, {}, len(document.body))
+        writer = yield self._backend.openObject(SYSTEM, name, {}, len(document.body),
+                                                contentType="application/json")
         yield deferToThread(_writeWhole, writer, document)

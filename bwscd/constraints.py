@@ -9,6 +9,9 @@ counted on the decoded UTF-8, so that percent-encoding a user's non-ASCII
 name does not eat the budget the API promises it.
 """
 
+import mimetypes
+import posixpath
+import re
 import unicodedata
 from urllib.parse import quote, unquote_to_bytes
 
@@ -20,6 +23,9 @@ MAX_META_NAME_LENGTH = 128
 MAX_META_VALUE_LENGTH = 256
 MAX_META_COUNT = 90
 MAX_META_OVERALL_SIZE = 4096
+MAX_CONTENT_TYPE_LENGTH = 256
+"""Bytes of an object's Content-Type (a media type and its parameters)."""
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
 
 # The two kinds of thing that carry metadata, as spelled in header names.
 CONTAINER = "Container"
@@ -29,6 +35,13 @@ OBJECT = "Object"
 SYSTEM = "System"
 USERS = "Users"
 DEVICES = "Devices"
+
+# A Content-Type as kept and sent back: printable ASCII, no control
+# characters, something before the end.
+_CONTENT_TYPE = re.compile(r"[\x21-\x7e][\x20-\x7e]*")
+# Python's own table of types by file name suffix, without the machine's
+# /etc/mime.types: the same guess wherever bwscd runs.
+_TYPES = mimetypes.MimeTypes()
 
 # Characters left as they are when metadata is sent back percent-encoded:
 # RFC 3986's unreserved set plus the delimiters that are safe in a header
@@ -178,3 +191,34 @@ def mergeMetadata(current: dict[str, str], changes: dict[str, str]) -> dict[str,
         else:
             merged.pop(key, None)
     return merged
+
+
+def givenContentType(headers) -> str | None:
+    """
+    The Content-Type an object PUT gives, stripped; L{None} if none.
+
+    @raise BadRequest: for more than one, one longer than
+        L{MAX_CONTENT_TYPE_LENGTH}, or one that is not printable ASCII.
+    """
+    values = headers.getRawHeaders(b"content-type")
+    if values is None:
+        return None
+    if len(values) != 1:
+        raise BadRequest("Content-Type given more than once")
+    value = values[0].strip()
+    if len(value) > MAX_CONTENT_TYPE_LENGTH:
+        raise BadRequest(f"Content-Type longer than {MAX_CONTENT_TYPE_LENGTH} bytes")
+    if not _CONTENT_TYPE.fullmatch(value.decode("latin-1")):
+        raise BadRequest("Content-Type is empty or not printable ASCII")
+    return value.decode("ascii")
+
+
+def contentType(name: str, given: str | None) -> str:
+    """
+    An object's Content-Type: the one given, else, as OpenStack Swift does,
+    the one its name's suffix suggests (Python's table, C{.json} is
+    C{application/json}), else L{DEFAULT_CONTENT_TYPE}.
+    """
+    # The suffix alone: guess_type reads a whole name as a URL ("data:...").
+    suffix = posixpath.splitext(name)[1]
+    return given or _TYPES.guess_type("object" + suffix, strict=False)[0] or DEFAULT_CONTENT_TYPE

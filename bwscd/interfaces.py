@@ -13,6 +13,17 @@ are L{bwscd.errors.SwiftError} instances (L{NotFound}, L{BadRequest} for a
 name the backend can never store, L{Conflict}, L{InsufficientStorage},
 L{ServiceUnavailable})
 so the client gets the API's status code; anything else is a bug.
+
+What integrators' Swift tools show (C{swift stat}, C{rclone about}) comes
+from here too: every L{ContainerInfo} carries what its container holds, and
+the account's totals are the sum over L{IStorageBackend.listContainers}
+(L{bwscd.usage}), so no backend keeps a count of its own that could drift
+from what it lists.  Counting costs what listing costs: the SQLite backend
+answers from its index, the file-based ones (filesystem, sftp) read the
+container's directory, which for a recording holds tens of clips; the
+account's totals read every container's, and the engine keeps them for a
+few seconds (L{bwscd.usage.AccountUsage}) so that repeated HEADs of the
+account don't.
 """
 
 from dataclasses import dataclass, field
@@ -32,7 +43,17 @@ class Digests:
 @dataclass(frozen=True)
 class ContainerInfo:
     name: str
-    metadata: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, str]
+    objectCount: int
+    """How many objects it holds (those L{IStorageBackend.listObjects} lists)."""
+    bytesUsed: int
+    """The sum of their lengths."""
+    modified: float
+    """
+    Seconds since the epoch of its last change that the backend records: at
+    least its creation and its newest object's L{ObjectInfo.modified}
+    (Swift's C{X-Timestamp} and a listing's C{last_modified}).
+    """
 
 
 @dataclass(frozen=True)
@@ -45,6 +66,13 @@ class ObjectInfo:
     metadata: dict[str, str] = field(default_factory=dict)
     existed: bool = False
     """The same bytes were already stored under this name (write-once)."""
+    contentType: str | None = None
+    """
+    The Content-Type given to L{IStorageBackend.openObject}, kept with the
+    object; L{None} for an object stored without one (by an earlier bwscd,
+    or copied in by hand): the engine then answers what
+    L{bwscd.constraints.contentType} makes of its name.
+    """
 
 
 class IObjectWriter(Interface):
@@ -126,8 +154,9 @@ class IStorageBackend(Interface):
 
     def containerInfo(container: str):
         """
-        @return: L{Deferred} firing with the L{ContainerInfo}, or with L{None}
-            if the container does not exist.
+        @return: L{Deferred} firing with the L{ContainerInfo} (its metadata
+            and what it holds), or with L{None} if the container does not
+            exist.
         """
 
     def putContainer(container: str, metadata: dict[str, str]):
@@ -167,11 +196,14 @@ class IStorageBackend(Interface):
         metadata: dict[str, str],
         length: int | None,
         writeOnce: bool = False,
+        contentType: str | None = None,
     ):
         """
         Get ready to receive an object of C{length} bytes (L{None}: not known
-        in advance) that will carry C{metadata}.  This is the last moment to
-        refuse before the client sends the body.
+        in advance) that will carry C{metadata} and C{contentType} (checked
+        by L{bwscd.constraints}: printable ASCII, bounded), both kept
+        durably with it and given back in its L{ObjectInfo}.  This is the
+        last moment to refuse before the client sends the body.
 
         With C{writeOnce}, the writer's L{IObjectWriter.commit} never replaces
         an existing object: identical bytes (same length, MD5 and SHA-256)

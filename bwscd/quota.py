@@ -5,7 +5,7 @@ Uploads are metered as they are admitted: one with a Content-Length takes
 its length from what is left before its body is read (507 at once if it
 would not fit), a chunked one takes each piece as it arrives (507 as soon
 as it no longer fits, and nothing of it is stored).  What is stored is
-counted from the backend's listings at start, and counted again
+counted from the backend's listing of containers (L{bwscd.usage}) at start, and counted again
 periodically (see L{bwscd.service}), so files that the operator removed on
 the server, or objects replaced by others, are taken into account.
 
@@ -24,11 +24,9 @@ from contextlib import contextmanager
 from twisted.internet.defer import inlineCallbacks
 from zope.interface import implementer
 
+from bwscd import usage
 from bwscd.errors import InsufficientStorage
 from bwscd.interfaces import IObjectWriter
-
-PAGE = 10_000
-"""Names asked for per listing while counting."""
 
 _COUNTERS = struct.Struct("=qq")  # bytes stored, bytes taken by uploads under way
 
@@ -77,13 +75,9 @@ class Quota:
         """
         if self.limit is None:
             return
-        total, containers = 0, (yield _everything(backend.listContainers))
-        for container in containers:
-            objects = yield _everything(
-                lambda *page: backend.listObjects(container.name, *page))
-            total += sum(o.digests.length for o in objects)
+        totals = yield usage.count(backend)
         with self._locked() as (used, taken):
-            self._store(total, 0 if restart else taken)
+            self._store(totals.bytesUsed, 0 if restart else taken)
 
     @contextmanager
     def _locked(self):
@@ -119,18 +113,6 @@ class Quota:
             return
         with self._locked() as (used, alreadyTaken):
             self._store(used + stored, alreadyTaken - taken)
-
-
-@inlineCallbacks
-def _everything(listing):
-    """Every entry of a paged listing (containers, or one container's objects)."""
-    entries, marker = [], ""
-    while True:
-        page = yield listing("", marker, PAGE)
-        entries += page
-        if len(page) < PAGE:
-            return entries
-        marker = page[-1].name
 
 
 class Allowance:

@@ -41,6 +41,7 @@ from bwscd.bodyrate import MinimumRate
 from bwscd.download import Download
 from bwscd.registry import isRejectedContent
 from bwscd.upload import Abandoned, Upload
+from bwscd.usage import AccountUsage
 
 log = Logger()
 
@@ -273,9 +274,23 @@ def _objectHeaders(info) -> list[tuple[bytes, bytes]]:
     return [
         (b"Etag", info.digests.md5.encode("ascii")),
         (b"Last-Modified", datetimeToString(info.modified)),
-        (b"X-Timestamp", b"%.5f" % info.modified),
-        (b"Content-Type", b"application/octet-stream"),
+        (b"X-Timestamp", _timestamp(info.modified)),
+        (b"Content-Type", _contentType(info)),
     ] + constraints.metadataHeaders(info.metadata, OBJECT)
+
+
+def _contentType(info) -> bytes:
+    return constraints.contentType(info.name, info.contentType).encode("ascii")
+
+
+def _timestamp(seconds: float) -> bytes:
+    """Swift's X-Timestamp: seconds since the epoch, to 10 microseconds."""
+    return b"%.5f" % seconds
+
+
+def _listingTime(seconds: float) -> str:
+    """A listing's C{last_modified}, as Swift writes it (UTC, no zone)."""
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
 
 
 def _byteRange(header: bytes | None, size: int) -> tuple[int, int]:
@@ -374,6 +389,7 @@ class Storage(SwiftResource):
         self._reactor = reactor
         self._uploadPool = uploadPool
         self._documents = documents
+        self._usage = AccountUsage(backend, reactor.seconds)
 
     def handle(self, request):
         token = request.getHeader(b"x-auth-token") or request.getHeader(b"x-storage-token")
@@ -392,11 +408,16 @@ class Storage(SwiftResource):
         request.role, request.user = role, user
         return getattr(self, action)(request, target)
 
+    @inlineCallbacks
     def HEAD_account(self, request, target):
-        headers = []
+        totals = yield self._usage.current()
+        # With a quota, the bytes it meters: kept exact by every process.
+        used = totals.bytesUsed if self._quota.limit is None else self._quota.used
+        headers = [(b"X-Account-Container-Count", b"%d" % totals.containers),
+                   (b"X-Account-Object-Count", b"%d" % totals.objects),
+                   (b"X-Account-Bytes-Used", b"%d" % used)]
         if self._quota.limit is not None:
-            headers = [(b"X-Account-Bytes-Used", b"%d" % self._quota.used),
-                       (b"X-Account-Meta-Quota-Bytes", b"%d" % self._quota.limit)]
+            headers.append((b"X-Account-Meta-Quota-Bytes", b"%d" % self._quota.limit))
         return Response(HTTPStatus.NO_CONTENT, headers=headers)
 
     # Containers.
@@ -414,6 +435,8 @@ class Storage(SwiftResource):
             recording = yield self._registry.recording(container)
         before = yield self._statusOf(container)
         created = yield self._backend.putContainer(container, changes)
+        if created:
+            self._usage.changed()
         if created and recording is not None:
             self._events.emit("recording.started", container=container,
                               **self._registry.describe(recording))
@@ -453,6 +476,7 @@ class Storage(SwiftResource):
         yield self._checkDeletable(target.container)
         if not (yield self._backend.deleteContainer(target.container)):
             raise NotFound(f"no container {target.container!r}")
+        self._usage.changed()
         self._events.emit("container.deleted", container=target.container,
                           account=request.user)
         return Response(HTTPStatus.NO_CONTENT)
@@ -475,7 +499,12 @@ class Storage(SwiftResource):
         info = yield self._backend.containerInfo(target.container)
         if info is None:
             raise NotFound(f"no container {target.container!r}")
-        return _metadataResponse(HTTPStatus.NO_CONTENT, info.metadata, CONTAINER)
+        return _metadataResponse(HTTPStatus.NO_CONTENT, info.metadata, CONTAINER, extra=[
+            (b"X-Container-Object-Count", b"%d" % info.objectCount),
+            (b"X-Container-Bytes-Used", b"%d" % info.bytesUsed),
+            (b"X-Timestamp", _timestamp(info.modified)),
+            (b"X-Put-Timestamp", _timestamp(info.modified)),
+        ])
 
     # Objects.
 
@@ -518,7 +547,8 @@ class Storage(SwiftResource):
 
     def GET_account(self, request, target):
         return self._listing(request, self._backend.listContainers, lambda c: {
-            "name": c.name, "count": 0, "bytes": 0})
+            "name": c.name, "count": c.objectCount, "bytes": c.bytesUsed,
+            "last_modified": _listingTime(c.modified)})
 
     def GET_container(self, request, target):
         return self._listing(
@@ -528,9 +558,8 @@ class Storage(SwiftResource):
                 "name": o.name,
                 "bytes": o.digests.length,
                 "hash": o.digests.md5,
-                "last_modified": datetime.fromtimestamp(o.modified, timezone.utc)
-                .strftime("%Y-%m-%dT%H:%M:%S.%f"),
-                "content_type": "application/octet-stream",
+                "last_modified": _listingTime(o.modified),
+                "content_type": _contentType(o).decode("ascii"),
             })
 
     @inlineCallbacks
@@ -568,7 +597,7 @@ class Storage(SwiftResource):
         if info is None:
             raise NotFound(f"no object {target.object!r} in {target.container!r}")
         return Response(HTTPStatus.OK, headers=_objectHeaders(info),
-                        length=info.digests.length, contentType=b"application/octet-stream")
+                        length=info.digests.length, contentType=_contentType(info))
 
     @inlineCallbacks
     def DELETE_object(self, request, target):
@@ -577,6 +606,7 @@ class Storage(SwiftResource):
         deleted = yield self._backend.deleteObject(container, target.object)
         if deleted is None:
             raise NotFound(f"no object {target.object!r} in {container!r}")
+        self._usage.changed()
         self._quota.freed(deleted.digests.length)
         self._events.emit(
             "object.deleted",
@@ -613,6 +643,8 @@ class Storage(SwiftResource):
         ):
             raise BadRequest("an object needs Content-Length or chunked encoding")
         metadata = constraints.objectMetadata(request.requestHeaders)
+        contentType = constraints.contentType(
+            name, constraints.givenContentType(request.requestHeaders))
         expectedMD5 = _expectedMD5(request)
         if expectedMD5 is not None and not _MD5_HEX.match(expectedMD5):
             raise UnprocessableEntity("ETag is not an MD5 hex digest: it can never match")
@@ -633,7 +665,8 @@ class Storage(SwiftResource):
         try:
             try:
                 writer = yield self._backend.openObject(container, name, metadata, length,
-                                                        writeOnce=evidence)
+                                                        writeOnce=evidence,
+                                                        contentType=contentType)
             except BaseException:
                 allowance.release()
                 raise
@@ -641,6 +674,7 @@ class Storage(SwiftResource):
                             length, expectedMD5,
                             keep=GNSS_CHECK_LIMIT if name.endswith(GNSS_SUFFIX) else 0)
             stored = yield upload.receive(body)
+            self._usage.changed()
         finally:
             self._uploads -= 1
         if not evidence:

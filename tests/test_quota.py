@@ -82,7 +82,13 @@ def test_room_made_by_an_admin_and_counted_again_at_start(launch, dataDirectory,
 
 
 def test_without_a_quota_nothing_is_counted(server, swift):
-    assert "x-account-bytes-used" not in swift.head_account()
+    # At start, that is: the account's HEAD counts, as Swift's always says.
+    assert "quota:" not in server.log()
+    headers = swift.head_account()
+    assert "x-account-meta-quota-bytes" not in headers
+    documents = [os.path.join(server.storage, "System", name)
+                 for name in ("Capabilities.json", "Categories.json")]
+    assert headers["x-account-bytes-used"] == str(sum(map(os.path.getsize, documents)))
 
 
 def test_a_quota_must_be_a_size(twistdCommand, dataDirectory):

@@ -6,9 +6,11 @@ installed backend.  A backend passes when the engine can rely on it.
 import hashlib
 import os
 import threading
+import time
 
 import pytest
 from conftest import call
+from twisted.logger import formatEvent, globalLogPublisher
 
 from bwscd.errors import Conflict, NotFound
 from bwscd.interfaces import Digests, IObjectWriter, IStorageBackend
@@ -20,9 +22,11 @@ def digestsOf(data: bytes) -> Digests:
     return Digests(len(data), hashlib.md5(data).hexdigest(), hashlib.sha256(data).hexdigest())
 
 
-def store(backend, container, name, data, metadata=None, writeOnce=False, chunk=65536):
+def store(backend, container, name, data, metadata=None, writeOnce=False, chunk=65536,
+          contentType=None):
     """Write an object as the engine does: open, stream, commit."""
-    writer = call(backend.openObject, container, name, metadata or {}, len(data), writeOnce)
+    writer = call(backend.openObject, container, name, metadata or {}, len(data), writeOnce,
+                  contentType=contentType)
     assert IObjectWriter.providedBy(writer)
     for offset in range(0, len(data), chunk):
         writer.write(data[offset:offset + chunk])
@@ -254,3 +258,96 @@ def test_only_empty_containers_are_deleted(backend):
     # Made again, it starts empty, without the old metadata.
     call(backend.putContainer, RECORDING, {"Status": "Transferring"})
     assert call(backend.containerInfo, RECORDING).metadata == {"Status": "Transferring"}
+
+
+def test_containers_say_what_they_hold(openBackend):
+    backend = openBackend()
+    before = time.time() - 2  # (file times may be coarser than time.time())
+    call(backend.putContainer, RECORDING, {"Status": "Transferring"})
+    call(backend.putContainer, "Users", {})
+    empty = call(backend.containerInfo, RECORDING)
+    assert (empty.objectCount, empty.bytesUsed) == (0, 0) and empty.modified >= before
+    clips = {"a.mkv": os.urandom(1000), "sub/b.mkv": os.urandom(2001), "c.json": b"{}"}
+    for name, data in clips.items():
+        store(backend, RECORDING, name, data, writeOnce=True)
+    store(backend, RECORDING, "a.mkv", os.urandom(5), writeOnce=True)  # a conflict copy
+    newest = max(o.modified for o in call(backend.listObjects, RECORDING, "", "", 10))
+    expected = (4, sum(map(len, clips.values())) + 5)
+
+    def check(backend):
+        info = call(backend.containerInfo, RECORDING)
+        assert (info.objectCount, info.bytesUsed) == expected
+        assert info.metadata == {"Status": "Transferring"} and info.modified >= newest
+        listed = {c.name: c for c in call(backend.listContainers, "", "", 10)}
+        assert (listed[RECORDING].objectCount, listed[RECORDING].bytesUsed) == expected
+        assert (listed["Users"].objectCount, listed["Users"].bytesUsed) == (0, 0)
+        assert listed[RECORDING].modified >= newest
+
+    check(backend)
+    updated = call(backend.updateContainer, RECORDING, {"Status": "Transferring", "K": "v"})
+    assert (updated.objectCount, updated.bytesUsed) == expected
+    call(backend.updateContainer, RECORDING, {"K": ""})
+    store(backend, RECORDING, "gone.mkv", b"12345")
+    call(backend.deleteObject, RECORDING, "gone.mkv")
+    check(openBackend())  # as stored, for the next start
+
+
+def test_an_objects_content_type_is_kept(openBackend):
+    backend = openBackend()
+    call(backend.putContainer, RECORDING, {})
+    call(backend.putContainer, "Users", {})
+    store(backend, RECORDING, "clip.mkv", b"video", {"Starttime": "1"}, writeOnce=True,
+          contentType="video/x-matroska")
+    store(backend, RECORDING, "other.mkv", b"bytes", writeOnce=True)
+    assert store(backend, RECORDING, "clip.mkv", b"video", writeOnce=True,
+                 contentType="text/plain").contentType == "video/x-matroska"  # kept as it was
+    store(backend, "Users", "u1", b"", contentType="application/json; charset=utf-8")
+    store(backend, "Users", "u1", b"", contentType="text/plain")  # replaced, with its type
+    # Metadata replaced by a POST leaves it as it is.
+    call(backend.replaceObjectMetadata, RECORDING, "clip.mkv", {"Starttime": "2"})
+
+    def check(backend):
+        assert call(backend.objectInfo, RECORDING, "clip.mkv").contentType == "video/x-matroska"
+        assert call(backend.objectInfo, RECORDING, "other.mkv").contentType is None
+        assert call(backend.objectInfo, "Users", "u1").contentType == "text/plain"
+        listed = {o.name: o.contentType for o in call(backend.listObjects, RECORDING, "", "", 10)}
+        assert listed == {"clip.mkv": "video/x-matroska", "other.mkv": None}
+        reader = call(backend.readObject, RECORDING, "clip.mkv", 0, None)
+        assert reader.info.contentType == "video/x-matroska"
+        reader.close()
+
+    check(backend)
+    check(openBackend())  # as stored, for the next start
+
+
+def test_names_that_are_not_utf8_are_left_out_and_logged_once(request, openBackend, tmp_path):
+    roots = {"filesystem": tmp_path / "storage", "sftp": tmp_path / "sftp"}
+    candidate = request.node.callspec.params["openBackend"].name
+    if candidate not in roots:
+        pytest.skip(f"{candidate} keeps no files that something else can name")
+    backend = openBackend()
+    call(backend.putContainer, RECORDING, {})
+    store(backend, RECORDING, "a.mkv", b"abc")
+    # What an operator's tool (or a disk from another system) leaves there.
+    root = os.fsencode(roots[candidate])
+    container = os.path.join(root, os.fsencode(RECORDING))
+    os.mkdir(os.path.join(root, b"\xfe"))
+    os.mkdir(os.path.join(container, b"sub\xfd"))
+    for path in (os.path.join(container, b"\xff.mkv"),
+                 os.path.join(container, b"sub\xfd", b"x.mkv")):
+        with open(path, "wb") as f:
+            f.write(b"x")
+    logged = []
+    globalLogPublisher.addObserver(logged.append)
+    try:
+        for _ in range(2):
+            assert [c.name for c in call(backend.listContainers, "", "", 10)] == [RECORDING]
+            assert [o.name for o in call(backend.listObjects, RECORDING, "", "", 10)] == [
+                "a.mkv"]
+            info = call(backend.containerInfo, RECORDING)
+            assert (info.objectCount, info.bytesUsed) == (1, 3)
+    finally:
+        globalLogPublisher.removeObserver(logged.append)
+    lines = [formatEvent(e) for e in logged if "not UTF-8" in (formatEvent(e) or "")]
+    assert sorted(line.split(", whose")[0].rsplit("/", 1)[1] for line in lines) == [
+        "\\xfe", "\\xff.mkv", "sub\\xfd"], lines

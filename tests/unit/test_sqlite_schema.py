@@ -48,6 +48,23 @@ def test_another_database_is_refused(tmp_path, setup):
         opened(path)
 
 
+def test_a_database_of_schema_1_gets_the_content_type_column(tmp_path):
+    path = tmp_path / "storage.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(backendModule.SCHEMA.replace("    content_type TEXT,\n", "").replace(
+        f"user_version = {backendModule.SCHEMA_VERSION}", "user_version = 1"))
+    db.execute("INSERT INTO containers VALUES ('C', '{}', 0)")
+    db.execute("INSERT INTO uploads VALUES (1, 'C', 'o', 0)")
+    db.execute("INSERT INTO objects VALUES ('C', 'o', 1, 0, 'm', 's', 5, '{}')")
+    db.commit()
+    db.close()
+    backend = opened(path)
+    assert backend._db.execute("PRAGMA user_version").fetchone() == (2,)
+    info = backend._objectInfo("C", "o")
+    assert info.contentType is None and info.modified == 5
+    assert backend._containerInfo("C").objectCount == 1
+
+
 def test_a_start_removes_unfinished_uploads(tmp_path):
     path = tmp_path / "storage.sqlite"
     db = opened(path)._db
@@ -55,7 +72,7 @@ def test_a_start_removes_unfinished_uploads(tmp_path):
     for upload in (1, 2):
         db.execute("INSERT INTO uploads VALUES (?, 'C', 'o', 0)", (upload,))
         db.execute("INSERT INTO chunks VALUES (?, 0, x'00')", (upload,))
-    db.execute("INSERT INTO objects VALUES ('C', 'o', 1, 1, 'm', 's', 0, '{}')")
+    db.execute("INSERT INTO objects VALUES ('C', 'o', 1, 1, 'm', 's', 0, '{}', NULL)")
     db = opened(path)._db
     assert db.execute("SELECT id FROM uploads").fetchall() == [(1,)]
     assert db.execute("SELECT upload FROM chunks").fetchall() == [(1,)]
