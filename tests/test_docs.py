@@ -31,7 +31,6 @@ COMPATIBILITY_PAGE = REPOSITORY / "docs" / "compatibility.md"
 README = REPOSITORY / "README.md"
 
 SYSTEM_ID = "6f2d1c3a-8b4e-4f5a-9c6d-7e8f9a0b1c2d"
-RECORDING = "0b9a3f2e-5c1d-4e8f-9a7b-2c3d4e5f6a7b_B8A44F000001_20240501T101500Z"
 STRANGER = "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a"
 
 # What differs from one server, client or request to the next in a quoted
@@ -90,13 +89,17 @@ def _request(server, path: str, method="GET", headers=None) -> int:
         return e.code
 
 
+def _expect(status: int, got: int) -> None:
+    assert got == status
+
+
 def _refused(call, status: int) -> None:
     with pytest.raises(swiftclient.ClientException) as refusal:
         call()
     assert refusal.value.http_status == status
 
 
-def _cases(server, swift, tmp_path):
+def _cases(server, swift, recording, tmp_path):
     """
     What the page describes, in turn: a name, and what makes the server log it.
     """
@@ -104,12 +107,13 @@ def _cases(server, swift, tmp_path):
         # As an older firmware might: registrations and a recording with no
         # metadata at all.
         swift.put_container("Users")
-        swift.put_object("Users", "0b9a3f2e-5c1d-4e8f-9a7b-2c3d4e5f6a7b", b"")
+        swift.put_object("Users", recording.user, b"")
         swift.put_container("Devices")
-        swift.put_object("Devices", "B8A44F000001", b"")
-        swift.put_container(RECORDING)
-        swift.put_object(RECORDING, "20240501_101500_1.mkv", b"clip")
-        swift.post_container(RECORDING, headers={"X-Container-Meta-Status": "Complete"})
+        swift.put_object("Devices", recording.device, b"")
+        swift.put_container(recording.container)
+        swift.put_object(recording.container, "20240501_101500_1.mkv", b"clip")
+        swift.post_container(recording.container,
+                             headers={"X-Container-Meta-Status": "Complete"})
 
     def untrusted():
         # The certificate an earlier connection file held.
@@ -129,9 +133,8 @@ def _cases(server, swift, tmp_path):
 
     def removeUser():
         admin = server.addAccount("admin-docs", "admin")
-        _refused(lambda: admin.delete_object("Users", "0b9a3f2e-5c1d-4e8f-9a7b-2c3d4e5f6a7b"),
-                 403)
-        _refused(lambda: swift.delete_object("Devices", "B8A44F000001"), 403)
+        _refused(lambda: admin.delete_object("Users", recording.user), 403)
+        _refused(lambda: swift.delete_object("Devices", recording.device), 403)
 
     def plainHTTP():
         with pytest.raises((OSError, http.client.HTTPException)):
@@ -149,12 +152,12 @@ def _cases(server, swift, tmp_path):
         ("address not in the certificate", lambda: _tlsHandshake(
             server, ssl.create_default_context(cafile=server.caFile), "localhost")),
         ("plain HTTP to the HTTPS port", plainHTTP),
-        ("wrong path", lambda: _request(server, "/auth/v2.0")),
-        ("expired token", lambda: _request(
-            server, f"/v1/AUTH_{swift.user}/{RECORDING}/20240501_101500_2.mkv", "PUT",
-            {"X-Auth-Token": "expired"})),
+        ("wrong path", lambda: _expect(404, _request(server, "/auth/v2.0"))),
+        ("expired token", lambda: _expect(401, _request(
+            server, f"/v1/AUTH_{swift.user}/{recording.container}/20240501_101500_2.mkv",
+            "PUT", {"X-Auth-Token": "expired"}))),
         ("unknown user", lambda: _refused(lambda: swift.put_container(
-            f"{STRANGER}_B8A44F000001_20240501T101500Z"), 400)),
+            f"{STRANGER}_{recording.device}_{recording.time}"), 400)),
         ("another ConnectionId", lambda: _refused(lambda: swift.put_object(
             "System", SYSTEM_ID, b"", headers={"X-Object-Meta-ConnectionId": "c-2"}), 403)),
         ("removing a user or camera", removeUser),
@@ -168,17 +171,18 @@ def _newLines(server, seen: int) -> list[str]:
     return withoutTimestamps(server.log())[seen:]
 
 
-def test_bodyWornManagerPageQuotesRealLogLines(server, swift, tmp_path):
+def test_bodyWornManagerPageQuotesRealLogLines(server, swift, recording, tmp_path):
     """
     Each case the page describes makes the server print a line the page
     quotes that no earlier case printed, and every line the page quotes is
     one the server printed.
     """
-    patterns = [pattern(quoted) for quoted in quotedLines(BWM_PAGE)]
+    quoted = {pattern(line): line for line in quotedLines(BWM_PAGE)}
+    patterns = list(quoted)
     assert patterns, f"{BWM_PAGE.name} quotes no log lines"
     used = set()
     unquoted = []
-    for name, provoke in _cases(server, swift, tmp_path):
+    for name, provoke in _cases(server, swift, recording, tmp_path):
         seen = 0 if provoke is None else len(withoutTimestamps(server.log()))
         if provoke is not None:
             provoke()
@@ -192,8 +196,9 @@ def test_bodyWornManagerPageQuotesRealLogLines(server, swift, tmp_path):
         time.sleep(0.3)  # the case's last lines (an access line follows a refusal)
         used.update(p for p in patterns for line in _newLines(server, seen)
                     if p.fullmatch(line))
-    unprinted = [p.pattern for p in patterns if p not in used]
-    assert unquoted == [], "cases whose log lines the page does not quote:\n" + "\n".join(f"{n}: {l}" for n, l in unquoted)
+    unprinted = [quoted[p] for p in patterns if p not in used]
+    assert unquoted == [], "cases whose log lines the page does not quote:\n" + "\n".join(
+        f"{name}: {lines}" for name, lines in unquoted)
     assert unprinted == [], "quoted lines the server never printed"
 
 
