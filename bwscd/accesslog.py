@@ -1,5 +1,6 @@
 """
-One log line per request: who, what, how it ended, how much, how long.
+One log line per request: who, what, how it ended, how much, how long; and
+one per connection whose TLS failed, which never gets as far as a request.
 
 Only the method and path are logged from the request, never its headers,
 so tokens and keys stay out of the log.
@@ -7,9 +8,10 @@ so tokens and keys stay out of the log.
 
 import time
 
+from OpenSSL import SSL
 from twisted.logger import Logger
 
-from bwscd.streaming import StreamingRequest, StreamingSite
+from bwscd.streaming import StreamingChannel, StreamingRequest, StreamingSite
 
 log = Logger(namespace="bwscd.access")
 
@@ -20,7 +22,34 @@ class TimedRequest(StreamingRequest):
         self.startedAt = time.monotonic()
 
 
+def _tlsReasons(error: SSL.Error) -> str:
+    """
+    Why OpenSSL failed, in its own words: the reason of each error in its
+    queue (an alert the client sent, no protocol version in common), without
+    the library and function names.
+    """
+    queue = error.args[0] if error.args and isinstance(error.args[0], list) else []
+    return "; ".join(entry[-1] for entry in queue if entry and entry[-1]) or str(error)
+
+
+class TLSReportingChannel(StreamingChannel):
+    """
+    A channel that logs a connection whose TLS failed.  No request reaches
+    the site then, so no access line would show it; yet it is what an
+    operator looks for when the controller can't connect (a client that does
+    not trust the certificate says so with an alert, which Twisted passes to
+    C{connectionLost}).
+    """
+
+    def connectionLost(self, reason):
+        if reason.check(SSL.Error):
+            log.info("{peer} TLS failed: {why}", peer=self.transport.getPeer().host,
+                     why=_tlsReasons(reason.value))
+        StreamingChannel.connectionLost(self, reason)
+
+
 class AccessLoggingSite(StreamingSite):
+    protocol = TLSReportingChannel
     requestFactory = TimedRequest
 
     def log(self, request):
