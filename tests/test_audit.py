@@ -1,0 +1,100 @@
+"""
+The audit trail of a running server: every access line names its account,
+and every download of evidence is an event that names the account, the
+bytes asked for and the bytes sent.
+"""
+
+import hashlib
+import http.client
+import os
+import re
+import ssl
+import time
+
+
+def events(server, kind: str) -> list[dict]:
+    return [e for e in server.events() if e["type"] == kind]
+
+
+def waitFor(condition, seconds=30):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "waited in vain"
+        time.sleep(0.1)
+
+
+def accessLines(server) -> list[str]:
+    return [line for line in server.log().splitlines() if "[bwscd.access#" in line]
+
+
+def test_each_download_of_evidence_is_an_event_naming_the_account(server, swift, recording):
+    container = recording.start(swift)
+    data = os.urandom(100_000)
+    swift.put_object(container, "1.mkv", data)
+    swift.put_object(container, "empty.mkv", b"")
+    swift.put_container("System")
+    swift.put_object("System", "5f0e8d1c-2b3a-4c5d-8e7f-9a0b1c2d3e4f", b"system record")
+    reader = server.addAccount("integrator", "reader")
+    assert reader.get_object(container, "1.mkv")[1] == data
+    assert reader.get_object(container, "1.mkv", headers={"Range": "bytes=10-19"})[1] \
+        == data[10:20]
+    assert reader.get_object(container, "empty.mkv")[1] == b""
+    # Not evidence: the controller's own system record, a published document,
+    # a registry record.
+    swift.get_object("System", "5f0e8d1c-2b3a-4c5d-8e7f-9a0b1c2d3e4f")
+    reader.get_object("System", "Capabilities.json")
+    reader.get_object("Users", recording.user)
+    sha256 = hashlib.sha256(data).hexdigest()
+    common = {"container": container, "account": "integrator", "complete": True}
+    assert [e | {"time": None} for e in events(server, "object.read")] == [
+        {**common, "time": None, "type": "object.read", "object": "1.mkv", "first": 0,
+         "last": len(data) - 1, "sent": len(data), "length": len(data), "sha256": sha256},
+        {**common, "time": None, "type": "object.read", "object": "1.mkv", "first": 10,
+         "last": 19, "sent": 10, "length": len(data), "sha256": sha256},
+        {**common, "time": None, "type": "object.read", "object": "empty.mkv", "first": 0,
+         "last": -1, "sent": 0, "length": 0, "sha256": hashlib.sha256(b"").hexdigest()},
+    ]
+
+
+def test_a_download_the_client_abandons_says_how_much_was_sent(server, swift, recording):
+    container = recording.start(swift)
+    # More than the sockets' buffers hold, so that most of it is never sent.
+    data = os.urandom(48 << 20)
+    swift.put_object(container, "big.mkv", data)
+    reader = server.addAccount("integrator", "reader")
+    url, token = reader.get_auth()
+    client = http.client.HTTPSConnection(
+        "127.0.0.1", server.port, context=ssl.create_default_context(cafile=server.caFile))
+    client.request("GET", url.split(str(server.port), 1)[1] + f"/{container}/big.mkv",
+                   headers={"X-Auth-Token": token})
+    answer = client.getresponse()
+    assert answer.status == 200
+    assert answer.read(1 << 20) == data[: 1 << 20]
+    client.close()
+    waitFor(lambda: events(server, "object.read"))
+    [read] = events(server, "object.read")
+    assert read["complete"] is False and read["account"] == "integrator"
+    assert (read["first"], read["last"], read["length"]) == (0, len(data) - 1, len(data))
+    assert 1 << 20 <= read["sent"] < len(data)
+
+
+def test_every_access_line_names_the_account(server, swift, recording):
+    container = recording.start(swift)
+    reader = server.addAccount("integrator", "reader")
+    reader.head_container(container)
+    assert reader.get_container(container)
+    controller = server.connectionFile["BlobAPIUserName"]
+    anonymous = http.client.HTTPSConnection(
+        "127.0.0.1", server.port, context=ssl.create_default_context(cafile=server.caFile))
+    anonymous.request("HEAD", f"/v1/AUTH_{controller}/{container}")
+    assert anonymous.getresponse().status == 401
+    lines = accessLines(server)
+    account = re.compile(r"\] 127\.0\.0\.1 (\S+) (\S+) (\S+) (\d+) ")
+    seen = {account.search(line).groups() for line in lines}
+    path = f"/v1/AUTH_{controller}/{container}"
+    assert ("integrator", "HEAD", path, "204") in seen
+    assert ("integrator", "GET", f"{path}?format=json", "200") in seen
+    assert ("-", "HEAD", path, "401") in seen
+    assert (controller, "PUT", path, "201") in seen
+    # A login names the account it proved.
+    assert ("integrator", "GET", "/auth/v1.0", "200") in seen
