@@ -26,7 +26,7 @@ REQUEST_TIMEOUT = 30
 """Seconds a webhook has to answer an event, body included."""
 
 
-def _timestamp(seconds: float) -> str:
+def timestamp(seconds: float) -> str:
     """RFC 3339, UTC, milliseconds: C{2024-05-01T12:34:56.789Z}."""
     stamp = datetime.fromtimestamp(seconds, timezone.utc)
     return stamp.isoformat(timespec="milliseconds").removesuffix("+00:00") + "Z"
@@ -57,7 +57,7 @@ class Events:
         @return: the event handed to the sinks: C{fields} with C{"time"} and
             C{"type"}.
         """
-        event = {"time": _timestamp(self._clock()), "type": type, **fields}
+        event = {"time": timestamp(self._clock()), "type": type, **fields}
         self.deliver(event)
         return event
 

@@ -26,6 +26,7 @@ from bwscd.events import EventLog, Events, LogSink, WebhookSink
 from bwscd.plugins import installedBackends, loadBackend, parseSize
 from bwscd.processlock import ProcessLock
 from bwscd.quota import Quota
+from bwscd.refusals import QUIET_PERIOD, RefusalEpisodes
 from bwscd.registry import Registry
 from bwscd.swift import Authentication, Root, Storage
 from bwscd.tls import ServerCertificate
@@ -81,6 +82,9 @@ class Options(usage.Options):
         ["header-timeout", None, 30,
          "Seconds a client has from the first byte of a request to the end of "
          "its headers.", int],
+        ["refusal-quiet-period", None, QUIET_PERIOD,
+         "Seconds without a 503 or 507 of a kind after which its refusal.ended "
+         "event says that episode is over.", int],
     ]
     optFlags = [
         ["http", None, "Serve plain HTTP, for development only (no certificate "
@@ -143,7 +147,8 @@ class Options(usage.Options):
             raise usage.UsageError("--container-type must be mkv or mp4")
         if self["token-lifetime"] < 60:
             raise usage.UsageError("--token-lifetime must be at least 60 seconds")
-        for option in ("max-uploads", "idle-timeout", "header-timeout", "workers"):
+        for option in ("max-uploads", "idle-timeout", "header-timeout", "workers",
+                       "refusal-quiet-period"):
             if self[option] < 1:
                 raise usage.UsageError(f"--{option} must be at least 1")
         for option, example in (("quota", "500G"), ("min-upload-rate", "16K")):
@@ -379,8 +384,11 @@ def makeService(options) -> MultiService:
     uploadPool = ThreadPool(minthreads=0, maxthreads=options["max-uploads"],
                             name="bwscd-uploads")
     quota = Quota(options["quota"], os.path.join(destination.directory, QUOTA_COUNTERS))
+    # Stopped before the event log closes: its last events are written.
+    refusals = RefusalEpisodes(events, reactor, options["refusal-quiet-period"])
+    refusals.setServiceParent(service)
     storage = Storage(authority, credentials, backend, registry, events, reactor, uploadPool,
-                      documents, quota, encrypted=destination.encrypted,
+                      documents, quota, refusals, encrypted=destination.encrypted,
                       maxUploads=options["max-uploads"],
                       minimumRate=(options["min-upload-rate"], options["idle-timeout"]))
     root = Root(Authentication(credentials, authority, reactor), storage)

@@ -31,10 +31,10 @@ from bwscd.errors import (
     MethodNotAllowed,
     NotFound,
     RangeNotSatisfiable,
-    ServiceUnavailable,
     SwiftError,
     Unauthorized,
     UnprocessableEntity,
+    UploadSlotsBusy,
 )
 from bwscd.credentials import ADMIN, BWS, READER
 from bwscd.bodyrate import MinimumRate
@@ -358,9 +358,11 @@ class Storage(SwiftResource):
     """
 
     def __init__(self, authority, credentials, backend, registry, events, reactor,
-                 uploadPool, documents, quota, encrypted=False, maxUploads=32,
+                 uploadPool, documents, quota, refusals, encrypted=False, maxUploads=32,
                  minimumRate=(0, 60)):
         super().__init__()
+        self._refusals = refusals
+        """The L{bwscd.refusals.RefusalEpisodes} told of every refusal."""
         self._minimumRate = minimumRate
         """Bytes per second an upload's body must bring, over periods of seconds."""
         self._quota = quota
@@ -392,7 +394,8 @@ class Storage(SwiftResource):
             if method in ("GET", "PUT", "POST", "HEAD", "DELETE", "COPY"):
                 raise Forbidden(f"{method} on this {level} is not allowed for this account")
             raise MethodNotAllowed(f"{method} is not a Swift method")
-        return getattr(self, action)(request, target)
+        return maybeDeferred(getattr(self, action), request, target).addErrback(
+            self._refusals.note)
 
     def HEAD_account(self, request, target):
         headers = []
@@ -652,7 +655,7 @@ class Storage(SwiftResource):
         length = None if body.length is UNKNOWN_LENGTH else body.length
         afterComplete = evidence and (yield self._statusOf(container)) == COMPLETE
         if self._uploads >= self._maxUploads:
-            raise ServiceUnavailable(
+            raise UploadSlotsBusy(
                 f"all {self._maxUploads} upload slots are busy; try again shortly")
         allowance = self._quota.admit(length)
         self._uploads += 1

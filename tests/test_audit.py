@@ -1,7 +1,8 @@
 """
 The audit trail of a running server: every access line names its account,
-and every download of evidence is an event that names the account, the
-bytes asked for and the bytes sent.
+every download of evidence is an event that names the account, the bytes
+asked for and the bytes sent, and refusals that stop offload (507, 503) are
+reported as episodes, from start to end.
 """
 
 import hashlib
@@ -10,6 +11,9 @@ import os
 import re
 import ssl
 import time
+
+import pytest
+from swiftclient.exceptions import ClientException
 
 
 def events(server, kind: str) -> list[dict]:
@@ -98,3 +102,42 @@ def test_every_access_line_names_the_account(server, swift, recording):
     assert (controller, "PUT", path, "201") in seen
     # A login names the account it proved.
     assert ("integrator", "GET", "/auth/v1.0", "200") in seen
+
+
+def test_refused_uploads_are_one_episode_from_start_to_end(launch, dataDirectory,
+                                                           recording):
+    server = launch(dataDirectory, "--quota", "1M", "--max-uploads", "1",
+                    "--refusal-quiet-period", "3")
+    swift = server.connection()
+    container = recording.start(swift)
+    swift.put_object(container, "1.mkv", os.urandom(600_000))
+    for name in ("2.mkv", "3.mkv"):
+        with pytest.raises(ClientException) as refused:
+            swift.put_object(container, name, os.urandom(600_000))
+        assert refused.value.http_status == 507
+    [started] = events(server, "refusal.started")
+    assert started["status"] == 507 and started["kind"] == "quota"
+    assert "quota of 1048576 bytes is used up" in started["reason"]
+    # Every upload slot taken: 503, an episode of its own.
+    url, token = swift.get_auth()
+    slot = http.client.HTTPSConnection(
+        "127.0.0.1", server.port, context=ssl.create_default_context(cafile=server.caFile))
+    slot.putrequest("PUT", url.split(str(server.port), 1)[1] + f"/{container}/4.mkv")
+    slot.putheader("X-Auth-Token", token)
+    slot.putheader("Content-Length", "10")
+    slot.endheaders()
+    slot.send(b"x")
+    time.sleep(0.5)  # for the server to take the slot
+    for name in ("5.mkv", "6.mkv", "7.mkv"):
+        with pytest.raises(ClientException) as refused:
+            swift.put_object(container, name, b"y")
+        assert refused.value.http_status == 503
+    slot.send(b"x" * 9)
+    assert slot.getresponse().status == 201
+    waitFor(lambda: len(events(server, "refusal.ended")) == 2)
+    ended = {e["kind"]: e for e in events(server, "refusal.ended")}
+    assert (ended["quota"]["status"], ended["quota"]["refused"]) == (507, 2)
+    assert (ended["busy"]["status"], ended["busy"]["refused"]) == (503, 3)
+    assert ended["busy"]["endedBy"] == "quiet"
+    assert "upload slots are busy" in ended["busy"]["reason"]
+    assert [e["kind"] for e in events(server, "refusal.started")] == ["quota", "busy"]
