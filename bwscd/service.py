@@ -22,7 +22,7 @@ from bwscd.balance import ConnectionTable, listenBalanced
 from bwscd.capabilities import PublishedDocuments
 from bwscd.categories import PublishedCategories
 from bwscd.credentials import Credentials
-from bwscd.events import EventLog, Events, LogSink, WebhookSink
+from bwscd.events import EventLog, Events, LogSink, Retention, WebhookSink
 from bwscd.plugins import installedBackends, loadBackend, parseSize
 from bwscd.processlock import ProcessLock
 from bwscd.quota import Quota
@@ -82,6 +82,10 @@ class Options(usage.Options):
         ["header-timeout", None, 30,
          "Seconds a client has from the first byte of a request to the end of "
          "its headers.", int],
+        ["event-log-keep", None, None,
+         "Delete rotated event log files beyond this: a total size (e.g. 50G) "
+         "or an age in days (e.g. 400d).  Default: keep every event, as long "
+         "as the evidence."],
         ["refusal-quiet-period", None, QUIET_PERIOD,
          "Seconds without a 503 or 507 of a kind after which its refusal.ended "
          "event says that episode is over.", int],
@@ -158,6 +162,12 @@ class Options(usage.Options):
                 except ValueError:
                     raise usage.UsageError(
                         f"--{option} {self[option]!r} is not a size like {example}")
+        if self["event-log-keep"] is not None:
+            try:
+                self["event-log-keep"] = Retention.parse(self["event-log-keep"])
+            except ValueError:
+                raise usage.UsageError(f"--event-log-keep {self['event-log-keep']!r} is "
+                                       "neither a size like 50G nor days like 400d")
         self["data"] = os.path.abspath(self["data"])
         try:
             self["storage"] = loadBackend(self["backend"], self["data"])
@@ -343,6 +353,10 @@ class EventSinksService(Service):
         self._webhooks = webhooks
         self._workers = workers
 
+    def startService(self):
+        super().startService()
+        self._eventLog.start()
+
     def stopService(self):
         super().stopService()
         d = self._workers.stop()
@@ -357,7 +371,8 @@ def makeService(options) -> MultiService:
     service = MultiService()
     workers = connections = None
     if options.get("worker") is None:
-        eventLog = EventLog(os.path.join(destination.directory, "events.jsonl"))
+        eventLog = EventLog(os.path.join(destination.directory, "events.jsonl"),
+                            retention=options["event-log-keep"])
         webhooks = [WebhookSink(url, reactor) for url in options["webhook"]]
         events = Events([LogSink(), eventLog, *webhooks])
         if options["workers"] > 1:

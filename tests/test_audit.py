@@ -1,15 +1,19 @@
 """
 The audit trail of a running server: every access line names its account,
 every download of evidence is an event that names the account, the bytes
-asked for and the bytes sent, and refusals that stop offload (507, 503) are
-reported as episodes, from start to end.
+asked for and the bytes sent, refusals that stop offload (507, 503) are
+reported as episodes, from start to end, and the event log keeps all of its
+history unless the operator chose a limit.
 """
 
+import gzip
 import hashlib
 import http.client
+import json
 import os
 import re
 import ssl
+import subprocess
 import time
 
 import pytest
@@ -141,3 +145,42 @@ def test_refused_uploads_are_one_episode_from_start_to_end(launch, dataDirectory
     assert ended["busy"]["endedBy"] == "quiet"
     assert "upload slots are busy" in ended["busy"]["reason"]
     assert [e["kind"] for e in events(server, "refusal.started")] == ["quota", "busy"]
+
+
+def plantEvent(path, index, daysAgo, compressed=False):
+    """An event log file of an earlier run, last written C{daysAgo} days ago."""
+    line = json.dumps({"type": "planted", "index": index}).encode() + b"\n"
+    with (gzip.open if compressed else open)(path, "wb") as f:
+        f.write(line)
+    then = time.time() - daysAgo * 24 * 60 * 60
+    os.utime(path, (then, then))
+
+
+def test_the_event_log_keeps_its_history_unless_told_otherwise(launch, dataDirectory,
+                                                               twistdCommand):
+    launch(dataDirectory).stop()
+    path = os.path.join(dataDirectory, "events.jsonl")
+    plantEvent(path + ".1", 0, daysAgo=90)  # rotated by an earlier version
+    plantEvent(os.path.join(dataDirectory, "events.000001.jsonl.gz"), 1, daysAgo=60,
+               compressed=True)
+    # Rotated, not compressed yet when the server stopped.
+    plantEvent(os.path.join(dataDirectory, "events.000002.jsonl"), 2, daysAgo=1)
+    server = launch(dataDirectory)
+    waitFor(lambda: os.path.exists(path[:-len(".jsonl")] + ".000002.jsonl.gz"))
+    server.stop()
+    assert [e["index"] for e in server.events() if e["type"] == "planted"] == [0, 1, 2]
+    assert sorted(name for name in os.listdir(dataDirectory) if name.startswith("events")) \
+        == ["events.000001.jsonl.gz", "events.000002.jsonl.gz", "events.jsonl",
+            "events.jsonl.1"]
+    # An age limit is the operator's choice: what is older goes, and is logged.
+    server = launch(dataDirectory, "--event-log-keep", "30d")
+    waitFor(lambda: not os.path.exists(path + ".1"))
+    waitFor(lambda: "events.000001.jsonl.gz: the event log keeps 30d" in server.log())
+    assert [e["index"] for e in server.events() if e["type"] == "planted"] == [2]
+    server.stop()
+    done = subprocess.run([*twistdCommand, "bwscd", "--data", dataDirectory,
+                           "--event-log-keep", "forever"], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode != 0
+    assert "--event-log-keep 'forever' is neither a size like 50G nor days like 400d" \
+        in done.stdout + done.stderr

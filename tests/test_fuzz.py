@@ -409,7 +409,8 @@ def temporaryFiles(fuzz: Fuzz) -> list[str]:
 
 def newOutside(fuzz: Fuzz) -> list[str]:
     data = os.path.relpath(fuzz.server.data, fuzz.parent)
-    allowed = [f"{data}.log", os.path.join(data, "events.jsonl*")]
+    allowed = [f"{data}.log", os.path.join(data, "events.jsonl*"),
+               os.path.join(data, "events.*.jsonl*")]
     return sorted(
         path for path in outsideStorage(fuzz.parent, fuzz.server.data) - fuzz.outside
         if not any(fnmatch.fnmatchcase(path, pattern) for pattern in allowed)
