@@ -353,7 +353,9 @@ def headerRefusal(request: bytes) -> int | None:
 
 
 def accessStatuses(log: str) -> list[int]:
-    return [int(s) for s in re.findall(r"\[bwscd\.access#info\] \S+ \S+ \S+ ([0-9]{3}) in=", log)]
+    # The client's address, the account, the method, the path, the status.
+    return [int(s) for s in re.findall(
+        r"\[bwscd\.access#info\] \S+ \S+ \S+ \S+ ([0-9]{3}) in=", log)]
 
 
 def readLog(fuzz: Fuzz, mark: int) -> str:
