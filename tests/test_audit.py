@@ -145,6 +145,13 @@ def test_refused_uploads_are_one_episode_from_start_to_end(launch, dataDirectory
     assert ended["busy"]["endedBy"] == "quiet"
     assert "upload slots are busy" in ended["busy"]["reason"]
     assert [e["kind"] for e in events(server, "refusal.started")] == ["quota", "busy"]
+    # An episode open at stop ends then, in the event log.
+    with pytest.raises(ClientException):
+        swift.put_object(container, "8.mkv", os.urandom(600_000))
+    server.stop()
+    last = server.events()[-1]
+    assert (last["type"], last["kind"], last["endedBy"], last["refused"]) == \
+        ("refusal.ended", "quota", "stop", 1)
 
 
 def plantEvent(path, index, daysAgo, compressed=False):
