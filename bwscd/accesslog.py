@@ -3,7 +3,9 @@ One log line per request: who, what, how it ended, how much, how long; and
 one per connection whose TLS failed, which never gets as far as a request.
 
 Only the method and path are logged from the request, never its headers,
-so tokens and keys stay out of the log.
+so tokens and keys stay out of the log.  Who is the client's address and
+the account its token (or login) proved, C{-} when it proved none: every
+account works on the controller's storage URL, so the path never says.
 """
 
 import time
@@ -20,6 +22,8 @@ class TimedRequest(StreamingRequest):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.startedAt = time.monotonic()
+        self.user: str | None = None
+        """The account, once its token (or key) was checked."""
 
 
 def _tlsReasons(error: SSL.Error) -> str:
@@ -54,8 +58,9 @@ class AccessLoggingSite(StreamingSite):
 
     def log(self, request):
         log.info(
-            "{peer} {method} {path} {status} in={received} out={sent} {duration:.3f}s",
+            "{peer} {account} {method} {path} {status} in={received} out={sent} {duration:.3f}s",
             peer=request.getClientAddress().host,
+            account=request.user or "-",
             method=request.method.decode("latin-1"),
             path=ascii(request.uri)[2:-1],
             status=request.code,

@@ -79,9 +79,25 @@ class ServiceUnavailable(SwiftError):
 
     code = HTTPStatus.SERVICE_UNAVAILABLE
     headers = {b"Retry-After": b"10"}
+    kind = "storage"
+    """Why offload stopped, for L{bwscd.refusals}: storage failing or unreachable."""
+
+
+class UploadSlotsBusy(ServiceUnavailable):
+    """Every upload slot is taken (C{--max-uploads})."""
+
+    kind = "busy"
 
 
 class InsufficientStorage(SwiftError):
     """Out of disk space or quota: the controller keeps the data and retries."""
 
     code = HTTPStatus.INSUFFICIENT_STORAGE
+    kind = "disk"
+    """Why offload stopped, for L{bwscd.refusals}: the storage's free space is used up."""
+
+
+class QuotaUsedUp(InsufficientStorage):
+    """The account's quota (C{--quota}) is used up."""
+
+    kind = "quota"

@@ -7,18 +7,25 @@ anything else.  Sinks never block and never raise, so reporting an event
 can't slow down or break an upload.
 """
 
-import glob
+import gzip
 import json
+import os
+import queue
+import re
+import shutil
+import threading
 import time
 from collections import deque
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.logger import Logger
-from twisted.python.logfile import LogFile
 from zope.interface import implementer
 
+from bwscd.files import TEMPORARY_SUFFIX, replacingFile
 from bwscd.interfaces import IEventSink
+from bwscd.plugins import parseSize
 
 log = Logger()
 
@@ -26,7 +33,7 @@ REQUEST_TIMEOUT = 30
 """Seconds a webhook has to answer an event, body included."""
 
 
-def _timestamp(seconds: float) -> str:
+def timestamp(seconds: float) -> str:
     """RFC 3339, UTC, milliseconds: C{2024-05-01T12:34:56.789Z}."""
     stamp = datetime.fromtimestamp(seconds, timezone.utc)
     return stamp.isoformat(timespec="milliseconds").removesuffix("+00:00") + "Z"
@@ -57,7 +64,7 @@ class Events:
         @return: the event handed to the sinks: C{fields} with C{"time"} and
             C{"type"}.
         """
-        event = {"time": _timestamp(self._clock()), "type": type, **fields}
+        event = {"time": timestamp(self._clock()), "type": type, **fields}
         self.deliver(event)
         return event
 
@@ -82,60 +89,242 @@ class LogSink:
         log.info("event {event}", event=text)
 
 
+ARCHIVED = ".gz"
+"""How the rotated files of the event log end once compressed."""
+
+DAY = 24 * 60 * 60
+
+
+@dataclass(frozen=True)
+class Retention:
+    """
+    How much of the event log's history an operator chose to keep
+    (C{--event-log-keep}): rotated files up to C{bytes} in all, the newest
+    ones, or rotated files whose last event is at most C{days} old.
+    Without one, nothing is ever deleted: the event log is the record of
+    what arrived and what was deleted, and is kept as long as the evidence.
+    """
+
+    bytes: int | None = None
+    days: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> "Retention":
+        """C{"400d"}: days; C{"50G"} (a size, as for C{--quota}): bytes.
+
+        @raise ValueError: for anything else, or 0."""
+        if text[-1:].lower() == "d" and text[:-1].isdigit():
+            retention = cls(days=int(text[:-1]))
+        else:
+            retention = cls(bytes=parseSize("bwscd", "event-log-keep", text))
+        if not (retention.days or retention.bytes):
+            raise ValueError("nothing would be kept")
+        return retention
+
+    def beyond(self, files: list[str], now: float) -> list[str]:
+        """Which of C{files} (rotated files, oldest first) are not kept."""
+        if self.days is not None:
+            cutoff = now - self.days * DAY
+            return [name for name in files if os.stat(name).st_mtime < cutoff]
+        total = 0
+        for index in range(len(files) - 1, -1, -1):
+            total += os.stat(files[index]).st_size
+            if total > self.bytes:
+                return files[: index + 1]
+        return []
+
+    def __str__(self):
+        return f"{self.days}d" if self.days is not None else f"{self.bytes} bytes"
+
+
+def _rotatedPath(path: str, serial: int) -> str:
+    """Where the C{serial}th file rotated out of C{path} goes (C{events.000001.jsonl})."""
+    root, extension = os.path.splitext(path)
+    return f"{root}.{serial:06d}{extension}"
+
+
+def _serials(path: str) -> dict[int, str]:
+    """The rotated files of this version, by serial: compressed, or not yet."""
+    directory, name = os.path.split(path)
+    root, extension = os.path.splitext(name)
+    pattern = re.compile(re.escape(root) + r"\.(\d+)" + re.escape(extension)
+                         + "(" + re.escape(ARCHIVED) + ")?")
+    files: dict[int, str] = {}
+    for entry in os.listdir(directory or "."):
+        match = pattern.fullmatch(entry)
+        # Both, when a crash came between compressing and removing: the
+        # compressed one is whole.
+        if match and (match[2] or int(match[1]) not in files):
+            files[int(match[1])] = os.path.join(directory, entry)
+    return files
+
+
+def rotatedFiles(path: str) -> list[str]:
+    """
+    The files rotated out of the event log at C{path}, oldest first: those
+    an earlier version of bwscd left (C{events.jsonl.N}, N from the largest
+    down to 1), then C{events.N.jsonl.gz} by N (C{events.N.jsonl} while it
+    is not compressed yet).
+    """
+    directory, name = os.path.split(path)
+    legacy = re.compile(re.escape(name) + r"\.(\d+)")
+    earlier = sorted(
+        (int(match[1]), os.path.join(directory, entry))
+        for entry in os.listdir(directory or ".")
+        if (match := legacy.fullmatch(entry))
+    )
+    serials = _serials(path)
+    return [name for _, name in reversed(earlier)] + [serials[n] for n in sorted(serials)]
+
+
 @implementer(IEventSink)
 class EventLog:
     """
     Events appended to a file, one JSON object per line, in UTF-8.
 
-    When the file reaches C{rotateLength} bytes it becomes C{path.1} (the
-    previous C{path.1} becomes C{path.2}, and so on) and a new file starts;
-    at most C{maxRotatedFiles} rotated files are kept.  Files are created
-    readable by the service's user only: events name uploads and cameras.
+    When the file has reached C{rotateLength} bytes, the next event starts a
+    new one: the full file is renamed C{events.N.jsonl} (N counts up from 1,
+    so later files hold later events) and a thread of the event log's own
+    compresses it to C{events.N.jsonl.gz}, written durably before the
+    uncompressed one is removed.  Nothing is deleted, unless C{retention}
+    (a L{Retention}) says so.  Files are created readable by the service's
+    user only: events name uploads and cameras.
+
+    Compressing starts with L{start} (not before: twistd may still fork),
+    with what a crash left unfinished.
     """
 
-    def __init__(
-        self, path: str, rotateLength: int = 10_000_000, maxRotatedFiles: int = 10
-    ):
+    def __init__(self, path: str, rotateLength: int = 10_000_000,
+                 retention: Retention | None = None):
         self.path = path
-        self._file = LogFile.fromFullPath(
-            path,
-            rotateLength=rotateLength,
-            defaultMode=0o600,
-            maxRotatedFiles=maxRotatedFiles,
-        )
+        self._rotateLength = rotateLength
+        self._retention = retention
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._archiver: threading.Thread | None = None
+        serials = _serials(path)
+        self._nextSerial = max(serials, default=0) + 1
+        leftovers = [name for name in serials.values() if not name.endswith(ARCHIVED)]
+        self._jobs.put(lambda: self._recover(leftovers))
+        self._open()
+
+    def _open(self) -> None:
+        created = not os.path.exists(self.path)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        if created:
+            os.fchmod(fd, 0o600)  # whatever the umask
+        self._file = open(fd, "ab")
+        self._size = os.fstat(fd).st_size
+
+    def start(self) -> None:
+        """Start compressing rotated files, in a thread."""
+        if self._archiver is None:
+            self._archiver = threading.Thread(target=self._archiveAll, name="bwscd-eventlog",
+                                              daemon=True)
+            self._archiver.start()
 
     def emit(self, event: dict) -> None:
         try:
-            # Bytes, not text: LogFile counts what it is given toward
-            # rotateLength, and only bytes count as the file counts.
-            self._file.write(_encode(event) + b"\n")
+            if self._size >= self._rotateLength and not self._file.closed:
+                self._rotate()
+            line = _encode(event) + b"\n"
+            self._file.write(line)
             # In the kernel once emit returns, so a crash of the process
             # loses no event.  No fsync: it would block the reactor.
             self._file.flush()
+            self._size += len(line)
         except Exception:
             log.failure("could not write an event to {path}", path=self.path)
 
-    def close(self) -> None:
+    def _rotate(self) -> None:
+        # A rename and an open: no more than appending costs the reactor.
         self._file.close()
+        rotated = _rotatedPath(self.path, self._nextSerial)
+        try:
+            os.rename(self.path, rotated)
+        except OSError:
+            log.failure("could not rotate {path}; writing on to it", path=self.path)
+            rotated = None
+        self._open()
+        if rotated is not None:
+            self._nextSerial += 1
+            self._jobs.put(lambda: self._archive(rotated))
+
+    def close(self) -> None:
+        """
+        Close the file, and wait for the compressing under way (a fraction
+        of a second for a file of 10 MB; only at stop).
+        """
+        self._file.close()
+        if self._archiver is not None:
+            self._jobs.put(None)
+            self._archiver.join()
+            self._archiver = None
+
+    # In the archiving thread.
+
+    def _archiveAll(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            try:
+                job()
+            except Exception:
+                log.failure("could not compress or remove rotated event log files of {path}; "
+                            "they are kept as they are", path=self.path)
+
+    def _recover(self, leftovers: list[str]) -> None:
+        """Finish what a crash cut short, and apply the retention."""
+        directory, name = os.path.split(self.path)
+        root, extension = os.path.splitext(name)
+        # replacingFile's temporary files: .events.000001.jsonl.gz.RANDOM.new
+        cutShort = re.compile(r"\." + re.escape(root) + r"\.\d+" + re.escape(extension)
+                              + re.escape(ARCHIVED) + r"\.[0-9a-f]+" + re.escape(TEMPORARY_SUFFIX))
+        for entry in os.listdir(directory or "."):
+            if cutShort.fullmatch(entry):  # the file it compressed is still there
+                os.unlink(os.path.join(directory, entry))
+        for rotated in leftovers:
+            self._archive(rotated)
+        self._applyRetention()
+
+    def _archive(self, rotated: str) -> None:
+        """Compress C{rotated} durably, then remove it."""
+        status = os.stat(rotated)
+        with replacingFile(rotated + ARCHIVED, status.st_mode & 0o777) as archive:
+            with open(rotated, "rb") as source, gzip.GzipFile(
+                    filename=os.path.basename(rotated), mode="wb", fileobj=archive,
+                    mtime=int(status.st_mtime)) as compressed:
+                shutil.copyfileobj(source, compressed, 1 << 20)
+            # The time of the file's last event, which a retention in days
+            # counts from.
+            os.utime(archive.fileno(), ns=(status.st_atime_ns, status.st_mtime_ns))
+        os.unlink(rotated)
+        self._applyRetention()
+
+    def _applyRetention(self) -> None:
+        if self._retention is None:
+            return
+        _, extension = os.path.splitext(self.path)
+        # Not those still to be compressed: they are, before the next look.
+        files = [name for name in rotatedFiles(self.path) if not name.endswith(extension)]
+        for name in self._retention.beyond(files, time.time()):
+            os.unlink(name)
+            log.info("removed {name}: the event log keeps {retention} "
+                     "(--event-log-keep)", name=name, retention=str(self._retention))
 
 
 def readEvents(path: str) -> list[dict]:
     """
     Every event an L{EventLog} at C{path} kept, oldest first: those of the
-    rotated files (C{path.N} down to C{path.1}), then those of C{path}.
+    rotated files (L{rotatedFiles}), then those of C{path}.
     """
-    prefix = path + "."
-    rotated = sorted(
-        (
-            int(name[len(prefix):])
-            for name in glob.glob(glob.escape(path) + ".*")
-            if name[len(prefix):].isdecimal()
-        ),
-        reverse=True,
-    )
     events = []
-    for name in [f"{path}.{number}" for number in rotated] + [path]:
-        with open(name, encoding="utf-8") as f:
+    for name in rotatedFiles(path) + [path]:
+        try:
+            f = gzip.open(name, "rt", encoding="utf-8") if name.endswith(ARCHIVED) else \
+                open(name, encoding="utf-8")
+        except FileNotFoundError:
+            if name == path or name.endswith(ARCHIVED):
+                raise
+            f = gzip.open(name + ARCHIVED, "rt", encoding="utf-8")  # compressed meanwhile
+        with f:
             events.extend(json.loads(line) for line in f)
     return events
 

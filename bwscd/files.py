@@ -2,6 +2,7 @@
 
 import os
 import secrets
+from contextlib import contextmanager
 
 
 def readIfExists(path: str) -> bytes | None:
@@ -27,14 +28,30 @@ def writeAtomically(path: str, data: bytes, mode: int = 0o600) -> None:
     Write a file with exactly C{mode}, durably, replacing any earlier one in
     one step: a reader or a crash sees the old file or the new one.
     """
+    with replacingFile(path, mode) as f:
+        f.write(data)
+
+
+TEMPORARY_SUFFIX = ".new"
+"""How the temporary files of L{replacingFile} end: C{.NAME.RANDOM.new}."""
+
+
+@contextmanager
+def replacingFile(path: str, mode: int = 0o600):
+    """
+    A binary file to write that becomes C{path} (with exactly C{mode})
+    durably and in one step once the block ends, as L{writeAtomically}
+    does; for contents written piece by piece.  Nothing changes if the
+    block raises.
+    """
     directory, name = os.path.split(os.path.abspath(path))
-    temporary = os.path.join(directory, f".{name}.{secrets.token_hex(6)}.new")
+    temporary = os.path.join(directory, f".{name}.{secrets.token_hex(6)}{TEMPORARY_SUFFIX}")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with open(fd, "wb") as f:
             # Exactly the mode asked for: os.open's is narrowed by the umask.
             os.fchmod(f.fileno(), mode)
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(temporary, path)

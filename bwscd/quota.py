@@ -25,7 +25,7 @@ from twisted.internet.defer import inlineCallbacks
 from zope.interface import implementer
 
 from bwscd import usage
-from bwscd.errors import InsufficientStorage
+from bwscd.errors import QuotaUsedUp
 from bwscd.interfaces import IObjectWriter
 
 _COUNTERS = struct.Struct("=qq")  # bytes stored, bytes taken by uploads under way
@@ -55,7 +55,7 @@ class Quota:
         """
         Let an upload of C{length} bytes (L{None}: chunked) start.
 
-        @raise InsufficientStorage: if it can't fit.
+        @raise QuotaUsedUp: if it can't fit.
         """
         allowance = Allowance(self, length)
         if self.limit is not None:
@@ -101,7 +101,7 @@ class Quota:
         with self._locked() as (used, taken):
             left = self.limit - used - taken
             if length > left or left <= 0:
-                raise InsufficientStorage(
+                raise QuotaUsedUp(
                     f"the account's quota of {self.limit} bytes is used up: "
                     f"{used} stored, {taken} being uploaded"
                 )

@@ -23,10 +23,11 @@ from bwscd.balance import ConnectionTable, listenBalanced
 from bwscd.capabilities import PublishedDocuments
 from bwscd.categories import PublishedCategories
 from bwscd.credentials import Credentials
-from bwscd.events import EventLog, Events, LogSink, WebhookSink
+from bwscd.events import EventLog, Events, LogSink, Retention, WebhookSink
 from bwscd.plugins import installedBackends, loadBackend, parseSize
 from bwscd.processlock import ProcessLock
 from bwscd.quota import Quota
+from bwscd.refusals import QUIET_PERIOD, RefusalEpisodes
 from bwscd.registry import Registry
 from bwscd.swift import Authentication, Root, Storage
 from bwscd.tls import ServerCertificate
@@ -82,6 +83,13 @@ class Options(usage.Options):
         ["header-timeout", None, 30,
          "Seconds a client has from the first byte of a request to the end of "
          "its headers.", int],
+        ["event-log-keep", None, None,
+         "Delete rotated event log files beyond this: a total size (e.g. 50G) "
+         "or an age in days (e.g. 400d).  Default: keep every event, as long "
+         "as the evidence."],
+        ["refusal-quiet-period", None, QUIET_PERIOD,
+         "Seconds without a 503 or 507 of a kind after which its refusal.ended "
+         "event says that episode is over.", int],
     ]
     optFlags = [
         ["http", None, "Serve plain HTTP, for development only (no certificate "
@@ -149,7 +157,8 @@ class Options(usage.Options):
             raise usage.UsageError("--container-type must be mkv or mp4")
         if self["token-lifetime"] < 60:
             raise usage.UsageError("--token-lifetime must be at least 60 seconds")
-        for option in ("max-uploads", "idle-timeout", "header-timeout", "workers"):
+        for option in ("max-uploads", "idle-timeout", "header-timeout", "workers",
+                       "refusal-quiet-period"):
             if self[option] < 1:
                 raise usage.UsageError(f"--{option} must be at least 1")
         for option, example in (("quota", "500G"), ("min-upload-rate", "16K")):
@@ -159,6 +168,12 @@ class Options(usage.Options):
                 except ValueError:
                     raise usage.UsageError(
                         f"--{option} {self[option]!r} is not a size like {example}")
+        if self["event-log-keep"] is not None:
+            try:
+                self["event-log-keep"] = Retention.parse(self["event-log-keep"])
+            except ValueError:
+                raise usage.UsageError(f"--event-log-keep {self['event-log-keep']!r} is "
+                                       "neither a size like 50G nor days like 400d")
         self["data"] = os.path.abspath(self["data"])
         try:
             self["storage"] = loadBackend(self["backend"], self["data"])
@@ -344,6 +359,10 @@ class EventSinksService(Service):
         self._webhooks = webhooks
         self._workers = workers
 
+    def startService(self):
+        super().startService()
+        self._eventLog.start()
+
     def stopService(self):
         super().stopService()
         d = self._workers.stop()
@@ -358,7 +377,8 @@ def makeService(options) -> MultiService:
     service = MultiService()
     workers = connections = None
     if options.get("worker") is None:
-        eventLog = EventLog(os.path.join(destination.directory, "events.jsonl"))
+        eventLog = EventLog(os.path.join(destination.directory, "events.jsonl"),
+                            retention=options["event-log-keep"])
         webhooks = [WebhookSink(url, reactor) for url in options["webhook"]]
         events = Events([LogSink(), eventLog, *webhooks])
         if options["workers"] > 1:
@@ -385,8 +405,11 @@ def makeService(options) -> MultiService:
     uploadPool = ThreadPool(minthreads=0, maxthreads=options["max-uploads"],
                             name="bwscd-uploads")
     quota = Quota(options["quota"], os.path.join(destination.directory, QUOTA_COUNTERS))
+    # Stopped before the event log closes: its last events are written.
+    refusals = RefusalEpisodes(events, reactor, options["refusal-quiet-period"])
+    refusals.setServiceParent(service)
     storage = Storage(authority, credentials, backend, registry, events, reactor, uploadPool,
-                      documents, quota, encrypted=destination.encrypted,
+                      documents, quota, refusals, encrypted=destination.encrypted,
                       maxUploads=options["max-uploads"],
                       minimumRate=(options["min-upload-rate"], options["idle-timeout"]))
     root = Root(Authentication(credentials, authority, reactor), storage)

@@ -31,10 +31,10 @@ from bwscd.errors import (
     MethodNotAllowed,
     NotFound,
     RangeNotSatisfiable,
-    ServiceUnavailable,
     SwiftError,
     Unauthorized,
     UnprocessableEntity,
+    UploadSlotsBusy,
 )
 from bwscd.credentials import ADMIN, BWS, READER
 from bwscd.bodyrate import MinimumRate
@@ -227,6 +227,7 @@ class Authentication(SwiftResource):
         if not rightKey:
             self._failures.add(peer)
             raise Unauthorized("wrong user name or key")
+        request.user = userName
         token, _ = self._authority.issue(userName)
         # Every account works on the one store: the controller's.
         url = storageURL(request, self._credentials.userName)
@@ -352,7 +353,8 @@ def _metadataResponse(code, metadata, kind, extra=(), length=None,
 
 # What each role may do: the controller exactly what the API needs (no
 # listing, no reading evidence, no deleting); a reader only to list and read;
-# an admin to list, read and delete (audited: every deletion is an event).
+# an admin to list, read and delete (audited: every download of evidence and
+# every deletion is an event).
 _READING = {"HEAD_account", "GET_account", "HEAD_container", "GET_container",
             "HEAD_object", "GET_object"}
 RIGHTS = {
@@ -371,9 +373,11 @@ class Storage(SwiftResource):
     """
 
     def __init__(self, authority, credentials, backend, registry, events, reactor,
-                 uploadPool, documents, quota, encrypted=False, maxUploads=32,
+                 uploadPool, documents, quota, refusals, encrypted=False, maxUploads=32,
                  minimumRate=(0, 60)):
         super().__init__()
+        self._refusals = refusals
+        """The L{bwscd.refusals.RefusalEpisodes} told of every refusal."""
         self._minimumRate = minimumRate
         """Bytes per second an upload's body must bring, over periods of seconds."""
         self._quota = quota
@@ -401,12 +405,13 @@ class Storage(SwiftResource):
         level = "object" if target.object else "container" if target.container else "account"
         method = request.method.decode("latin-1")
         action = f"{method}_{level}"
+        request.role, request.user = role, user
         if action not in RIGHTS[role]:
             if method in ("GET", "PUT", "POST", "HEAD", "DELETE", "COPY"):
                 raise Forbidden(f"{method} on this {level} is not allowed for this account")
             raise MethodNotAllowed(f"{method} is not a Swift method")
-        request.role, request.user = role, user
-        return getattr(self, action)(request, target)
+        return maybeDeferred(getattr(self, action), request, target).addErrback(
+            self._refusals.note)
 
     @inlineCallbacks
     def HEAD_account(self, request, target):
@@ -541,9 +546,33 @@ class Storage(SwiftResource):
         request.setHeader(b"Content-Length", b"%d" % (last - first + 1 if size else 0))
         if request.code == HTTPStatus.PARTIAL_CONTENT:
             request.setHeader(b"Content-Range", b"bytes %d-%d/%d" % (first, last, size))
-        yield Download(self._reactor, self._uploadPool, reader, request).start()
+        try:
+            yield Download(self._reactor, self._uploadPool, reader, request).start()
+        finally:
+            if self._isEvidence(target.container):
+                self._noteRead(request, target, info, first, last)
         if not request._disconnected:
             request.finish()
+
+    def _noteRead(self, request, target, info, first, last):
+        """
+        Evidence was read: by whom, which bytes, and whether they all went
+        out.  (The registry's records are not evidence: the controller
+        reads its own System records back.)
+        """
+        sent = request.sentLength  # counts only what a connected client was given
+        self._events.emit(
+            "object.read",
+            container=target.container,
+            object=target.object,
+            account=request.user,
+            first=first,
+            last=last,
+            sent=sent,
+            complete=not request._disconnected and sent == last - first + 1,
+            length=info.digests.length,
+            sha256=info.digests.sha256,
+        )
 
     def GET_account(self, request, target):
         return self._listing(request, self._backend.listContainers, lambda c: {
@@ -658,7 +687,7 @@ class Storage(SwiftResource):
         length = None if body.length is UNKNOWN_LENGTH else body.length
         afterComplete = evidence and (yield self._statusOf(container)) == COMPLETE
         if self._uploads >= self._maxUploads:
-            raise ServiceUnavailable(
+            raise UploadSlotsBusy(
                 f"all {self._maxUploads} upload slots are busy; try again shortly")
         allowance = self._quota.admit(length)
         self._uploads += 1

@@ -60,7 +60,8 @@ UPLOADERS = 8
 XATTR_MD5 = "user.bwscd.md5"
 XATTR_SHA256 = "user.bwscd.sha256"
 ACCESS_LINE = re.compile(
-    r"\[bwscd\.access#info\] \S+ (?P<method>[A-Z]+) (?P<path>\S+) (?P<status>\d{3}) in="
+    r"\[bwscd\.access#info\] \S+ (?P<account>\S+) (?P<method>[A-Z]+) (?P<path>\S+) "
+    r"(?P<status>\d{3}) in="
 )
 ENDED_EARLY = "the body ended early; nothing was stored"
 

@@ -353,7 +353,9 @@ def headerRefusal(request: bytes) -> int | None:
 
 
 def accessStatuses(log: str) -> list[int]:
-    return [int(s) for s in re.findall(r"\[bwscd\.access#info\] \S+ \S+ \S+ ([0-9]{3}) in=", log)]
+    # The client's address, the account, the method, the path, the status.
+    return [int(s) for s in re.findall(
+        r"\[bwscd\.access#info\] \S+ \S+ \S+ \S+ ([0-9]{3}) in=", log)]
 
 
 def readLog(fuzz: Fuzz, mark: int) -> str:
@@ -409,7 +411,8 @@ def temporaryFiles(fuzz: Fuzz) -> list[str]:
 
 def newOutside(fuzz: Fuzz) -> list[str]:
     data = os.path.relpath(fuzz.server.data, fuzz.parent)
-    allowed = [f"{data}.log", os.path.join(data, "events.jsonl*")]
+    allowed = [f"{data}.log", os.path.join(data, "events.jsonl*"),
+               os.path.join(data, "events.*.jsonl*")]
     return sorted(
         path for path in outsideStorage(fuzz.parent, fuzz.server.data) - fuzz.outside
         if not any(fnmatch.fnmatchcase(path, pattern) for pattern in allowed)

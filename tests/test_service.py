@@ -118,7 +118,7 @@ def test_help_lists_every_option(twistdCommand):
                             timeout=60)
     for option in ("--data", "--port", "--interface", "--backend", "--public-address",
                    "--http", "--container-type", "--token-lifetime", "--max-uploads", "--idle-timeout", "--header-timeout",
-                   "--help-backends"):
+                   "--help-backends", "--event-log-keep", "--refusal-quiet-period"):
         assert option in result.stdout
 
 

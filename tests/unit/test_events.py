@@ -4,9 +4,11 @@ through L{StubTreq} (a real L{Site} over an in-memory connection) and a
 L{Clock}, so that retries and timeouts run without waiting.
 """
 
+import gzip
 import json
 import os
 import re
+import time
 
 import pytest
 from treq.testing import StubTreq
@@ -18,7 +20,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from bwscd.events import (
-    REQUEST_TIMEOUT, EventLog, Events, LogSink, WebhookSink, readEvents,
+    REQUEST_TIMEOUT, EventLog, Events, LogSink, Retention, WebhookSink, readEvents,
 )
 
 URL = "http://webhook.example/events"
@@ -125,35 +127,89 @@ def test_lines_are_json_with_non_ascii_kept(tmp_path):
     ]
 
 
-def test_rotates_by_size_and_reads_back_oldest_first(tmp_path):
+def rotateMany(tmp_path, count, **kwargs):
+    """An event log, started, that rotates every few events; closed."""
     path = str(tmp_path / "events.jsonl")
-    eventLog = EventLog(path, rotateLength=200, maxRotatedFiles=100)
-    for index in range(40):
+    eventLog = EventLog(path, rotateLength=200, **kwargs)
+    eventLog.start()
+    for index in range(count):
         eventLog.emit({"type": "t", "index": index, "name": "日" * 40})
     eventLog.close()
-    rotated = sorted(
-        (name for name in os.listdir(tmp_path) if name != "events.jsonl"),
-        key=lambda name: int(name.rsplit(".", 1)[1]),
-    )
-    assert len(rotated) > 3
+    return path
+
+
+def test_rotated_files_are_compressed_and_nothing_is_deleted(tmp_path):
+    path = rotateMany(tmp_path, 400)
+    rotated = sorted(name for name in os.listdir(tmp_path) if name != "events.jsonl")
+    # One file per rotation, numbered in order, each compressed.
+    assert len(rotated) > 100
+    assert rotated == [f"events.{n:06d}.jsonl.gz" for n in range(1, len(rotated) + 1)]
     lineLength = len(open(path, "rb").readline())
     for name in rotated:
-        size = os.path.getsize(tmp_path / name)
+        with gzip.open(tmp_path / name) as f:
+            size = len(f.read())
         assert 200 <= size < 200 + lineLength
-    assert [event["index"] for event in readEvents(path)] == list(range(40))
+    assert [event["index"] for event in readEvents(path)] == list(range(400))
 
 
-def test_keeps_at_most_max_rotated_files(tmp_path):
+def test_a_restart_numbers_on_and_reads_what_earlier_versions_rotated(tmp_path):
     path = str(tmp_path / "events.jsonl")
-    eventLog = EventLog(path, rotateLength=100, maxRotatedFiles=2)
-    for index in range(50):
-        eventLog.emit({"type": "t", "index": index})
+    # An earlier version's rotated files: uncompressed, .1 the newest.
+    for number, index in ((2, -2), (1, -1)):
+        with open(f"{path}.{number}", "w") as f:
+            f.write(json.dumps({"type": "t", "index": index}) + "\n")
+    rotateMany(tmp_path, 20)
+    before = len(os.listdir(tmp_path))
+    rotateMany(tmp_path, 20)
+    assert len(os.listdir(tmp_path)) > before
+    assert [event["index"] for event in readEvents(path)] == \
+        [-2, -1] + list(range(20)) + list(range(20))
+    assert os.path.exists(f"{path}.1") and os.path.exists(f"{path}.2")
+
+
+def test_what_a_crash_left_is_compressed_at_start(tmp_path):
+    path = str(tmp_path / "events.jsonl")
+    # Rotated, and a compression cut short, then the crash.
+    with open(tmp_path / "events.000001.jsonl", "w") as f:
+        f.write(json.dumps({"type": "t", "index": 0}) + "\n")
+    with open(tmp_path / ".events.000001.jsonl.gz.0123456789ab.new", "wb") as f:
+        f.write(b"\x1f\x8b half")
+    with open(path, "w") as f:
+        f.write(json.dumps({"type": "t", "index": 1}) + "\n")
+    eventLog = EventLog(path)
+    eventLog.start()
+    eventLog.emit({"type": "t", "index": 2})
     eventLog.close()
-    assert sorted(os.listdir(tmp_path)) == [
-        "events.jsonl", "events.jsonl.1", "events.jsonl.2"
-    ]
+    assert sorted(os.listdir(tmp_path)) == ["events.000001.jsonl.gz", "events.jsonl"]
+    assert [event["index"] for event in readEvents(path)] == [0, 1, 2]
+
+
+def test_a_size_limit_is_the_operators_choice(tmp_path, logged):
+    path = rotateMany(tmp_path, 400, retention=Retention.parse("2K"))
+    rotated = [name for name in os.listdir(tmp_path) if name.endswith(".gz")]
+    assert 0 < sum(os.path.getsize(tmp_path / name) for name in rotated) <= 2048
     indexes = [event["index"] for event in readEvents(path)]
-    assert indexes == list(range(50 - len(indexes), 50))
+    assert indexes == list(range(400 - len(indexes), 400)) and len(indexes) < 100
+    assert any("the event log keeps 2048 bytes (--event-log-keep)" in text
+               for text in texts(logged))
+
+
+def test_an_age_limit_is_the_operators_choice(tmp_path):
+    path = rotateMany(tmp_path, 20)
+    old = sorted(name for name in os.listdir(tmp_path) if name.endswith(".gz"))
+    monthAgo = time.time() - 31 * 24 * 60 * 60
+    for name in old[:-1]:
+        os.utime(tmp_path / name, (monthAgo, monthAgo))
+    eventLog = EventLog(path, rotateLength=200, retention=Retention.parse("30d"))
+    eventLog.start()  # the limit applies at start, and after each rotation
+    eventLog.close()
+    assert sorted(name for name in os.listdir(tmp_path) if name.endswith(".gz")) == old[-1:]
+
+
+@pytest.mark.parametrize("text", ["0", "0d", "lots", "d", "-1d"])
+def test_a_limit_must_keep_something(text):
+    with pytest.raises(ValueError):
+        Retention.parse(text)
 
 
 def test_a_restart_appends(tmp_path):
@@ -170,12 +226,13 @@ def test_files_are_private(tmp_path):
     try:
         path = str(tmp_path / "events.jsonl")
         eventLog = EventLog(path, rotateLength=50)
+        eventLog.start()
         for index in range(5):
             eventLog.emit({"type": "t", "index": index})
         eventLog.close()
     finally:
         os.umask(oldUmask)
-    assert os.path.exists(path + ".1")
+    assert os.path.exists(str(tmp_path / "events.000001.jsonl.gz"))
     for name in os.listdir(tmp_path):
         assert os.stat(tmp_path / name).st_mode & 0o777 == 0o600, name
 
