@@ -114,7 +114,7 @@ class Server:
                                 "--role", role], capture_output=True, text=True, check=True)
         assert added.stdout.startswith(f"{role} {name} added"), added.stdout
         account = swiftclient.Connection(
-            authurl=self.authURL, user=name, key=added.stdout.strip().rsplit(" ", 1)[1],
+            authurl=self.authURL, user=name, key=added.stdout.splitlines()[0].rsplit(" ", 1)[1],
             cacert=self.caFile if self.https else None, retries=0)
         self.process.send_signal(signal.SIGHUP)
         self._waitForLogin(account, accepted=True)
