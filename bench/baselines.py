@@ -36,7 +36,7 @@ def startDiscard(directory: str, https: bool = True):
     C{directory} like bwscd's, so that the C{Server} of tests/conftest.py
     returned can log in to it, upload to it and sample its memory.
     """
-    from bwscd.certificate import createSelfSigned
+    from bwscd.security.certificate import createSelfSigned
 
     conftest = loadConftest()
     os.makedirs(directory)

@@ -4,7 +4,7 @@ The refusals bwscd answers with, one class per status code of the API.
 Each status carries the meaning the Body worn integration API gives it, so
 the system controller reacts correctly: 400 marks a recording "not
 transferred" for good, 503 and 507 make it retry later, 401 makes it log in
-again.  Handlers raise these; one place (L{bwscd.swift}) turns them into
+again.  Handlers raise these; one place (L{bwscd.protocol.swift}) turns them into
 responses and log lines.
 """
 
@@ -80,7 +80,7 @@ class ServiceUnavailable(SwiftError):
     code = HTTPStatus.SERVICE_UNAVAILABLE
     headers = {b"Retry-After": b"10"}
     kind = "storage"
-    """Why offload stopped, for L{bwscd.refusals}: storage failing or unreachable."""
+    """Why offload stopped, for L{bwscd.policy.refusals}: storage failing or unreachable."""
 
 
 class UploadSlotsBusy(ServiceUnavailable):
@@ -94,7 +94,7 @@ class InsufficientStorage(SwiftError):
 
     code = HTTPStatus.INSUFFICIENT_STORAGE
     kind = "disk"
-    """Why offload stopped, for L{bwscd.refusals}: the storage's free space is used up."""
+    """Why offload stopped, for L{bwscd.policy.refusals}: the storage's free space is used up."""
 
 
 class QuotaUsedUp(InsufficientStorage):

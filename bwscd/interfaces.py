@@ -1,7 +1,7 @@
 """
 The storage contract: what a backend promises the protocol engine.
 
-The engine (L{bwscd.swift}) checks names, metadata and credentials before it
+The engine (L{bwscd.protocol.swift}) checks names, metadata and credentials before it
 calls a backend, hashes every byte, and compares the hash with the client's
 ETag; a backend stores and makes durable.  Names handed to a backend have
 passed L{bwscd.constraints}: valid UTF-8, no control characters, no empty,
@@ -17,12 +17,12 @@ so the client gets the API's status code; anything else is a bug.
 What integrators' Swift tools show (C{swift stat}, C{rclone about}) comes
 from here too: every L{ContainerInfo} carries what its container holds, and
 the account's totals are the sum over L{IStorageBackend.listContainers}
-(L{bwscd.usage}), so no backend keeps a count of its own that could drift
+(L{bwscd.policy.usage}), so no backend keeps a count of its own that could drift
 from what it lists.  Counting costs what listing costs: the SQLite backend
 answers from its index, the file-based ones (filesystem, sftp) read the
 container's directory, which for a recording holds tens of clips; the
 account's totals read every container's, and the engine keeps them for a
-few seconds (L{bwscd.usage.AccountUsage}) so that repeated HEADs of the
+few seconds (L{bwscd.policy.usage.AccountUsage}) so that repeated HEADs of the
 account don't.
 """
 

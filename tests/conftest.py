@@ -86,7 +86,7 @@ class Server:
 
     def events(self) -> list[dict]:
         """Every event in the service's event log, oldest first."""
-        from bwscd.events import readEvents
+        from bwscd.policy.events import readEvents
 
         return readEvents(os.path.join(self.data, "events.jsonl"))
 

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 from twisted.internet.task import Clock
 
-from bwscd.bodyrate import MinimumRate
+from bwscd.transfer.bodyrate import MinimumRate
 
 HOST = "127.0.0.1"
 CONTAINER = "RejectedContent_UnknownTime_7d1e2f3a-4b5c-4d6e-8f9a-0b1c2d3e4f5a"

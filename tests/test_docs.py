@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import swiftclient
 
-from bwscd.certificate import createSelfSigned
+from bwscd.security.certificate import createSelfSigned
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 BWM_PAGE = REPOSITORY / "docs" / "body-worn-manager.md"

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from bwscd import connectionfile, datadir
+from bwscd.config import connectionfile
+
+from bwscd.config import datadir
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None,
                                 reason="needs the openssl command")

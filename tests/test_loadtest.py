@@ -20,8 +20,8 @@ import threading
 
 import pytest
 
-from bwscd import connectionfile
-from bwscd.loadtest import Payload, Plan, identities, parseSize, percentile, sizing
+from bwscd.config import connectionfile
+from bwscd.tools.loadtest import Payload, Plan, identities, parseSize, percentile, sizing
 
 BWSCD = os.path.join(os.path.dirname(sys.executable), "bwscd")
 RECORDING = re.compile(r"^[0-9a-f-]{36}_[^_]+_[0-9]{8}T[0-9]{6}Z$")
@@ -151,7 +151,7 @@ def test_a_wrong_key_is_reported_as_401(server, tmp_path):
 
 
 def test_the_certificate_is_checked_against_the_connection_file(server, tmp_path):
-    from bwscd.certificate import createSelfSigned
+    from bwscd.security.certificate import createSelfSigned
 
     other, _ = createSelfSigned(["127.0.0.1"])
     conf = server.connectionFile

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from swiftclient.exceptions import ClientException
 
-from bwscd import connectionfile
+from bwscd.config import connectionfile
 
 BWSCD = os.path.join(os.path.dirname(sys.executable), "bwscd")
 

@@ -9,7 +9,7 @@ import stat
 import subprocess
 
 import pytest
-from bwscd import connectionfile
+from bwscd.config import connectionfile
 
 
 def test_first_start_writes_a_valid_connection_file(server):

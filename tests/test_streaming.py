@@ -6,7 +6,7 @@ exactly which bytes go out and when: the C{100 Continue} must come before
 any body byte, a refusal must come without the body, a body cut short must
 leave nothing behind, and reading must pause when the storage falls behind.
 They pin the behaviour of the private L{twisted.web.http.HTTPChannel} hooks
-that L{bwscd.streaming} relies on.
+that L{bwscd.protocol.channel} relies on.
 """
 
 import hashlib

@@ -1,6 +1,6 @@
 """
 C{bwscd backup} and C{bwscd restore}: the configuration a reinstall needs,
-sealed with a passphrase in one file (see L{bwscd.backup}).
+sealed with a passphrase in one file (see L{bwscd.config.backup}).
 """
 
 import getpass
@@ -10,7 +10,9 @@ import sys
 from twisted.internet.defer import maybeDeferred
 from twisted.python.failure import Failure
 
-from bwscd import backup, datadir
+from bwscd.config import backup
+
+from bwscd.config import datadir
 from bwscd.files import writeAtomically
 from bwscd.commands import CommandError
 from bwscd.errors import SwiftError

@@ -2,8 +2,8 @@
 
 import json
 
-from bwscd import datadir
-from bwscd.categories import CategoryFile
+from bwscd.config import datadir
+from bwscd.policy.categories import CategoryFile
 
 ERRORS = (ValueError,)  # CategoryError, and a directory that is not bwscd's
 

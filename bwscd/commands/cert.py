@@ -13,7 +13,9 @@ import sys
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from bwscd import certificate, datadir
+from bwscd.security import certificate
+
+from bwscd.config import datadir
 from bwscd.commands import CommandError
 from bwscd.files import writeAtomically
 

@@ -5,7 +5,9 @@ C{bwscd connection-file}: write the connection file, or check one.
 import json
 import os
 
-from bwscd import connectionfile, datadir
+from bwscd.config import connectionfile
+
+from bwscd.config import datadir
 from bwscd.commands import CommandError
 
 ERRORS = (ValueError,)

@@ -2,12 +2,14 @@
 
 import time
 
-from bwscd import credentials, datadir
+from bwscd.security import accounts
+
+from bwscd.config import datadir
 
 ERRORS = (ValueError,)
 DAY = 24 * 60 * 60
 # A running server reads settings.json again when it changed, every 10 s
-# (bwscd.service.RELOAD_INTERVAL) and at once on SIGHUP.
+# (bwscd.service.assembly.RELOAD_INTERVAL) and at once on SIGHUP.
 TAKEN_UP = "within 10 s (at once on SIGHUP)"
 
 
@@ -15,7 +17,7 @@ def run(arguments) -> None:
     if arguments.action == "rotate":
         if arguments.grace_days < 0:
             raise ValueError("--grace-days can't be negative")
-        credentials.rotate(arguments.data, arguments.grace_days * DAY)
+        accounts.rotate(arguments.data, arguments.grace_days * DAY)
         print(f"new account key written to the connection file in {arguments.data}; "
               f"a running server accepts it {TAKEN_UP}; then upload the file in "
               "Body Worn Manager")
@@ -25,18 +27,18 @@ def run(arguments) -> None:
             print(f"every older key and every token given out stop working {TAKEN_UP}")
         return
     if arguments.action == "add":
-        key = credentials.addAccount(arguments.data, arguments.name, arguments.role)
+        key = accounts.addAccount(arguments.data, arguments.name, arguments.role)
         print(f"{arguments.role} {arguments.name} added; its key (shown only now): {key}")
         print(f"a running server accepts it {TAKEN_UP}")
         return
     if arguments.action == "remove":
-        credentials.removeAccount(arguments.data, arguments.name)
+        accounts.removeAccount(arguments.data, arguments.name)
         print(f"account {arguments.name} removed; a running server refuses its key and "
               f"its tokens {TAKEN_UP}")
         return
     settings = datadir.loadSettings(arguments.data)
     print(f"user {settings['account']['user']}")
-    for user, role in credentials.accounts(arguments.data):
+    for user, role in accounts.accounts(arguments.data):
         print(f"{role} {user}")
     for retiring in settings["account"].get("retiring", []):
         if retiring["until"] > time.time():
@@ -53,7 +55,7 @@ def register(subcommands) -> None:
         "add", help="an integrator's account: a reader may list and read what is "
                     "stored; an admin may also delete it")
     add.add_argument("name")
-    add.add_argument("--role", choices=credentials.ROLES, default=credentials.READER,
+    add.add_argument("--role", choices=accounts.ROLES, default=accounts.READER,
                      help="reader (default) or admin")
     remove = actions.add_parser("remove", help="remove an integrator's account")
     remove.add_argument("name")

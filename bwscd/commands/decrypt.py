@@ -4,9 +4,9 @@ import os
 
 from cryptography.hazmat.primitives import serialization
 
-from bwscd import datadir
+from bwscd.config import datadir
 from bwscd.commands.keys import readPassphrase
-from bwscd.encryption import DecryptionError, decryptFile, defaultKeyId, loadPrivateKey
+from bwscd.tools.encryption import DecryptionError, decryptFile, defaultKeyId, loadPrivateKey
 
 ERRORS = (DecryptionError,)
 

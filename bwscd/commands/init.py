@@ -3,8 +3,8 @@
 import os
 import sys
 
-from bwscd import datadir
-from bwscd.capabilities import CAPABILITIES
+from bwscd.config import datadir
+from bwscd.policy.capabilities import CAPABILITIES
 
 ERRORS = (ValueError,)
 

@@ -12,9 +12,9 @@ import os
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bwscd import datadir
+from bwscd.config import datadir
 from bwscd.commands import CommandError
-from bwscd.encryption import defaultKeyId, fingerprint
+from bwscd.tools.encryption import defaultKeyId, fingerprint
 
 MINIMUM_BITS = 3072
 # The connection file holds at most 2048 characters of base64 PEM, which

@@ -3,7 +3,7 @@ C{bwscd loadtest}: the partner checklist's performance test.  Simulates the
 W800 system controller offloading N cameras at once against a running
 server, and prints throughput, per-clip latency, errors by status and how
 long a shift's recordings take to offload at the measured rate.  The
-engine is L{bwscd.loadtest}; see docs/performance.md.
+engine is L{bwscd.tools.loadtest}; see docs/performance.md.
 """
 
 import argparse
@@ -11,9 +11,9 @@ import os
 import secrets
 import sys
 
-from bwscd import datadir
+from bwscd.config import datadir
 from bwscd.commands import CommandError
-from bwscd.loadtest import (
+from bwscd.tools.loadtest import (
     GiB, MB, LoadTest, LoadTestError, Plan, humanSize, parseSize, percentile,
     readConnectionFile, sizing,
 )

@@ -7,7 +7,7 @@ import pytest
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
 
-from bwscd.balance import DEFER, BalancedPort, ConnectionTable
+from bwscd.service.balance import DEFER, BalancedPort, ConnectionTable
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from twisted.logger import capturedLogs, formatEvent
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
-from bwscd.events import (
+from bwscd.policy.events import (
     REQUEST_TIMEOUT, EventLog, Events, LogSink, Retention, WebhookSink, readEvents,
 )
 

@@ -1,8 +1,8 @@
 """
 Tests for how bwscd identifies itself and its client: the account key and
-tokens (L{bwscd.account}), the TLS certificate (L{bwscd.certificate}) and
+tokens (L{bwscd.security.tokens}), the TLS certificate (L{bwscd.security.certificate}) and
 the connection file that carries both to the system controller
-(L{bwscd.connectionfile}).
+(L{bwscd.config.connectionfile}).
 """
 
 import base64
@@ -22,9 +22,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bwscd import account, certificate, connectionfile
-from bwscd.account import TokenAuthority
-from bwscd.connectionfile import ConnectionFileError
+from bwscd.security import tokens
+
+from bwscd.security import certificate
+
+from bwscd.config import connectionfile
+from bwscd.security.tokens import TokenAuthority
+from bwscd.config.connectionfile import ConnectionFileError
 
 SECRET = b"s" * 32
 
@@ -45,42 +49,42 @@ class FakeClock:
 
 
 def test_newUserNameIsHeaderSafe():
-    names = {account.newUserName() for _ in range(20)}
+    names = {tokens.newUserName() for _ in range(20)}
     assert len(names) == 20
     for name in names:
         assert re.fullmatch(r"[A-Za-z0-9-]{1,64}", name)
 
 
 def test_newKeyIsRandomAndFits():
-    keys = {account.newKey() for _ in range(20)}
+    keys = {tokens.newKey() for _ in range(20)}
     assert len(keys) == 20
     for key in keys:
         assert re.fullmatch(r"[A-Za-z0-9_-]{1,64}", key)
 
 
 def test_keyHashRoundTrip():
-    key = account.newKey()
-    encoded = account.hashKey(key)
+    key = tokens.newKey()
+    encoded = tokens.hashKey(key)
     assert encoded.startswith("scrypt$16384$8$1$")
     assert key not in encoded
-    assert account.verifyKey(key, encoded)
+    assert tokens.verifyKey(key, encoded)
 
 
 def test_keyHashSalted():
-    assert account.hashKey("same") != account.hashKey("same")
+    assert tokens.hashKey("same") != tokens.hashKey("same")
 
 
 def test_wrongKeyRejected():
-    encoded = account.hashKey("right key")
-    assert not account.verifyKey("wrong key", encoded)
-    assert not account.verifyKey("", encoded)
-    assert not account.verifyKey("right key ", encoded)
+    encoded = tokens.hashKey("right key")
+    assert not tokens.verifyKey("wrong key", encoded)
+    assert not tokens.verifyKey("", encoded)
+    assert not tokens.verifyKey("right key ", encoded)
 
 
 def test_nonASCIIKey():
-    encoded = account.hashKey("nyckel-åäö")
-    assert account.verifyKey("nyckel-åäö", encoded)
-    assert not account.verifyKey("nyckel-aao", encoded)
+    encoded = tokens.hashKey("nyckel-åäö")
+    assert tokens.verifyKey("nyckel-åäö", encoded)
+    assert not tokens.verifyKey("nyckel-aao", encoded)
 
 
 @pytest.mark.parametrize(
@@ -103,7 +107,7 @@ def test_nonASCIIKey():
     ],
 )
 def test_malformedHashIsNoMatch(encoded):
-    assert account.verifyKey("key", encoded) is False
+    assert tokens.verifyKey("key", encoded) is False
 
 
 def test_hashWithOtherParametersStillVerifies():
@@ -113,8 +117,8 @@ def test_hashWithOtherParametersStillVerifies():
     salt = b"0123456789abcdef"
     digest = hashlib.scrypt(b"key", salt=salt, n=1024, r=4, p=2, dklen=24)
     encoded = f"scrypt$1024$4$2${b64(salt)}${b64(digest)}"
-    assert account.verifyKey("key", encoded)
-    assert not account.verifyKey("other", encoded)
+    assert tokens.verifyKey("key", encoded)
+    assert not tokens.verifyKey("other", encoded)
 
 
 # --- tokens
@@ -126,7 +130,7 @@ def test_tokenRoundTrip():
     token, expiry = authority.issue("bws-0123456789ab")
     assert expiry == int(clock.now) + 900
     assert token.startswith("BWS_")
-    assert len(token) <= account.MAX_TOKEN_LENGTH
+    assert len(token) <= tokens.MAX_TOKEN_LENGTH
     assert authority.verify(token) == "bws-0123456789ab"
 
 

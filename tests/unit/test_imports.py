@@ -12,11 +12,11 @@ UNUSED = ["sqlite3", "twisted.conch", "treq", "bwscd.backends.sqlite", "bwscd.ba
 
 SERVER = """
     import sys
-    from bwscd import service
+    from bwscd.service import assembly
 
-    options = service.Options()
+    options = assembly.Options()
     options.parseOptions(["--data", sys.argv[1], "--public-address", "127.0.0.1"])
-    service.makeService(options)
+    assembly.makeService(options)
     print(" ".join(sorted(sys.modules)))
 """
 

@@ -34,7 +34,7 @@ def test_keyChecksGiveScryptsMemoryBack():
     """
     grown = runPython("""
         import threading
-        from bwscd import account
+        from bwscd.security import tokens
 
         def rss():
             with open("/proc/self/status") as f:
@@ -42,14 +42,14 @@ def test_keyChecksGiveScryptsMemoryBack():
                     if line.startswith("VmRSS:"):
                         return int(line.split()[1]) * 1024
 
-        encoded = account.hashKey("key")
-        assert account.verifyKey("key", encoded)
+        encoded = tokens.hashKey("key")
+        assert tokens.verifyKey("key", encoded)
         before = rss()
         for _ in range(3):
-            thread = threading.Thread(target=account.verifyKey, args=("key", encoded))
+            thread = threading.Thread(target=tokens.verifyKey, args=("key", encoded))
             thread.start()
             thread.join()
-        account.verifyKey("nope", encoded)
+        tokens.verifyKey("nope", encoded)
         print(rss() - before)
     """)
     assert int(grown) < 4 << 20, f"{int(grown) / (1 << 20):.1f} MiB kept"

@@ -1,6 +1,6 @@
 """
 How much the server reads from a socket at once
-(L{bwscd.streaming.SOCKET_READ_SIZE}), over TLS and plain TCP, with the
+(L{bwscd.protocol.channel.SOCKET_READ_SIZE}), over TLS and plain TCP, with the
 reactor's real transports.
 """
 
@@ -10,25 +10,26 @@ import textwrap
 
 import pytest
 
-from bwscd.streaming import SOCKET_READ_SIZE
+from bwscd.protocol.channel import SOCKET_READ_SIZE
 
 SERVER = """
     import socket, ssl, sys, tempfile, threading
     from twisted.internet import reactor
     from twisted.web.resource import Resource
-    from bwscd import streaming, tls
-    from bwscd.certificate import createSelfSigned
+    from bwscd.protocol import channel
+    from bwscd.security import tls
+    from bwscd.security.certificate import createSelfSigned
 
     https = sys.argv[1] == "https"
     seen = []
-    made = streaming.StreamingChannel.connectionMade
+    made = channel.StreamingChannel.connectionMade
 
     def connectionMade(self):
         made(self)
-        seen.append(streaming._tcpConnection(self.transport))
+        seen.append(channel._tcpConnection(self.transport))
 
-    streaming.StreamingChannel.connectionMade = connectionMade
-    site = streaming.StreamingSite(Resource())
+    channel.StreamingChannel.connectionMade = connectionMade
+    site = channel.StreamingSite(Resource())
     if https:
         directory = tempfile.mkdtemp()
         certificatePEM, keyPEM = createSelfSigned(["127.0.0.1"])

@@ -11,8 +11,8 @@ from twisted.python.failure import Failure
 from bwscd.errors import (
     InsufficientStorage, NotFound, QuotaUsedUp, ServiceUnavailable, UploadSlotsBusy,
 )
-from bwscd.events import Events
-from bwscd.refusals import RefusalEpisodes
+from bwscd.policy.events import Events
+from bwscd.policy.refusals import RefusalEpisodes
 
 
 class Recorder:
@@ -36,7 +36,7 @@ def episodes():
 
 
 def refuse(episodes, error):
-    """Refuse a request as L{bwscd.swift.Storage} does: through the errback."""
+    """Refuse a request as L{bwscd.protocol.swift.Storage} does: through the errback."""
     failure = Failure(error)
     assert episodes.note(failure) is failure
 

@@ -3,7 +3,11 @@
 import json
 import os
 
-from bwscd import account, credentials, datadir
+from bwscd.security import tokens
+
+from bwscd.security import accounts
+
+from bwscd.config import datadir
 
 
 def test_reader_accounts_from_before_roles_are_readers(tmp_path):
@@ -12,13 +16,13 @@ def test_reader_accounts_from_before_roles_are_readers(tmp_path):
     path = os.path.join(directory, datadir.SETTINGS)
     with open(path) as f:
         settings = json.load(f)
-    settings["readers"] = [{"user": "archive", "keyHash": account.hashKey("old-key")}]
+    settings["readers"] = [{"user": "archive", "keyHash": tokens.hashKey("old-key")}]
     with open(path, "w") as f:
         json.dump(settings, f)
 
-    assert credentials.accounts(directory) == [("archive", credentials.READER)]
-    kept = credentials.Credentials(directory)
-    assert kept.roleOf("archive") == credentials.READER
+    assert accounts.accounts(directory) == [("archive", accounts.READER)]
+    kept = accounts.Credentials(directory)
+    assert kept.roleOf("archive") == accounts.READER
     assert kept.accepts("archive", "old-key")
     # The next start saves them where they are now kept.
     datadir.prepare(directory, port=8443, https=False)

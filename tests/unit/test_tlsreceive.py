@@ -1,5 +1,5 @@
 """
-L{bwscd.tlsreceive}: all the plaintext that has arrived, in one piece.
+L{bwscd.security.tlsreceive}: all the plaintext that has arrived, in one piece.
 """
 
 import datetime
@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from OpenSSL import SSL
 from twisted.internet.ssl import CertificateOptions
 
-from bwscd import tlsreceive
-from bwscd.tlsreceive import BatchedConnection
+from bwscd.security import tlsreceive
+from bwscd.security.tlsreceive import BatchedConnection
 
 RECORD = 16 << 10  # the most a TLS record carries
 
@@ -156,8 +156,8 @@ def test_readsDirectlyWithThisPyOpenSSL():
 
 def test_theServerUsesIt(tmp_path):
     """The server's TLS connections are L{BatchedConnection}s."""
-    from bwscd.certificate import createSelfSigned
-    from bwscd.tls import ServerCertificate
+    from bwscd.security.certificate import createSelfSigned
+    from bwscd.security.tls import ServerCertificate
 
     certificatePEM, keyPEM = createSelfSigned(["127.0.0.1"])
     (tmp_path / "server.crt").write_bytes(certificatePEM)

@@ -1,5 +1,5 @@
 """
-L{bwscd.upload.Upload}: reading pauses while the worker is behind, and
+L{bwscd.transfer.upload.Upload}: reading pauses while the worker is behind, and
 resumes before the worker runs dry.
 """
 
@@ -10,8 +10,8 @@ import threading
 import pytest
 from twisted.python.threadpool import ThreadPool
 
-from bwscd import upload
-from bwscd.upload import HIGH_WATER, LOW_WATER, Upload
+from bwscd.transfer import upload
+from bwscd.transfer.upload import HIGH_WATER, LOW_WATER, Upload
 
 PIECE = HIGH_WATER // 2  # as a socket read brings them
 

@@ -4,7 +4,7 @@ from twisted.application.service import ServiceMaker
 
 bwscd = ServiceMaker(
     "bwscd",
-    "bwscd.service",
+    "bwscd.service.assembly",
     "A verified, durable content destination for the Axis body worn system",
     "bwscd",
 )

@@ -16,22 +16,24 @@ from twisted.python import usage
 from twisted.python.threadpool import ThreadPool
 from twisted.protocols.tls import TLSMemoryBIOFactory
 
-from bwscd import __version__, datadir
-from bwscd.account import TokenAuthority
-from bwscd.accesslog import AccessLoggingSite
-from bwscd.balance import ConnectionTable, listenBalanced
-from bwscd.capabilities import PublishedDocuments
-from bwscd.categories import PublishedCategories
-from bwscd.credentials import Credentials
-from bwscd.events import EventLog, Events, LogSink, Retention, WebhookSink
+from bwscd import __version__
+
+from bwscd.config import datadir
+from bwscd.security.tokens import TokenAuthority
+from bwscd.protocol.accesslog import AccessLoggingSite
+from bwscd.service.balance import ConnectionTable, listenBalanced
+from bwscd.policy.capabilities import PublishedDocuments
+from bwscd.policy.categories import PublishedCategories
+from bwscd.security.accounts import Credentials
+from bwscd.policy.events import EventLog, Events, LogSink, Retention, WebhookSink
 from bwscd.plugins import installedBackends, loadBackend, parseSize
-from bwscd.processlock import ProcessLock
-from bwscd.quota import Quota
-from bwscd.refusals import QUIET_PERIOD, RefusalEpisodes
-from bwscd.registry import Registry
-from bwscd.swift import Authentication, Root, Storage
-from bwscd.tls import ServerCertificate
-from bwscd.workers import WorkerProcesses
+from bwscd.config.processlock import ProcessLock
+from bwscd.transfer.quota import Quota
+from bwscd.policy.refusals import QUIET_PERIOD, RefusalEpisodes
+from bwscd.policy.registry import Registry
+from bwscd.protocol.swift import Authentication, Root, Storage
+from bwscd.security.tls import ServerCertificate
+from bwscd.service.workers import WorkerProcesses
 
 log = Logger()
 

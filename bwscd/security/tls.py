@@ -23,7 +23,7 @@ from twisted.internet.ssl import (
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from bwscd.tlsreceive import BatchedConnection
+from bwscd.security.tlsreceive import BatchedConnection
 
 EXPIRY_WARNING = timedelta(days=30)
 

@@ -40,7 +40,7 @@ log = Logger()
 # at a gigabit that per-read work is what the reactor thread spends most on.
 # Not more: each connection's TLS layer keeps a buffer of about 4/3 of this
 # (OpenSSL's memory BIO), and an upload queues up to one read more than its
-# high-water mark (bwscd.upload), which eight uploads at once feel.
+# high-water mark (bwscd.transfer.upload), which eight uploads at once feel.
 SOCKET_READ_SIZE = 128 << 10
 
 

@@ -27,7 +27,9 @@ from bwscd.files import TEMPORARY_SUFFIX, replacingFile
 from bwscd.interfaces import IEventSink
 from bwscd.plugins import parseSize
 
-log = Logger()
+# The namespace integrators filter events on (docs/events.md): it stays
+# the same wherever this module lives.
+log = Logger(namespace="bwscd.events")
 
 REQUEST_TIMEOUT = 30
 """Seconds a webhook has to answer an event, body included."""

@@ -35,8 +35,12 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from twisted.internet.defer import inlineCallbacks
 
-from bwscd import __version__, datadir, registry
-from bwscd.categories import FILENAME as CATEGORIES
+from bwscd import __version__
+
+from bwscd.config import datadir
+
+from bwscd.policy import registry
+from bwscd.policy.categories import FILENAME as CATEGORIES
 from bwscd.files import writeAtomically
 
 FORMAT = 1

@@ -6,7 +6,7 @@ keys being retired: a rotated key keeps working for a grace period, so the
 controller keeps offloading with the connection file it has until the
 operator uploads the new one.  Integrators get accounts of their own, each
 with a role: a reader may list and read what is stored, an admin may also
-delete it.  Only hashes of keys are kept (L{bwscd.account.hashKey}).
+delete it.  Only hashes of keys are kept (L{bwscd.security.tokens.hashKey}).
 """
 
 import functools
@@ -14,7 +14,9 @@ import re
 import secrets
 import time
 
-from bwscd import account, datadir
+from bwscd.security import tokens
+
+from bwscd.config import datadir
 
 
 class Credentials:
@@ -58,14 +60,14 @@ class Credentials:
         else:
             known = self._accounts.get(user)
             hashes = [known["keyHash"] if known else _unknownUsersHash()]
-        results = [account.verifyKey(key, keyHash) for keyHash in hashes]
+        results = [tokens.verifyKey(key, keyHash) for keyHash in hashes]
         return any(results) and (user == self.userName or user in self._accounts)
 
 
 @functools.cache
 def _unknownUsersHash() -> str:
     """A hash no key matches, checked for unknown users so they take as long."""
-    return account.hashKey(secrets.token_urlsafe(32))
+    return tokens.hashKey(secrets.token_urlsafe(32))
 
 
 BWS = "bws"
@@ -91,8 +93,8 @@ def addAccount(directory: str, user: str, role: str) -> str:
         raise ValueError("an account's name is 1 to 64 letters, digits, '.', '_' or '-'")
     if user == settings["account"]["user"] or any(a["user"] == user for a in accounts):
         raise ValueError(f"there is already an account named {user}")
-    key = account.newKey()
-    accounts.append({"user": user, "role": role, "keyHash": account.hashKey(key)})
+    key = tokens.newKey()
+    accounts.append({"user": user, "role": role, "keyHash": tokens.hashKey(key)})
     datadir.saveSettings(directory, settings)
     return key
 
@@ -122,7 +124,7 @@ def rotate(directory: str, grace: float, clock=time.time) -> str:
     """
     settings = datadir.loadSettings(directory)
     now = clock()
-    key = account.newKey()
+    key = tokens.newKey()
     retiring = []
     if grace <= 0:
         settings["tokenSecret"] = secrets.token_hex(32)
@@ -130,7 +132,7 @@ def rotate(directory: str, grace: float, clock=time.time) -> str:
         retiring = [k for k in settings["account"].get("retiring", []) if k["until"] > now]
         retiring.append({"keyHash": settings["account"]["keyHash"], "until": now + grace})
     settings["account"] = dict(
-        settings["account"], keyHash=account.hashKey(key), retiring=retiring
+        settings["account"], keyHash=tokens.hashKey(key), retiring=retiring
     )
     datadir.saveSettings(directory, settings)
     datadir.writeConnectionFile(directory, settings, key)

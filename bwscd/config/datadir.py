@@ -31,9 +31,15 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 from twisted.logger import Logger
 
-from bwscd import __version__, account, certificate, connectionfile
-from bwscd.capabilities import CAPABILITIES, Document, capabilitiesDocument, checkKnown
-from bwscd.categories import CategoryFile
+from bwscd import __version__
+
+from bwscd.security import tokens
+
+from bwscd.security import certificate
+
+from bwscd.config import connectionfile
+from bwscd.policy.capabilities import CAPABILITIES, Document, capabilitiesDocument, checkKnown
+from bwscd.policy.categories import CategoryFile
 from bwscd.files import readIfExists, writeAtomically
 
 SETTINGS = "settings.json"
@@ -157,9 +163,9 @@ def newSettings(
     @raise ValueError: for an unknown capability.
     """
     checkKnown(capabilities or ())
-    userName, key = account.newUserName(), account.newKey()
+    userName, key = tokens.newUserName(), tokens.newKey()
     settings = {
-        "account": {"user": userName, "keyHash": account.hashKey(key)},
+        "account": {"user": userName, "keyHash": tokens.hashKey(key)},
         "tokenSecret": secrets.token_hex(32),
         "siteName": siteName or f"bwscd ({socket.gethostname()})"[:64],
         "publicAddresses": publicAddresses or machineAddresses(),
@@ -377,7 +383,7 @@ def writeConnectionFile(directory: str, settings: dict, key: str | None = None) 
                 "key is kept: make a new key with 'bwscd credentials rotate'"
             )
         key = json.loads(current)["BlobAPIKey"]
-        if not account.verifyKey(key, settings["account"]["keyHash"]):
+        if not tokens.verifyKey(key, settings["account"]["keyHash"]):
             raise ValueError(f"{path} holds a key that is not this account's")
     wanted = buildConnectionFile(directory, settings, key)
     if wanted == current:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from twisted.application.service import Service
 
 from bwscd.errors import InsufficientStorage, ServiceUnavailable, SwiftError
-from bwscd.events import timestamp
+from bwscd.policy.events import timestamp
 
 QUIET_PERIOD = 300
 """Seconds without a refusal of its kind after which an episode has ended."""
@@ -41,7 +41,7 @@ class _Episode:
 class RefusalEpisodes(Service):
     """
     Turns the refusals L{note}d into episodes, reported to C{events} (an
-    L{bwscd.events.Events}); C{reactor} provides C{seconds} and
+    L{bwscd.policy.events.Events}); C{reactor} provides C{seconds} and
     C{callLater} (a L{twisted.internet.task.Clock} in tests).  While the
     service is not running, refusals are not noted: at stop every request
     still under way may be refused, and no event can follow.

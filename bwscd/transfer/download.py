@@ -1,7 +1,7 @@
 """
 One object sent to a client: bytes from a backend's reader to the socket.
 
-The mirror of L{bwscd.upload}: a worker thread reads, the reactor thread
+The mirror of L{bwscd.transfer.upload}: a worker thread reads, the reactor thread
 writes, and reading waits while the client is slow (the request pauses us
 as its transport's buffer fills), so memory stays flat whatever the size.
 """

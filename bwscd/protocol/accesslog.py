@@ -13,7 +13,7 @@ import time
 from OpenSSL import SSL
 from twisted.logger import Logger
 
-from bwscd.streaming import StreamingChannel, StreamingRequest, StreamingSite
+from bwscd.protocol.channel import StreamingChannel, StreamingRequest, StreamingSite
 
 log = Logger(namespace="bwscd.access")
 

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from urllib.parse import quote, urlsplit
 
-from bwscd import connectionfile
+from bwscd.config import connectionfile
 
 KiB = 1 << 10
 MiB = 1 << 20

@@ -30,7 +30,7 @@ from bwscd.interfaces import Digests
 log = Logger()
 
 # At most HIGH_WATER bytes wait per upload, plus what one socket read
-# brings after reading pauses (bwscd.streaming.SOCKET_READ_SIZE, 128 KiB):
+# brings after reading pauses (bwscd.protocol.channel.SOCKET_READ_SIZE, 128 KiB):
 # eight uploads at once hold about 4 MiB.  Reading resumes with two such
 # pieces still queued, so the worker (which hashes and writes one in about
 # 0.3 ms) has work while the reactor wakes, reads and decrypts the next.

@@ -22,7 +22,9 @@ from twisted.web.resource import Resource
 from twisted.python.threadpool import ThreadPool
 from twisted.web.server import NOT_DONE_YET
 
-from bwscd import account, constraints
+from bwscd import constraints
+
+from bwscd.security import tokens
 from bwscd.constraints import CONTAINER, OBJECT, SYSTEM
 from bwscd.errors import (
     BadRequest,
@@ -36,12 +38,12 @@ from bwscd.errors import (
     UnprocessableEntity,
     UploadSlotsBusy,
 )
-from bwscd.credentials import ADMIN, BWS, READER
-from bwscd.bodyrate import MinimumRate
-from bwscd.download import Download
-from bwscd.registry import isRejectedContent
-from bwscd.upload import Abandoned, Upload
-from bwscd.usage import AccountUsage
+from bwscd.security.accounts import ADMIN, BWS, READER
+from bwscd.transfer.bodyrate import MinimumRate
+from bwscd.transfer.download import Download
+from bwscd.policy.registry import isRejectedContent
+from bwscd.transfer.upload import Abandoned, Upload
+from bwscd.policy.usage import AccountUsage
 
 log = Logger()
 
@@ -192,13 +194,13 @@ class FailedLogins:
 class Authentication(SwiftResource):
     """C{GET /auth/v1.0}: credentials in, a signed, expiring token out."""
 
-    def __init__(self, credentials, authority: account.TokenAuthority, reactor):
+    def __init__(self, credentials, authority: tokens.TokenAuthority, reactor):
         super().__init__()
         self._credentials = credentials
         self._authority = authority
         self._reactor = reactor
         # One key check at a time, on one thread: scrypt takes 16 MiB while
-        # it runs (given back after, see bwscd.account), and a flood of
+        # it runs (given back after, see bwscd.security.tokens), and a flood of
         # logins must not multiply that.
         self._checker = ThreadPool(minthreads=0, maxthreads=1, name="bwscd-auth")
         self._failures = FailedLogins(reactor.seconds)
@@ -377,7 +379,7 @@ class Storage(SwiftResource):
                  minimumRate=(0, 60)):
         super().__init__()
         self._refusals = refusals
-        """The L{bwscd.refusals.RefusalEpisodes} told of every refusal."""
+        """The L{bwscd.policy.refusals.RefusalEpisodes} told of every refusal."""
         self._minimumRate = minimumRate
         """Bytes per second an upload's body must bring, over periods of seconds."""
         self._quota = quota

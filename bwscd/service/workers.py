@@ -6,7 +6,7 @@ HTTP parsing and queueing run on its reactor thread).  With C{--workers N},
 the main process (C{twistd bwscd}) opens the listening socket and starts
 N - 1 workers, each a whole bwscd service on its own reactor that accepts
 connections from the same socket, spread between the processes by how many
-each has open (L{bwscd.balance}).
+each has open (L{bwscd.service.balance}).
 
 The main process does, once, what concerns the storage as a whole: it
 recovers the backend (removes leftovers of interrupted writes) before any
@@ -52,9 +52,9 @@ class WorkerProcesses:
         @param arguments: the service's command-line options, given again to
             every worker.
         @param count: how many workers.
-        @param events: the main process's L{bwscd.events.Events}, which
+        @param events: the main process's L{bwscd.policy.events.Events}, which
             delivers the workers' events.
-        @param connections: the processes' L{bwscd.balance.ConnectionTable}
+        @param connections: the processes' L{bwscd.service.balance.ConnectionTable}
             (L{None} with no workers).
         """
         self._arguments = arguments
@@ -73,11 +73,7 @@ class WorkerProcesses:
     def _spawn(self, number: int) -> None:
         worker = _Worker(self, number)
         table = self._connections.fd
-        # -P: without the working directory first on sys.path.  Started in
-        # the source checkout it was installed from (as the README does),
-        # its bwscd/ would hide the installed package, whose backends it
-        # lacks (they install as bwscd.backends).
-        command = [sys.executable, "-P", "-m", "bwscd.workers", "--worker", str(number),
+        command = [sys.executable, "-m", "bwscd.service.workers", "--worker", str(number),
                    "--listening-fd", str(self._fd), "--connections-fd", str(table),
                    *self._arguments]
         reactor.spawnProcess(worker, sys.executable, command, env=os.environ,
@@ -170,14 +166,14 @@ def _dieWithTheMainProcess() -> None:
 
 def main(arguments: list[str]) -> None:
     """
-    A worker: C{python -P -m bwscd.workers --worker N --listening-fd FD
+    A worker: C{python -m bwscd.service.workers --worker N --listening-fd FD
     --connections-fd FD OPTIONS...}.
     """
     from twisted.internet import stdio
     from twisted.internet.protocol import Protocol
     from twisted.logger import formatEvent, globalLogBeginner, jsonFileLogObserver
 
-    from bwscd.service import WorkerOptions, makeService
+    from bwscd.service.assembly import WorkerOptions, makeService
 
     _dieWithTheMainProcess()
     toMainProcess = jsonFileLogObserver(os.fdopen(2, "w", encoding="utf-8", buffering=1))

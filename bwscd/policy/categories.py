@@ -14,7 +14,7 @@ import os
 
 from twisted.logger import Logger
 
-from bwscd.capabilities import Document, categoriesDocument
+from bwscd.policy.capabilities import Document, categoriesDocument
 from bwscd.files import writeAtomically
 
 log = Logger()

@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 
 from twisted.internet.defer import inlineCallbacks
 
-from bwscd.capabilities import PublishedDocuments
+from bwscd.policy.capabilities import PublishedDocuments
 from bwscd.constraints import DEVICES, SYSTEM, USERS
 from bwscd.errors import BadRequest, Forbidden
 
@@ -82,7 +82,7 @@ class Registry:
 
     def __init__(self, backend, events, lock, clock=time.time):
         """
-        @param lock: a L{bwscd.processlock.ProcessLock} that every process
+        @param lock: a L{bwscd.config.processlock.ProcessLock} that every process
             serving the same storage shares.
         """
         self._backend = backend

@@ -5,8 +5,8 @@ Uploads are metered as they are admitted: one with a Content-Length takes
 its length from what is left before its body is read (507 at once if it
 would not fit), a chunked one takes each piece as it arrives (507 as soon
 as it no longer fits, and nothing of it is stored).  What is stored is
-counted from the backend's listing of containers (L{bwscd.usage}) at start, and counted again
-periodically (see L{bwscd.service}), so files that the operator removed on
+counted from the backend's listing of containers (L{bwscd.policy.usage}) at start, and counted again
+periodically (see L{bwscd.service.assembly}), so files that the operator removed on
 the server, or objects replaced by others, are taken into account.
 
 The counters live in a small file in the data directory, mapped into
@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from twisted.internet.defer import inlineCallbacks
 from zope.interface import implementer
 
-from bwscd import usage
+from bwscd.policy import usage
 from bwscd.errors import QuotaUsedUp
 from bwscd.interfaces import IObjectWriter
 

@@ -1,0 +1,9 @@
+"""
+Who may do what: auth tokens (L{tokens}), the accounts and their roles
+(L{accounts}), the server certificate (L{certificate}) and TLS (L{tls},
+L{tlsreceive}).
+
+May import the top-level modules of L{bwscd} and L{bwscd.config}'s
+settings; nothing of the layers above (policy, transfer, protocol,
+service, tools, commands).
+"""

@@ -1,0 +1,6 @@
+"""
+C{twistd bwscd}: options and assembly (L{assembly}), worker processes
+(L{workers}) and the balancing of connections between them (L{balance}).
+
+May import every layer below; never L{bwscd.tools} or L{bwscd.commands}.
+"""
