@@ -24,7 +24,7 @@ from bwscd.categories import PublishedCategories
 from bwscd.credentials import Credentials
 from bwscd.events import EventLog, Events, LogSink, WebhookSink
 from bwscd.plugins import installedBackends, loadBackend, parseSize
-from bwscd.processlock import ProcessLock
+from bwscd.processlock import InUse, ProcessLock, claimStorage
 from bwscd.quota import Quota
 from bwscd.registry import Registry
 from bwscd.swift import Authentication, Root, Storage
@@ -136,6 +136,10 @@ class Options(usage.Options):
             allowWithdrawal=self["allow-capability-withdrawal"],
         )
 
+    def claim(self, backend) -> list:
+        """The locks that make the data directory and the storage this service's."""
+        return claimStorage(self["data"], backend)
+
     def postOptions(self):
         if not 0 < self["port"] < 65536:
             raise usage.UsageError("--port must be 1 to 65535")
@@ -156,6 +160,15 @@ class Options(usage.Options):
         self["data"] = os.path.abspath(self["data"])
         try:
             self["storage"] = loadBackend(self["backend"], self["data"])
+        except ValueError as e:
+            raise usage.UsageError(str(e))
+        try:
+            # Before anything is read or written: another server may be
+            # using them, with uploads under way.
+            self["locks"] = self.claim(self["storage"])
+        except (InUse, OSError) as e:
+            raise SystemExit(f"twistd bwscd: cannot start: {e}")
+        try:
             self["destination"] = self.destination()
             self["destination"].categoryFile.read()  # a broken file stops the start
         except ValueError as e:
@@ -170,6 +183,11 @@ class WorkerOptions(Options):
         ["listening-fd", None, None, "The main process's listening socket.", int],
         ["connections-fd", None, None, "The processes' table of open connections.", int],
     ]
+
+    def claim(self, backend) -> list:
+        # The main process holds them, and this worker the same locks: it
+        # inherited their open files.
+        return []
 
     def destination(self) -> datadir.Destination:
         # The main process prepared it: a worker (restarted, maybe much
@@ -226,6 +244,9 @@ class DestinationService(Service):
     def _start(self):
         destination = self._options["destination"]
         main = self._workers is not None
+        if main:
+            for lock in self._options["locks"]:
+                lock.recordHolder()  # twistd may have become a daemon, a new process
         # Only the main process recovers, before any worker starts: for a
         # worker, a temporary file may be another process's upload.
         yield self._backend.open(recover=main)
@@ -358,7 +379,8 @@ def makeService(options) -> MultiService:
         if options["workers"] > 1:
             connections = ConnectionTable.create(options["workers"])
         workers = WorkerProcesses(options.arguments + ["--data", options["data"]],
-                                  options["workers"] - 1, events, connections)
+                                  options["workers"] - 1, events, connections,
+                                  [lock.fd for lock in options["locks"]])
         EventSinksService(eventLog, webhooks, workers).setServiceParent(service)
     else:
         events = Events([options["events"]])
