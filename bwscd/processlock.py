@@ -104,7 +104,6 @@ class ServiceLock:
         os.ftruncate(self.fd, len(line))
 
 
-
 DATA_DIRECTORY_LOCK = "bwscd.lock"
 
 

@@ -339,13 +339,13 @@ class DestinationService(Service):
         factory = self._site
         if self._certificate is not None:
             factory = TLSMemoryBIOFactory(self._certificate, False, self._site)
-        fd = options.get("listening-fd")  # a worker's, else the main process binds one
+        fd = options.get("listening-fd")  # a worker's; the main process bound its own
         if fd is None:
-            options["socket"].listen(BACKLOG)
-            fd = options["socket"].detach()
-        if self._connections is None:
-            port = reactor.adoptStreamPort(fd, socket.AF_INET6 if ":" in options["interface"]
-                                           else socket.AF_INET, factory)
+            bound = options["socket"]
+            bound.listen(BACKLOG)
+            family, fd = bound.family, bound.detach()
+        if self._connections is None:  # one process: the main one
+            port = reactor.adoptStreamPort(fd, family, factory)
         else:
             port = listenBalanced(reactor, self._connections, factory, fd)
         os.close(fd)  # adopted as a copy
