@@ -88,6 +88,7 @@ class FilesystemBackend:
         self.reserve = reserve
         self.description = f"filesystem storage in {self.root}"
         self._temporary = self._path(layout.TEMPORARY)
+        self.lockPath = self._path(layout.LOCK)
         # Metadata is read, merged and written back; this keeps two requests
         # for the same container from losing each other's changes.
         self._metadataLock = threading.Lock()

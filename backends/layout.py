@@ -10,6 +10,7 @@ that integrators see the same tree wherever it lives::
     <Container>/<Container>.<Object>.metadata.json
     .bwscd/tmp/                               files being written
     .bwscd/state/                             the service's own documents
+    .bwscd/lock                               held by the service using the tree
 
 C{:} in names becomes C{_}, as in the example server.  Names arrive checked
 by L{bwscd.constraints} (no C{..}, no empty segment, containers without
@@ -29,6 +30,7 @@ CONFLICT_SUFFIX = ".conflict-"
 STATE_DIRECTORY = ".bwscd"
 TEMPORARY = posixpath.join(STATE_DIRECTORY, "tmp")
 STATE = posixpath.join(STATE_DIRECTORY, "state")
+LOCK = posixpath.join(STATE_DIRECTORY, "lock")
 
 REPORTED_LIMIT = 10_000
 """Names not in UTF-8 remembered as logged; further ones are logged each time they are seen."""

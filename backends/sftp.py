@@ -769,6 +769,10 @@ class SFTPBackend:
 
     def __init__(self, reactor, peer: _Peer, root: str, reserve: int, requireReserve: bool):
         self.description = f"sftp storage in {root} on {peer}"
+        # SFTP (version 3, as OpenSSH serves it) has no locks, and a file
+        # made to stand for one would outlive a crash and keep every later
+        # start out: the root on the server is not locked (docs/sftp.md).
+        self.lockPath = None
         self._reactor = reactor
         self._peer = peer
         self._root = root

@@ -202,6 +202,9 @@ class SQLiteBackend:
         self.path = os.path.abspath(path)
         self.reserve = reserve
         self.description = f"SQLite database {self.path}"
+        # Beside the database, not on it: SQLite's own locks are on the
+        # database file, and some filesystems (NFS) make a flock one of them.
+        self.lockPath = self.path + ".bwscd-lock"
         # Started on first use, so that building the backend (for --help,
         # or a backup that only reads) starts no thread.
         self._pool = ThreadPool(minthreads=1, maxthreads=1, name="bwscd-sqlite")

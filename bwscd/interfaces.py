@@ -139,6 +139,10 @@ class IStorageBackend(Interface):
     """
 
     description = Attribute("One line saying what and where, for the start-up log.")
+    lockPath = Attribute(
+        "A local file whose lock (L{bwscd.config.processlock.ServiceLock}) makes the storage "
+        "one service's alone, taken before L{open}; or L{None} for storage that has no "
+        "local place for one.")
 
     def open(recover: bool = True):
         """

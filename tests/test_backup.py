@@ -260,6 +260,18 @@ def test_restore_refuses_an_existing_data_directory(backedUp, dataDirectory):
         assert f.read() == before
 
 
+def test_restore_refuses_a_data_directory_a_server_holds(backedUp, launch, dataDirectory):
+    _, path, _, _ = backedUp
+    server = launch(dataDirectory)
+    register(server.connection())  # a registry the backup's would replace
+    settings = os.path.join(dataDirectory, "settings.json")
+    before = os.stat(settings).st_mtime_ns
+    failsWith(bwscd("restore", "--data", dataDirectory, "--force", path), "restore",
+              f"the data directory {dataDirectory} is in use by process {server.process.pid}:")
+    assert os.stat(settings).st_mtime_ns == before
+    server.connection().head_object("Users", USER)
+
+
 def test_backup_refuses_an_existing_file(backedUp, dataDirectory):
     _, path, _, _ = backedUp
     with open(path, "rb") as f:

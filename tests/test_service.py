@@ -113,6 +113,70 @@ def test_bad_options_fail_at_start_with_one_clear_line(twistdCommand, tmp_path, 
     assert "Traceback" not in result.stdout + result.stderr
 
 
+@pytest.fixture
+def cannotStart(tmp_path):
+    """
+    C{(arguments, prefix, message)} for a start that must fail, by name: a
+    port another program listens on, a data directory the server may not
+    read (for root too: started without the capabilities that pass over
+    file permissions), an option the backend does not know.
+    """
+    import shutil
+    import socket
+
+    listening = []
+
+    def make(failure: str):
+        data = str(tmp_path / "data")
+        if failure == "port in use":
+            busy = socket.socket()
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+            listening.append(busy)
+            port = busy.getsockname()[1]
+            return (["--data", data, "--interface", "127.0.0.1", "--port", str(port)], [],
+                    f"127.0.0.1 port {port} is in use by another program (another server?): "
+                    "stop it, or give another --port or --interface")
+        if failure == "unreadable data directory":
+            os.mkdir(data, 0)
+            prefix = []
+            if os.geteuid() == 0:
+                if shutil.which("setpriv") is None:
+                    pytest.skip("needs setpriv (util-linux) to run as root without "
+                                "CAP_DAC_OVERRIDE")
+                prefix = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
+            return (["--data", data], prefix,
+                    f"{data}/bwscd.lock: Permission denied; the data directory and the "
+                    "storage must be readable and writable by the user twistd runs as "
+                    f"(uid {os.geteuid()})")
+        return (["--data", data, "--backend", "filesystem:colour=blue"], [],
+                "--backend filesystem:colour=blue: filesystem backend: unknown option(s) "
+                "colour (known: reserve, root); the backends and their options: "
+                "twistd bwscd --help-backends")
+
+    yield make
+    for busy in listening:
+        busy.close()
+
+
+@pytest.mark.parametrize("failure", ["port in use", "unreadable data directory",
+                                     "bad backend option"])
+@pytest.mark.parametrize("foreground", [True, False], ids=["foreground", "daemon"])
+def test_a_server_that_cannot_start_says_why_in_one_line(twistdCommand, tmp_path, cannotStart,
+                                                         failure, foreground):
+    arguments, prefix, message = cannotStart(failure)
+    if foreground:  # as the README runs it
+        command = [*twistdCommand, "bwscd"]
+    else:  # found before twistd becomes a daemon, so its caller sees it too
+        command = [twistdCommand[0], f"--pidfile={tmp_path}/twistd.pid",
+                   f"--logfile={tmp_path}/twistd.log", "bwscd"]
+    result = subprocess.run([*prefix, *command, *arguments], capture_output=True, text=True,
+                            timeout=60, cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (1, ""), result
+    assert result.stderr.splitlines() == [f"twistd bwscd: cannot start: {message}"], result
+    assert not os.path.exists(tmp_path / "data" / "settings.json")
+
+
 def test_help_lists_every_option(twistdCommand):
     result = subprocess.run([*twistdCommand, "bwscd", "--help"], capture_output=True, text=True,
                             timeout=60)

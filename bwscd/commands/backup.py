@@ -17,6 +17,7 @@ from bwscd.files import writeAtomically
 from bwscd.commands import CommandError
 from bwscd.errors import SwiftError
 from bwscd.plugins import loadBackend
+from bwscd.config.processlock import InUse, claimStorage
 
 ERRORS = (backup.BackupError,)
 
@@ -113,6 +114,12 @@ def runRestore(arguments) -> None:
     with open(arguments.file, "rb") as f:
         sealed = f.read()
     snapshot = backup.unseal(sealed, _passphrase(arguments, confirm=False))
+    try:
+        # Held until the command exits: no server starts on what is restored
+        # meanwhile, and none running is written under.
+        claimStorage(arguments.data, backend)
+    except InUse as e:
+        raise CommandError(str(e))
     _wait(backup.restoreSnapshot, snapshot, arguments.data, backend)
     manifest = snapshot.manifest
     print(
@@ -152,7 +159,8 @@ def register(subcommands) -> None:
         "restore",
         help="put a backup back into a data directory",
         description="Restore a backup made by 'bwscd backup' into the data "
-        "directory and the storage backend.  Stop the server first.",
+        "directory and the storage backend.  Stop the server first: a running "
+        "one holds them, and the restore is refused.",
     )
     _addOptions(restoring,
                 forceHelp="restore even though the data directory holds settings.json")

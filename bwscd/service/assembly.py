@@ -2,8 +2,10 @@
 C{twistd bwscd}: options, and the service that ties the parts together.
 """
 
+import errno
 import os
 import signal
+import socket
 import sys
 
 import twisted
@@ -27,7 +29,7 @@ from bwscd.policy.categories import PublishedCategories
 from bwscd.security.accounts import Credentials
 from bwscd.policy.events import EventLog, Events, LogSink, Retention, WebhookSink
 from bwscd.plugins import installedBackends, loadBackend, parseSize
-from bwscd.config.processlock import ProcessLock
+from bwscd.config.processlock import InUse, ProcessLock, claimStorage
 from bwscd.transfer.quota import Quota
 from bwscd.policy.refusals import QUIET_PERIOD, RefusalEpisodes
 from bwscd.policy.registry import Registry
@@ -48,6 +50,49 @@ QUOTA_COUNT_INTERVAL = 10 * 60
 # In the data directory, shared by the main process and its workers.
 REGISTRY_LOCK = "registry.lock"
 QUOTA_COUNTERS = "quota.counters"
+# Connections waiting to be accepted, as Twisted's listenTCP has it.
+BACKLOG = 50
+
+
+def cannotStart(reason) -> SystemExit:
+    """
+    Stop twistd before it starts (it has not become a daemon yet, so the
+    operator sees it either way): one line on standard error, exit status 1.
+    What stops a start later, once the log has begun, is in the log.
+    """
+    return SystemExit(f"twistd bwscd: cannot start: {reason}")
+
+
+def unusable(error: OSError) -> str:
+    """Why a file or directory can't be used, and what to do."""
+    if isinstance(error, (FileExistsError, NotADirectoryError)):  # where one was to be
+        return f"{error.filename}: not a directory"
+    return (f"{error.filename}: {error.strerror}; the data directory and the storage "
+            f"must be readable and writable by the user twistd runs as (uid {os.geteuid()})")
+
+
+def bindPort(port: int, interface: str) -> socket.socket:
+    """
+    The server's socket, bound (not yet listening: bwscd listens once its
+    storage is ready).
+
+    @raise SystemExit: from L{cannotStart}, saying why not.
+    """
+    bound = socket.socket(socket.AF_INET6 if ":" in interface else socket.AF_INET)
+    # As Twisted's own ports are; an adopted one is taken as it is, and a
+    # blocking accept would hold up the reactor.
+    bound.setblocking(False)
+    bound.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        bound.bind((interface, port))
+    except OSError as e:
+        bound.close()
+        where = f"{interface or 'every IPv4 address'} port {port}"
+        if e.errno == errno.EADDRINUSE:
+            raise cannotStart(f"{where} is in use by another program (another server?): "
+                              "stop it, or give another --port or --interface")
+        raise cannotStart(f"can't listen on {where}: {e.strerror}")
+    return bound
 
 
 class Options(usage.Options):
@@ -152,6 +197,22 @@ class Options(usage.Options):
             allowWithdrawal=self["allow-capability-withdrawal"],
         )
 
+    def reserve(self, backend) -> None:
+        """
+        Take what makes this server the only one on its data directory, its
+        storage and its port, before anything is read or written: another
+        server may be using them, with uploads under way.
+
+        @raise SystemExit: from L{cannotStart}, saying why not.
+        """
+        try:
+            self["locks"] = claimStorage(self["data"], backend)
+        except InUse as e:
+            raise cannotStart(e)
+        except OSError as e:
+            raise cannotStart(unusable(e))
+        self["socket"] = bindPort(self["port"], self["interface"])
+
     def postOptions(self):
         if not 0 < self["port"] < 65536:
             raise usage.UsageError("--port must be 1 to 65535")
@@ -179,10 +240,17 @@ class Options(usage.Options):
         self["data"] = os.path.abspath(self["data"])
         try:
             self["storage"] = loadBackend(self["backend"], self["data"])
+        except ValueError as e:
+            raise cannotStart(f"--backend {self['backend']}: {e}; the backends and their "
+                              "options: twistd bwscd --help-backends")
+        self.reserve(self["storage"])
+        try:
             self["destination"] = self.destination()
             self["destination"].categoryFile.read()  # a broken file stops the start
         except ValueError as e:
-            raise usage.UsageError(str(e))
+            raise cannotStart(e)
+        except OSError as e:
+            raise cannotStart(unusable(e))
 
 
 class WorkerOptions(Options):
@@ -193,6 +261,11 @@ class WorkerOptions(Options):
         ["listening-fd", None, None, "The main process's listening socket.", int],
         ["connections-fd", None, None, "The processes' table of open connections.", int],
     ]
+
+    def reserve(self, backend) -> None:
+        # The main process holds them: this worker inherited the same locks'
+        # open files, and the listening socket.
+        pass
 
     def destination(self) -> datadir.Destination:
         # The main process prepared it: a worker (restarted, maybe much
@@ -249,6 +322,9 @@ class DestinationService(Service):
     def _start(self):
         destination = self._options["destination"]
         main = self._workers is not None
+        if main:
+            for lock in self._options["locks"]:
+                lock.recordHolder()  # twistd may have become a daemon, a new process
         # Only the main process recovers, before any worker starts: for a
         # worker, a temporary file may be another process's upload.
         yield self._backend.open(recover=main)
@@ -286,13 +362,16 @@ class DestinationService(Service):
         factory = self._site
         if self._certificate is not None:
             factory = TLSMemoryBIOFactory(self._certificate, False, self._site)
-        if self._connections is None:
-            return reactor.listenTCP(options["port"], factory, interface=options["interface"])
-        fd = options.get("listening-fd")
-        port = listenBalanced(reactor, self._connections, factory, options["port"],
-                              options["interface"], fd=fd)
-        if fd is not None:
-            os.close(fd)  # adopted as a copy
+        fd = options.get("listening-fd")  # a worker's; the main process bound its own
+        if fd is None:
+            bound = options["socket"]
+            bound.listen(BACKLOG)
+            family, fd = bound.family, bound.detach()
+        if self._connections is None:  # one process: the main one
+            port = reactor.adoptStreamPort(fd, family, factory)
+        else:
+            port = listenBalanced(reactor, self._connections, factory, fd)
+        os.close(fd)  # adopted as a copy
         return port
 
     def _hangUp(self):
@@ -386,7 +465,8 @@ def makeService(options) -> MultiService:
         if options["workers"] > 1:
             connections = ConnectionTable.create(options["workers"])
         workers = WorkerProcesses(options.arguments + ["--data", options["data"]],
-                                  options["workers"] - 1, events, connections)
+                                  options["workers"] - 1, events, connections,
+                                  [lock.fd for lock in options["locks"]])
         EventSinksService(eventLog, webhooks, workers).setServiceParent(service)
     else:
         events = Events([options["events"]])

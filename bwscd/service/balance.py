@@ -169,18 +169,14 @@ class BalancedPort(tcp.Port):
         super().connectionLost(reason)
 
 
-def listenBalanced(reactor, connections: ConnectionTable, factory, port: int,
-                   interface: str = "", fd: int | None = None) -> BalancedPort:
+def listenBalanced(reactor, connections: ConnectionTable, factory, fd: int) -> BalancedPort:
     """
-    A L{BalancedPort} listening on C{port} of C{interface}, or on the
-    listening socket C{fd} (a copy of it: the caller closes its own).
+    A L{BalancedPort} on the listening socket C{fd} (a copy of it: the
+    caller closes its own).
     """
-    if fd is None:
-        listening = BalancedPort(port, factory, interface=interface, reactor=reactor)
-    else:
-        with socket.socket(fileno=os.dup(fd)) as adopted:
-            family = adopted.family
-        listening = BalancedPort._fromListeningDescriptor(reactor, fd, family, factory)
+    with socket.socket(fileno=os.dup(fd)) as adopted:
+        family = adopted.family
+    listening = BalancedPort._fromListeningDescriptor(reactor, fd, family, factory)
     listening.connections = connections
     listening.startListening()
     connections.startedListening()

@@ -47,7 +47,8 @@ class WorkerProcesses:
     L{startWorkers} once the listening socket is open.
     """
 
-    def __init__(self, arguments: list[str], count: int, events, connections):
+    def __init__(self, arguments: list[str], count: int, events, connections,
+                 lockFDs: list[int]):
         """
         @param arguments: the service's command-line options, given again to
             every worker.
@@ -56,11 +57,14 @@ class WorkerProcesses:
             delivers the workers' events.
         @param connections: the processes' L{bwscd.service.balance.ConnectionTable}
             (L{None} with no workers).
+        @param lockFDs: the main process's L{bwscd.config.processlock.ServiceLock}s,
+            which every worker inherits: the locks stay held while one runs.
         """
         self._arguments = arguments
         self._count = count
         self._events = events
         self._connections = connections
+        self._lockFDs = lockFDs
         self._fd: int | None = None
         self._running: dict[int, "_Worker"] = {}
         self._stopping = False
@@ -78,7 +82,7 @@ class WorkerProcesses:
                    *self._arguments]
         reactor.spawnProcess(worker, sys.executable, command, env=os.environ,
                              childFDs={0: "w", 1: "r", 2: "r", self._fd: self._fd,
-                                       table: table})
+                                       table: table, **{fd: fd for fd in self._lockFDs}})
         self._running[number] = worker
 
     def _ended(self, worker: "_Worker", reason) -> None:
