@@ -29,7 +29,7 @@ from bwscd.plugins import parseSize
 
 # The namespace integrators filter events on (docs/events.md): it stays
 # the same wherever this module lives.
-log = Logger(namespace="bwscd.policy.events")
+log = Logger(namespace="bwscd.events")
 
 REQUEST_TIMEOUT = 30
 """Seconds a webhook has to answer an event, body included."""
