@@ -398,7 +398,7 @@ def storageProblems(fuzz: Fuzz) -> list[str]:
         else:
             fuzz.checked.add(name)
     state = os.path.join(fuzz.storage, ".bwscd")
-    for name in set(os.listdir(state)) - {"tmp", "state"}:
+    for name in set(os.listdir(state)) - {"tmp", "state", "lock"}:
         problems.append(f"storage/.bwscd/{name}")
     for name in set(os.listdir(os.path.join(state, "state"))) - fuzz.state:
         problems.append(f"storage/.bwscd/state/{name}")
@@ -481,7 +481,7 @@ def checkData(fuzz, request, pieces, data, after, note, event) -> list[int]:
     note(f"server log: {log[-4000:]}")
     # Whether the request was executed although the HTTP layer refused it.
     refused = received.startswith(BARE_400) and headerRefusal(data) is not None
-    executed = refused and bool(re.search(r"\[bwscd\.(swift|events|registry|backends)", log)
+    executed = refused and bool(re.search(r"\[bwscd\.(protocol|events|policy|backends)", log)
                                 or len(accessStatuses(log)) > 1 or leftovers())
 
     def context() -> str:
