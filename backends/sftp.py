@@ -65,7 +65,7 @@ from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from bwscd.backends import layout
+from bwscd.backends import common, layout
 from bwscd.constraints import mergeMetadata
 from bwscd.errors import (
     BadRequest,
@@ -1208,9 +1208,9 @@ class SFTPBackend:
         entries = yield session.entries("")
         names = [name for name, attributes in entries
                  if not name.startswith(".") and _isDirectory(attributes)]
-        names = layout.utf8Names(names, self._root)
+        names = common.utf8Names(names, self._root)
         return (yield _each(self._listedContainer,
-                            layout.chosen(names, prefix, marker, limit), session))
+                            common.chosen(names, prefix, marker, limit), session))
 
     @inlineCallbacks
     def _listedContainer(self, container, session):
@@ -1227,7 +1227,7 @@ class SFTPBackend:
         if not _isDirectory((yield session.stat(top))):
             raise NotFound(f"no container {container!r}")
         names = [name for name, _ in (yield self._objectEntries(session, top, "", prefix))]
-        chosen = layout.chosen(names, prefix, marker, limit)
+        chosen = common.chosen(names, prefix, marker, limit)
         infos = yield _each(lambda name: self._objectInfo(session, container, name), chosen)
         # (One that went between the listing and the look-up is left out.)
         return [info for info in infos if info is not None]
@@ -1242,7 +1242,7 @@ class SFTPBackend:
         """
         directory = posixpath.join(top, relative)
         entries = yield session.entries(directory)
-        readable = set(layout.utf8Names([name for name, _ in entries],
+        readable = set(common.utf8Names([name for name, _ in entries],
                                         posixpath.join(self._root, directory)))
         entries = [(name, attributes) for name, attributes in entries if name in readable]
         if not relative:
@@ -1337,7 +1337,7 @@ class SFTPBackend:
             return (yield self._commitLock.run(
                 self._place, session, writer, writer.name, digests, record,
                 float(attributes["mtime"]), replace=True))
-        for name in (writer.name, layout.conflictName(writer.name, digests.sha256)):
+        for name in (writer.name, common.conflictName(writer.name, digests.sha256)):
             yield self._commitLock.acquire()
             try:
                 existing = yield self._objectInfo(session, writer.container, name)
