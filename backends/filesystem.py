@@ -66,6 +66,12 @@ class FilesystemBackend:
     Containers and objects under C{root}.  C{reserve} bytes of free space are
     kept: an upload that would eat into them is refused with 507 before its
     body is read.
+
+    Longer than a class should be, for a reason: it is the storage contract
+    (L{IStorageBackend}, thirteen methods), each as the reactor's call and
+    the body its thread runs, beside the durable-write steps they share;
+    what is not the contract is elsewhere (L{common}, L{layout}, L{xattrs},
+    L{FileWriter}).
     """
 
     def __init__(self, root: str, reserve: int):

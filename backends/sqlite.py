@@ -88,6 +88,13 @@ class SQLiteBackend:
     are kept on its filesystem: an upload that would eat into them is
     refused with 507, before its body is read if it has a Content-Length,
     else as soon as it gets there.
+
+    Longer than a class should be, for a reason: it is the storage contract
+    (L{IStorageBackend}, thirteen methods), each as the reactor's call and
+    the body the database thread runs, beside the database thread and the
+    transactions they share; what is not the contract is elsewhere (the
+    schema in L{bwscd.backends.sqliteschema}, the bytes in
+    L{bwscd.backends.sqlitechunks}, the shared rules in L{common}).
     """
 
     def __init__(self, path: str, reserve: int):
