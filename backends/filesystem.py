@@ -15,12 +15,10 @@ C{ROOT/.bwscd/tmp}, fsynced, then renamed into place and its directory
 fsynced, so a name only ever shows complete, durable content.  The MD5 and
 SHA-256 the engine measured, and the object's Content-Type, travel with the
 object's file as extended attributes (C{user.bwscd.md5},
-C{user.bwscd.sha256}, C{user.bwscd.content-type}).
+C{user.bwscd.sha256}, C{user.bwscd.content-type}: L{bwscd.backends.xattrs}).
 """
 
-import dataclasses
 import errno
-import hashlib
 import os
 import secrets
 import threading
@@ -30,45 +28,32 @@ from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from bwscd.backends import layout
+from bwscd.backends import common, layout, xattrs
 from bwscd.files import fsyncDirectory, readIfExists
 from bwscd.constraints import mergeMetadata
 from bwscd.errors import (
     BadRequest,
     InsufficientStorage,
     NotFound,
-    ServiceUnavailable,
     SwiftError,
 )
 from bwscd.plugins import checkOptions, parseSize
 from bwscd.interfaces import (
     ContainerInfo,
-    Digests,
     IObjectReader,
     IObjectWriter,
     IStorageBackend,
     ObjectInfo,
 )
 
-_XATTR_MD5 = "user.bwscd.md5"
-_XATTR_SHA256 = "user.bwscd.sha256"
-_XATTR_CONTENT_TYPE = "user.bwscd.content-type"
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 log = Logger()
 
 
 def storageError(error: OSError, what: str) -> SwiftError:
-    """
-    The API's refusal for a failed filesystem operation: out of space is
-    507, anything else 503, so the controller keeps the data and retries.
-    """
-    if error.errno in _NO_SPACE:
-        return InsufficientStorage(f"out of disk space while {what}")
-    log.error("storage failure while {what}: {error}", what=what, error=error)
-    return ServiceUnavailable(f"storage failure while {what}")
-
-
+    """The API's refusal for a failed filesystem operation: out of space or quota is 507."""
+    return common.storageError(what, error, error.errno in _NO_SPACE, log)
 
 
 def _readMetadata(path: str) -> dict[str, str]:
@@ -81,6 +66,12 @@ class FilesystemBackend:
     Containers and objects under C{root}.  C{reserve} bytes of free space are
     kept: an upload that would eat into them is refused with 507 before its
     body is read.
+
+    Longer than a class should be, for a reason: it is the storage contract
+    (L{IStorageBackend}, thirteen methods), each as the reactor's call and
+    the body its thread runs, beside the durable-write steps they share;
+    what is not the contract is elsewhere (L{common}, L{layout}, L{xattrs},
+    L{FileWriter}).
     """
 
     def __init__(self, root: str, reserve: int):
@@ -255,7 +246,7 @@ class FilesystemBackend:
             merged = mergeMetadata(current, changes)
             if merged != current or not os.path.exists(path):
                 self._writeFile(path, layout.encodeMetadata(merged))
-            self._markComplete(container, merged.get("Status") == "Complete")
+            self._markComplete(container, common.isComplete(merged))
             return merged
 
     def _markComplete(self, container: str, complete: bool) -> None:
@@ -286,10 +277,10 @@ class FilesystemBackend:
         return ObjectInfo(
             container,
             name,
-            _storedDigests(path, status.st_size),
+            xattrs.storedDigests(path, status.st_size),
             status.st_mtime,
             _readMetadata(self._objectMetadataPath(container, name)),
-            contentType=_storedContentType(path),
+            contentType=xattrs.storedContentType(path),
         )
 
     def replaceObjectMetadata(self, container, name, metadata):
@@ -401,9 +392,9 @@ class FilesystemBackend:
     def _listContainers(self, prefix, marker, limit) -> list[ContainerInfo]:
         names = [n for n in os.listdir(self.root)
                  if not n.startswith(".") and os.path.isdir(os.path.join(self.root, n))]
-        names = layout.utf8Names(names, self.root)
+        names = common.utf8Names(names, self.root)
         return [self._described(name, _readMetadata(self._containerMetadataPath(name)))
-                for name in layout.chosen(names, prefix, marker, limit)]
+                for name in common.chosen(names, prefix, marker, limit)]
 
     def listObjects(self, container, prefix, marker, limit):
         return deferToThread(self._guarded, "listing objects",
@@ -412,7 +403,7 @@ class FilesystemBackend:
     def _listObjects(self, container, prefix, marker, limit) -> list[ObjectInfo]:
         if not os.path.isdir(self._containerPath(container)):
             raise NotFound(f"no container {container!r}")
-        chosen = layout.chosen(self._objectNames(container), prefix, marker, limit)
+        chosen = common.chosen(self._objectNames(container), prefix, marker, limit)
         return [info for info in (self._objectInfo(container, n) for n in chosen) if info]
 
     def _objectNames(self, container: str) -> list[str]:
@@ -421,8 +412,8 @@ class FilesystemBackend:
         ownFiles = layout.fsName(container) + "."
         names = []
         for directory, subdirectories, files in os.walk(top):
-            subdirectories[:] = layout.utf8Names(subdirectories, directory)
-            files = layout.utf8Names(files, directory)
+            subdirectories[:] = common.utf8Names(subdirectories, directory)
+            files = common.utf8Names(files, directory)
             relative = os.path.relpath(directory, top)
             if relative == ".":
                 # The layout's own files: the marker and the metadata.
@@ -507,35 +498,6 @@ class FileReader:
         self._file.close()
 
 
-def _storedContentType(path: str) -> str | None:
-    """The Content-Type kept with the file; L{None} for a file without one."""
-    try:
-        return os.getxattr(path, _XATTR_CONTENT_TYPE).decode("ascii")
-    except (OSError, UnicodeDecodeError):
-        return None
-
-
-def _storedDigests(path: str, length: int) -> Digests:
-    """
-    The digests kept with the file, or computed from it when the file came
-    without them (copied in by hand, or onto a filesystem without extended
-    attributes).
-    """
-    try:
-        return Digests(
-            length,
-            os.getxattr(path, _XATTR_MD5).decode("ascii"),
-            os.getxattr(path, _XATTR_SHA256).decode("ascii"),
-        )
-    except OSError:
-        md5, sha256 = hashlib.md5(), hashlib.sha256()
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                md5.update(chunk)
-                sha256.update(chunk)
-        return Digests(length, md5.hexdigest(), sha256.hexdigest())
-
-
 @implementer(IObjectWriter)
 class FileWriter:
     """An object being written to a temporary file, renamed into place on commit."""
@@ -567,20 +529,14 @@ class FileWriter:
 
     def commit(self, digests):
         try:
-            attributes = [(_XATTR_MD5, digests.md5), (_XATTR_SHA256, digests.sha256)]
-            if self._contentType is not None:
-                attributes.append((_XATTR_CONTENT_TYPE, self._contentType))
-            for attribute, value in attributes:
-                try:
-                    os.setxattr(self._fd, attribute, value.encode("ascii"))
-                except OSError as e:
-                    if e.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP):
-                        raise
+            xattrs.keep(self._fd, digests, self._contentType)
             os.fsync(self._fd)
             os.close(self._fd)
             self._fd = None
             if self._writeOnce:
-                info = self._commitOnce(digests)
+                info = common.placeOnce(self._name, digests,
+                                        lambda name: self._claim(name, digests),
+                                        lambda: _unlinkQuietly(self._temporary))
             else:
                 info = self._place(self._name, digests, self._backend._replace)
             self._close()
@@ -608,25 +564,14 @@ class FileWriter:
         return ObjectInfo(self._container, name, digests, modified, self._metadata,
                           contentType=self._contentType)
 
-    def _commitOnce(self, digests) -> ObjectInfo:
-        """
-        Place the object under its name if that is free; if the same bytes
-        are there, keep them; if other bytes are, keep these beside them
-        under a name derived from their SHA-256, so that sending them again
-        is idempotent too.
-        """
+    def _claim(self, name, digests) -> tuple[ObjectInfo, bool]:
+        """Link the object under C{name} if that is free (L{common.placeOnce})."""
         backend = self._backend
-        for name in (self._name, layout.conflictName(self._name, digests.sha256)):
-            with backend._commitLock:
-                existing = backend._objectInfo(self._container, name)
-                if existing is None:
-                    return self._place(name, digests, backend._link)
-            if existing.digests == digests:
-                _unlinkQuietly(self._temporary)
-                return dataclasses.replace(existing, existed=True)
-        raise BadRequest(
-            f"{self._name!r} and its conflict copy both hold other bytes"
-        )
+        with backend._commitLock:
+            existing = backend._objectInfo(self._container, name)
+            if existing is None:
+                return self._place(name, digests, backend._link), True
+        return existing, False
 
     def abort(self):
         if self._fd is not None:

@@ -20,23 +20,15 @@ C{/} and not starting with C{.}), so every path stays inside the root.
 import json
 import posixpath
 
-from twisted.logger import Logger
-
+from bwscd.backends.common import conflictName
 from bwscd.errors import BadRequest, Conflict
 
 COMPLETE_MARKER = "complete"
 METADATA_SUFFIX = ".metadata.json"
-CONFLICT_SUFFIX = ".conflict-"
 STATE_DIRECTORY = ".bwscd"
 TEMPORARY = posixpath.join(STATE_DIRECTORY, "tmp")
 STATE = posixpath.join(STATE_DIRECTORY, "state")
 LOCK = posixpath.join(STATE_DIRECTORY, "lock")
-
-REPORTED_LIMIT = 10_000
-"""Names not in UTF-8 remembered as logged; further ones are logged each time they are seen."""
-
-log = Logger()
-_reported: set[str] = set()
 
 
 def fsName(name: str) -> str:
@@ -65,11 +57,6 @@ def objectMetadata(containerName: str, name: str) -> str:
     )
 
 
-def conflictName(name: str, sha256: str) -> str:
-    """Where different bytes for an evidence object's name are kept."""
-    return f"{name}{CONFLICT_SUFFIX}{sha256[:16]}"
-
-
 def state(name: str) -> str:
     return posixpath.join(STATE, name)
 
@@ -80,44 +67,6 @@ def encodeMetadata(metadata: dict[str, str]) -> bytes:
 
 def decodeMetadata(data: bytes | None) -> dict[str, str]:
     return {} if data is None else json.loads(data)
-
-
-def utf8Names(names, directory: str) -> list[str]:
-    """
-    The entries C{names} of C{directory} (as the OS or the SFTP server gives
-    them, bytes that are not UTF-8 as surrogates) that can be a container's
-    or an object's name, or hold one: those in UTF-8.  Any other was put
-    there by something else than bwscd: it is left out of listings and
-    counts (never a failure of them), and logged the first time it is seen.
-    """
-    found = []
-    for name in names:
-        try:
-            name.encode("utf-8")
-        except UnicodeEncodeError:
-            path = posixpath.join(directory, name)
-            if path not in _reported:
-                if len(_reported) < REPORTED_LIMIT:
-                    _reported.add(path)
-                log.warn("left out of listings: {path}, whose name is not UTF-8 "
-                         "(it can't be a container's or an object's)",
-                         path=ascii(path.encode("utf-8", "surrogateescape"))[2:-1])
-            continue
-        found.append(name)
-    return found
-
-
-def chosen(names, prefix: str, marker: str, limit: int) -> list[str]:
-    """
-    The names a listing shows, of C{names} (in UTF-8, see L{utf8Names}):
-    those starting with C{prefix}, after C{marker}, in the order of their
-    UTF-8 bytes, at most C{limit}.
-    """
-    after = marker.encode("utf-8")
-    return sorted(
-        (n for n in names if n.startswith(prefix) and n.encode("utf-8") > after),
-        key=lambda n: n.encode("utf-8"),
-    )[:limit]
 
 
 def checkContainerName(name: str, nameMax: int) -> None:

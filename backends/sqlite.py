@@ -29,94 +29,44 @@ which compares their bytes: listings are ordered as the API orders them.
 """
 
 import json
-import mmap
 import os
 import queue
 import sqlite3
 import time
 import urllib.parse
 from contextlib import contextmanager
-from dataclasses import replace
 
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
-from bwscd.backends.layout import conflictName
+from bwscd.backends import common
+from bwscd.backends.sqlitechunks import ChunkReader, ChunkWriter
+from bwscd.backends.sqliteschema import (
+    CONTAINERS,
+    MIGRATIONS,
+    OBJECT_COLUMNS,
+    PAGE_SIZE,
+    SCHEMA,
+    SCHEMA_VERSION,
+    containerRow,
+    deleteUpload,
+    encodeMetadata,
+    listingRange,
+    migrate,
+    rowInfo,
+)
 from bwscd.constraints import mergeMetadata
 from bwscd.errors import (
-    BadRequest,
     Conflict,
     InsufficientStorage,
     NotFound,
     ServiceUnavailable,
     SwiftError,
 )
-from bwscd.interfaces import (
-    ContainerInfo,
-    Digests,
-    IObjectReader,
-    IObjectWriter,
-    IStorageBackend,
-    ObjectInfo,
-)
+from bwscd.interfaces import ContainerInfo, IStorageBackend, ObjectInfo
 from bwscd.plugins import checkOptions, parseSize
-
-SCHEMA_VERSION = 2
-CHUNK_SIZE = 1 << 20
-# Large pages keep a 1 MiB chunk to 16 overflow pages instead of 256.
-PAGE_SIZE = 1 << 16
-
-SCHEMA = f"""
-BEGIN;
-CREATE TABLE containers (
-    name TEXT PRIMARY KEY,
-    metadata TEXT NOT NULL,
-    created REAL NOT NULL
-);
-CREATE TABLE uploads (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    container TEXT NOT NULL REFERENCES containers(name),
-    name TEXT NOT NULL,
-    started REAL NOT NULL
-);
-CREATE TABLE chunks (
-    upload INTEGER NOT NULL REFERENCES uploads(id),
-    seq INTEGER NOT NULL,
-    data BLOB NOT NULL,
-    PRIMARY KEY (upload, seq)
-);
-CREATE TABLE objects (
-    container TEXT NOT NULL REFERENCES containers(name),
-    name TEXT NOT NULL,
-    upload INTEGER NOT NULL UNIQUE REFERENCES uploads(id),
-    length INTEGER NOT NULL,
-    md5 TEXT NOT NULL,
-    sha256 TEXT NOT NULL,
-    modified REAL NOT NULL,
-    metadata TEXT NOT NULL,
-    content_type TEXT,
-    PRIMARY KEY (container, name)
-);
-CREATE TABLE state (
-    name TEXT PRIMARY KEY,
-    data BLOB NOT NULL
-);
-PRAGMA user_version = {SCHEMA_VERSION};
-COMMIT;
-"""
-# What each earlier schema version needs to become the next: version 1
-# lacked the objects' Content-Type.
-MIGRATIONS = {1: "ALTER TABLE objects ADD COLUMN content_type TEXT"}
-
-# A container's row with what it holds, for a query that names the
-# containers it wants (WHERE) and groups by them.
-_CONTAINERS = """
-SELECT c.name, c.metadata, count(o.name), total(o.length), max(c.created, coalesce(max(o.modified), 0))
-FROM containers c LEFT JOIN objects o ON o.container = c.name
-"""
-_OBJECT_COLUMNS = "length, md5, sha256, modified, metadata, content_type"
 
 log = Logger()
 
@@ -124,69 +74,11 @@ log = Logger()
 def storageError(error: sqlite3.OperationalError, what: str) -> SwiftError:
     """
     The API's refusal for a failed SQLite operation: a full disk is 507,
-    anything else (locked, I/O error) 503, so the controller keeps the data
-    and retries.
+    anything else (locked, I/O error) 503.
     """
-    if error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_FULL:
-        return InsufficientStorage(f"out of disk space while {what}")
-    log.error("storage failure while {what}: {error}", what=what, error=error)
-    return ServiceUnavailable(f"storage failure while {what}")
+    return common.storageError(what, error, error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_FULL,
+                               log)
 
-
-def _encode(metadata: dict[str, str]) -> str:
-    return json.dumps(metadata, ensure_ascii=False, sort_keys=True)
-
-
-def _migrate(db: sqlite3.Connection) -> None:
-    """Bring a database of an earlier schema version to L{SCHEMA_VERSION}."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        # Again under the write lock: another process may have done it.
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        while version in MIGRATIONS:
-            db.execute(MIGRATIONS[version])
-            version += 1
-        db.execute(f"PRAGMA user_version = {version}")
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    log.info("database schema brought to version {version}", version=version)
-
-
-def _deleteUpload(db: sqlite3.Connection, upload: int) -> None:
-    db.execute("DELETE FROM chunks WHERE upload = ?", (upload,))
-    db.execute("DELETE FROM uploads WHERE id = ?", (upload,))
-
-
-def _prefixEnd(prefix: str) -> str | None:
-    """
-    The least string after every string that starts with C{prefix}, by
-    UTF-8 bytes (which order as code points do); L{None} if there is none
-    (C{prefix} is empty, or all U+10FFFF).
-    """
-    characters = list(prefix)
-    while characters:
-        following = ord(characters.pop()) + 1
-        if 0xD800 <= following <= 0xDFFF:
-            following = 0xE000  # surrogates have no UTF-8
-        if following <= 0x10FFFF:
-            return "".join(characters) + chr(following)
-    return None
-
-
-def _range(prefix: str, marker: str, column: str = "name") -> tuple[str, tuple]:
-    """
-    The condition on the name C{column} of a listing, as SQL and its
-    parameters: a range that the primary key's index answers, in BINARY
-    (byte) order.
-    """
-    condition, parameters = f"{column} > ? AND {column} >= ?", [marker, prefix]
-    end = _prefixEnd(prefix)
-    if end is not None:
-        condition += f" AND {column} < ?"
-        parameters.append(end)
-    return condition, tuple(parameters)
 
 
 @implementer(IStorageBackend)
@@ -196,6 +88,13 @@ class SQLiteBackend:
     are kept on its filesystem: an upload that would eat into them is
     refused with 507, before its body is read if it has a Content-Length,
     else as soon as it gets there.
+
+    Longer than a class should be, for a reason: it is the storage contract
+    (L{IStorageBackend}, thirteen methods), each as the reactor's call and
+    the body the database thread runs, beside the database thread and the
+    transactions they share; what is not the contract is elsewhere (the
+    schema in L{bwscd.backends.sqliteschema}, the bytes in
+    L{bwscd.backends.sqlitechunks}, the shared rules in L{common}).
     """
 
     def __init__(self, path: str, reserve: int):
@@ -268,7 +167,7 @@ class SQLiteBackend:
             if create and version == 0 and empty:
                 db.executescript(SCHEMA)
             elif version in MIGRATIONS:
-                _migrate(db)
+                migrate(db)
             elif version != SCHEMA_VERSION:
                 raise ServiceUnavailable(
                     f"{self.path} is not a bwscd database of schema version "
@@ -337,9 +236,9 @@ class SQLiteBackend:
         return self._defer("reading container metadata", self._containerInfo, container)
 
     def _containerInfo(self, container: str) -> ContainerInfo | None:
-        row = self._db.execute(f"{_CONTAINERS} WHERE c.name = ? GROUP BY c.name",
+        row = self._db.execute(f"{CONTAINERS} WHERE c.name = ? GROUP BY c.name",
                                (container,)).fetchone()
-        return None if row is None else _containerRow(*row)
+        return None if row is None else containerRow(*row)
 
     def _containerMetadata(self, container: str) -> dict[str, str] | None:
         row = self._db.execute(
@@ -356,7 +255,7 @@ class SQLiteBackend:
             if current is None:
                 db.execute(
                     "INSERT INTO containers (name, metadata, created) VALUES (?, ?, ?)",
-                    (container, _encode(mergeMetadata({}, metadata)), time.time()),
+                    (container, encodeMetadata(mergeMetadata({}, metadata)), time.time()),
                 )
                 return True
             self._mergeContainerMetadata(db, container, current, metadata)
@@ -380,7 +279,7 @@ class SQLiteBackend:
         if merged != current:
             db.execute(
                 "UPDATE containers SET metadata = ? WHERE name = ?",
-                (_encode(merged), container),
+                (encodeMetadata(merged), container),
             )
         return merged
 
@@ -389,10 +288,10 @@ class SQLiteBackend:
 
     def _objectInfo(self, container: str, name: str) -> ObjectInfo | None:
         row = self._db.execute(
-            f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE container = ? AND name = ?",
+            f"SELECT {OBJECT_COLUMNS} FROM objects WHERE container = ? AND name = ?",
             (container, name),
         ).fetchone()
-        return None if row is None else _rowInfo(container, name, *row)
+        return None if row is None else rowInfo(container, name, *row)
 
     def replaceObjectMetadata(self, container, name, metadata):
         return self._defer(
@@ -403,7 +302,7 @@ class SQLiteBackend:
         with self._transaction(durable=True) as db:
             updated = db.execute(
                 "UPDATE objects SET metadata = ? WHERE container = ? AND name = ?",
-                (_encode(metadata), container, name),
+                (encodeMetadata(metadata), container, name),
             ).rowcount
         if not updated:
             raise NotFound(f"no object {name!r} in container {container!r}")
@@ -431,7 +330,7 @@ class SQLiteBackend:
     def _deleteObject(self, container: str, name: str) -> ObjectInfo | None:
         with self._transaction(durable=True) as db:
             row = db.execute(
-                f"SELECT upload, {_OBJECT_COLUMNS} FROM objects"
+                f"SELECT upload, {OBJECT_COLUMNS} FROM objects"
                 " WHERE container = ? AND name = ?",
                 (container, name),
             ).fetchone()
@@ -448,7 +347,7 @@ class SQLiteBackend:
         except sqlite3.Error as e:
             log.warn("deleted {name!r} in {container!r}, but not its bytes yet: {error}",
                      name=name, container=container, error=e)
-        return _rowInfo(container, name, *row[1:])
+        return rowInfo(container, name, *row[1:])
 
     def deleteContainer(self, container):
         return self._defer("deleting a container", self._deleteContainer, container)
@@ -470,12 +369,12 @@ class SQLiteBackend:
         return self._defer("listing containers", self._listContainers, prefix, marker, limit)
 
     def _listContainers(self, prefix: str, marker: str, limit: int) -> list[ContainerInfo]:
-        condition, parameters = _range(prefix, marker, "c.name")
+        condition, parameters = listingRange(prefix, marker, "c.name")
         rows = self._db.execute(
-            f"{_CONTAINERS} WHERE {condition} GROUP BY c.name ORDER BY c.name LIMIT ?",
+            f"{CONTAINERS} WHERE {condition} GROUP BY c.name ORDER BY c.name LIMIT ?",
             (*parameters, limit),
         )
-        return [_containerRow(*row) for row in rows]
+        return [containerRow(*row) for row in rows]
 
     def listObjects(self, container, prefix, marker, limit):
         return self._defer("listing objects", self._listObjects, container, prefix, marker,
@@ -484,13 +383,13 @@ class SQLiteBackend:
     def _listObjects(self, container, prefix, marker, limit) -> list[ObjectInfo]:
         if self._containerMetadata(container) is None:
             raise NotFound(f"no container {container!r}")
-        condition, parameters = _range(prefix, marker)
+        condition, parameters = listingRange(prefix, marker)
         rows = self._db.execute(
-            f"SELECT name, {_OBJECT_COLUMNS} FROM objects"
+            f"SELECT name, {OBJECT_COLUMNS} FROM objects"
             f" WHERE container = ? AND {condition} ORDER BY name LIMIT ?",
             (container, *parameters, limit),
         )
-        return [_rowInfo(container, *row) for row in rows]
+        return [rowInfo(container, *row) for row in rows]
 
     def readObject(self, container, name, offset, length):
         return self._defer("opening an object to read", self._readObject,
@@ -498,12 +397,12 @@ class SQLiteBackend:
 
     def _readObject(self, container, name, offset, length) -> "ChunkReader":
         row = self._db.execute(
-            f"SELECT upload, {_OBJECT_COLUMNS} FROM objects WHERE container = ? AND name = ?",
+            f"SELECT upload, {OBJECT_COLUMNS} FROM objects WHERE container = ? AND name = ?",
             (container, name),
         ).fetchone()
         if row is None:
             raise NotFound(f"no object {name!r} in container {container!r}")
-        upload, info = row[0], _rowInfo(container, name, *row[1:])
+        upload, info = row[0], rowInfo(container, name, *row[1:])
         size = info.digests.length
         end = size if length is None else min(offset + length, size)
         self._reading[upload] = self._reading.get(upload, 0) + 1
@@ -554,7 +453,7 @@ class SQLiteBackend:
             return
         with self._transaction() as db:
             if not db.execute("SELECT 1 FROM objects WHERE upload = ?", (upload,)).fetchone():
-                _deleteUpload(db, upload)
+                deleteUpload(db, upload)
 
     def _release(self, upload: int) -> None:
         """A reader of C{upload} is done with it."""
@@ -563,186 +462,6 @@ class SQLiteBackend:
             self._reading[upload] = count
         else:
             self._forget(upload)
-
-
-@implementer(IObjectWriter)
-class ChunkWriter:
-    """
-    An object being written as an upload's chunks, made visible on commit by
-    the one transaction that points its object row at them.
-    """
-
-    def __init__(self, backend, upload, container, name, metadata, writeOnce, contentType):
-        self._backend = backend
-        self._contentType = contentType
-        self._upload = upload
-        self._container = container
-        self._name = name
-        self._metadata = metadata
-        self._writeOnce = writeOnce
-        # One chunk's worth, filled and flushed over and over.  Mapped, not
-        # allocated: freeing a 1 MiB malloc block makes glibc serve every
-        # later block up to that size from per-thread arenas, which then
-        # keep megabytes each (the filesystem backend never frees one).
-        self._buffer = mmap.mmap(-1, CHUNK_SIZE)
-        self._filled = 0
-        self._seq = 0
-
-    def write(self, data):
-        view = memoryview(data)
-        while view:
-            count = min(len(view), CHUNK_SIZE - self._filled)
-            self._buffer[self._filled : self._filled + count] = view[:count]
-            self._filled += count
-            view = view[count:]
-            if self._filled == CHUNK_SIZE:
-                self._flush(self._buffer)
-
-    def _flush(self, chunk) -> None:
-        self._backend._wait("writing an object", self._insert, self._seq, chunk)
-        self._seq += 1
-        self._filled = 0
-
-    def _insert(self, seq: int, chunk) -> None:
-        # Also while the body streams (chunked, or beside other uploads):
-        # the reserve is what deleting needs to write, once this upload is
-        # aborted or replaced.
-        self._backend._checkSpace(len(chunk))
-        with self._backend._transaction() as db:
-            row = db.execute(
-                "INSERT INTO chunks (upload, seq, data) VALUES (?, ?, zeroblob(?))",
-                (self._upload, seq, len(chunk)),
-            ).lastrowid
-            with db.blobopen("chunks", "data", row) as blob:
-                blob.write(chunk)
-
-    def commit(self, digests):
-        if self._filled:
-            self._flush(memoryview(self._buffer)[: self._filled])
-        return self._backend._wait("committing an object", self._commit, digests)
-
-    def _commit(self, digests: Digests) -> ObjectInfo:
-        backend = self._backend
-        with backend._transaction(durable=True) as db:
-            if not self._writeOnce:
-                return self._place(db, self._name, digests)
-            # Write once: the same bytes again are a success, other bytes go
-            # beside, under a name derived from their SHA-256, so that
-            # sending them again is idempotent too.
-            for name in (self._name, conflictName(self._name, digests.sha256)):
-                existing = backend._objectInfo(self._container, name)
-                if existing is None:
-                    return self._place(db, name, digests)
-                if existing.digests == digests:
-                    _deleteUpload(db, self._upload)
-                    return replace(existing, existed=True)
-            raise BadRequest(f"{self._name!r} and its conflict copy both hold other bytes")
-
-    def _place(self, db, name: str, digests: Digests) -> ObjectInfo:
-        """Point the object row at this upload, dropping the one it replaces."""
-        replaced = db.execute(
-            "SELECT upload FROM objects WHERE container = ? AND name = ?",
-            (self._container, name),
-        ).fetchone()
-        modified = time.time()
-        db.execute(
-            "INSERT OR REPLACE INTO objects (container, name, upload, length, md5,"
-            " sha256, modified, metadata, content_type) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (self._container, name, self._upload, digests.length, digests.md5,
-             digests.sha256, modified, _encode(self._metadata), self._contentType),
-        )
-        if replaced is not None and replaced[0] not in self._backend._reading:
-            # (One being read goes when its last reader closes.)
-            _deleteUpload(db, replaced[0])
-        return ObjectInfo(self._container, name, digests, modified, self._metadata,
-                          contentType=self._contentType)
-
-    def abort(self):
-        self._backend._wait("forgetting an object", self._backend._forget, self._upload)
-
-
-def _rowInfo(container, name, length, md5, sha256, modified, metadata,
-             contentType) -> ObjectInfo:
-    """The L{ObjectInfo} of an C{objects} row."""
-    return ObjectInfo(
-        container, name, Digests(length, md5, sha256), modified, json.loads(metadata),
-        contentType=contentType,
-    )
-
-
-def _containerRow(name, metadata, count, used, modified) -> ContainerInfo:
-    """The L{ContainerInfo} of a row of L{_CONTAINERS}."""
-    return ContainerInfo(name, json.loads(metadata), count, int(used), modified)
-
-
-@implementer(IObjectReader)
-class ChunkReader:
-    """
-    A range of an object's chunks, read from a download's worker thread,
-    which hands each read to the database thread and waits.  The upload it
-    reads stays until L{close}, even if the object is replaced meanwhile.
-    """
-
-    def __init__(self, backend, upload, info, offset, end):
-        self._backend = backend
-        self._upload = upload
-        self.info = info
-        self._position = offset
-        self._end = end
-        self._closed = False
-        # The chunk last read and its rowid, for the next read to start
-        # there without a look-up (database thread only).
-        self._chunk: tuple[int, int] | None = None
-
-    def read(self, size):
-        if self._closed:
-            raise ValueError("read from a closed reader")
-        size = min(size, self._end - self._position)
-        if size <= 0:
-            return b""
-        data = self._backend._wait("reading an object", self._read, self._position, size)
-        self._position += len(data)
-        return data
-
-    def _read(self, position: int, size: int) -> bytes:
-        db = self._backend._db
-        pieces = []
-        while size:
-            seq, start = divmod(position, CHUNK_SIZE)
-            if self._chunk is None or self._chunk[0] != seq:
-                row = db.execute(
-                    "SELECT rowid FROM chunks WHERE upload = ? AND seq = ?",
-                    (self._upload, seq),
-                ).fetchone()
-                if row is None:
-                    raise ServiceUnavailable(
-                        f"chunk {seq} of {self.info.name!r} in {self.info.container!r} "
-                        "is missing from the database"
-                    )
-                self._chunk = (seq, row[0])
-            # A blob handle for this read only: one kept open would hold
-            # a read transaction open under the writers' transactions.
-            with db.blobopen("chunks", "data", self._chunk[1], readonly=True) as blob:
-                blob.seek(start)
-                piece = blob.read(size)
-            if not piece:
-                raise ServiceUnavailable(
-                    f"chunk {seq} of {self.info.name!r} in {self.info.container!r} "
-                    "is shorter than the object"
-                )
-            pieces.append(piece)
-            position += len(piece)
-            size -= len(piece)
-        return b"".join(pieces)
-
-    def close(self):
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            self._backend._wait("closing an object", self._backend._release, self._upload)
-        except SwiftError:
-            pass  # logged; an upload left over goes at the next start
 
 
 def backend(dataDirectory: str, options: dict[str, str]) -> SQLiteBackend:

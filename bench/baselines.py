@@ -22,7 +22,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from bwscd.backends.sftp import CIPHERS
+from bwscd.backends.sftp.ssh import CIPHERS
 from upload import Figures, Payload, RepeatedBlock, loadConftest, machineBusySeconds, timeUploads
 
 HOST = "127.0.0.1"

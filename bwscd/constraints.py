@@ -36,6 +36,12 @@ SYSTEM = "System"
 USERS = "Users"
 DEVICES = "Devices"
 
+COMPLETE = "Complete"
+"""
+The C{Status} of a recording's container once the camera system has sent
+all of it (Recording container metadata).
+"""
+
 # A Content-Type as kept and sent back: printable ASCII, no control
 # characters, something before the end.
 _CONTENT_TYPE = re.compile(r"[\x21-\x7e][\x20-\x7e]*")
