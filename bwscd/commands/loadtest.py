@@ -11,7 +11,7 @@ import os
 import secrets
 import sys
 
-from bwscd.config import datadir
+from bwscd.config import paths
 from bwscd.commands import CommandError
 from bwscd.tools.loadtest import (
     GiB, MB, LoadTest, LoadTestError, Plan, humanSize, parseSize, percentile,
@@ -142,7 +142,7 @@ def _report(results, plan: Plan, shiftTB: float) -> None:
 
 
 def run(arguments) -> None:
-    path = arguments.connection_file or os.path.join(arguments.data, datadir.CONNECTION_FILE)
+    path = arguments.connection_file or os.path.join(arguments.data, paths.CONNECTION_FILE)
     target = readConnectionFile(path)
     seed = arguments.seed if arguments.seed is not None else secrets.randbits(32)
     plan = Plan(
