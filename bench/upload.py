@@ -199,9 +199,9 @@ def commandOf(pid: int) -> list[str]:
 
 
 def isWorker(pid: int) -> bool:
-    """A bwscd worker process (C{python -m bwscd.service.workers}) of C{--workers}."""
+    """A bwscd worker process (C{python -m bwscd.service.workerprocess}) of C{--workers}."""
     arguments = commandOf(pid)[1:]
-    return "-m" in arguments and arguments[arguments.index("-m") + 1:][:1] == ["bwscd.service.workers"]
+    return "-m" in arguments and arguments[arguments.index("-m") + 1:][:1] == ["bwscd.service.workerprocess"]
 
 
 def workersOf(pid: int) -> list[int]:
@@ -245,7 +245,7 @@ class ServerSampler:
     their parent pid, again every C{SCAN_INTERVAL} so that a process started
     during the run is counted too, each sampled every C{INTERVAL} in a
     thread between L{start} and L{stop}.  For bwscd, those are its
-    C{--workers} (C{python -m bwscd.service.workers}), and the sftp backend's
+    C{--workers} (C{python -m bwscd.service.workerprocess}), and the sftp backend's
     C{ssh} clients (of the main process and of each worker), which do its
     SSH encryption.
 
