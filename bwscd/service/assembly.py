@@ -31,7 +31,7 @@ from bwscd.policy.capabilities import PublishedDocuments
 from bwscd.policy.categories import PublishedCategories
 from bwscd.security.accounts import Credentials
 from bwscd.policy.events import EventLog, Events, LogSink, Retention, WebhookSink
-from bwscd.plugins import installedBackends, loadBackend, parseSize
+from bwscd.plugins import installedBackends, loadBackend, sizeInBytes
 from bwscd.config.processlock import InUse, ProcessLock, claimStorage
 from bwscd.transfer.quota import Quota
 from bwscd.policy.refusals import QUIET_PERIOD, RefusalEpisodes
@@ -227,7 +227,7 @@ class Options(usage.Options):
         for option, example in (("quota", "500G"), ("min-upload-rate", "16K")):
             if self[option] is not None:
                 try:
-                    self[option] = parseSize("bwscd", option, self[option])
+                    self[option] = sizeInBytes(self[option])
                 except ValueError:
                     raise usage.UsageError(
                         f"--{option} {self[option]!r} is not a size like {example}")

@@ -30,7 +30,6 @@ import hashlib
 import http.client
 import os
 import random
-import re
 import select
 import socket
 import ssl
@@ -43,6 +42,7 @@ from datetime import datetime, timezone
 from urllib.parse import quote, urlsplit
 
 from bwscd.config import connectionfile
+from bwscd.plugins import humanSize
 
 KiB = 1 << 10
 MiB = 1 << 20
@@ -66,26 +66,6 @@ BYTES_PER_SECOND_OF_VIDEO = 5e9 / 3600
 
 class LoadTestError(ValueError):
     """A load test that can't start: the message says why, in one line."""
-
-
-# Sizes.
-
-
-def parseSize(text: str) -> int:
-    """C{256K}, C{64M}, C{2G}, C{512MiB}, C{12345}: binary multiples."""
-    match = re.fullmatch(r"\s*(\d+)\s*([kKmMgGtT]?)(i?[bB])?\s*", text)
-    if match is None:
-        raise ValueError(f"not a size: {text!r} (try 256K, 64M, 2G)")
-    number, unit = int(match.group(1)), match.group(2).upper()
-    return number << (10 * " KMGT".index(unit or " "))
-
-
-def humanSize(size: int) -> str:
-    """Binary units when exact (C{64 MiB}), else bytes."""
-    for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
-        if size >= 1 << shift and size % (1 << shift) == 0:
-            return f"{size >> shift} {unit}"
-    return f"{size} bytes"
 
 
 # The connection file.
@@ -137,7 +117,7 @@ def readConnectionFile(path: str) -> Target:
         certificatesPEM=[
             base64.b64decode(c).decode("ascii") for c in document.get("HTTPSCertificate", [])
         ],
-        containerType=document.get("ContainerType", "mkv"),
+        containerType=document.get("ContainerType", connectionfile.DEFAULT_CONTAINER_TYPE),
     )
 
 
