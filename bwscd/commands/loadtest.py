@@ -14,9 +14,9 @@ import sys
 from bwscd.config import paths
 from bwscd.commands import CommandError
 from bwscd.plugins import humanSize, sizeInBytes
-from bwscd.tools.loadtest import (
-    GiB, MB, LoadTest, LoadTestError, Plan, percentile, readConnectionFile, sizing,
-)
+from bwscd.tools.loadcamera import Plan
+from bwscd.tools.loadclient import GiB, MB, LoadTestError, readConnectionFile
+from bwscd.tools.loadtest import LoadTest, percentile, sizing
 
 ERRORS = (LoadTestError,)
 
