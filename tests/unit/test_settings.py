@@ -13,15 +13,26 @@ from bwscd.config import datadir, paths
 from bwscd.config.settings import Settings
 
 
-def test_reader_accounts_from_before_roles_are_readers(tmp_path):
+def dataDirectory(tmp_path) -> str:
     directory = str(tmp_path / "data")
     datadir.prepare(directory, port=8443, https=False)
+    return directory
+
+
+def rewrite(directory: str, change) -> None:
+    """Write settings.json as C{change} makes it of what it holds, as an operator might."""
     path = os.path.join(directory, paths.SETTINGS)
     with open(path) as f:
         settings = json.load(f)
-    settings["readers"] = [{"user": "archive", "keyHash": tokens.hashKey("old-key")}]
     with open(path, "w") as f:
-        json.dump(settings, f)
+        json.dump(change(settings), f)
+
+
+def test_reader_accounts_from_before_roles_are_readers(tmp_path):
+    directory = dataDirectory(tmp_path)
+    path = os.path.join(directory, paths.SETTINGS)
+    rewrite(directory, lambda settings: dict(
+        settings, readers=[{"user": "archive", "keyHash": tokens.hashKey("old-key")}]))
 
     loaded = Settings.load(directory)
     assert [(a["user"], a["role"]) for a in loaded.integratorAccounts] == \
@@ -38,25 +49,18 @@ def test_reader_accounts_from_before_roles_are_readers(tmp_path):
 
 
 def test_settings_that_are_not_bwscds_are_refused_by_name(tmp_path):
-    directory = str(tmp_path / "data")
-    datadir.prepare(directory, port=8443, https=False)
-    path = os.path.join(directory, paths.SETTINGS)
-    with open(path) as f:
-        settings = json.load(f)
-    del settings["tokenSecret"]
-    with open(path, "w") as f:
-        json.dump(settings, f)
+    directory = dataDirectory(tmp_path)
+    rewrite(directory, lambda settings: {k: v for k, v in settings.items()
+                                         if k != "tokenSecret"})
     with pytest.raises(ValueError, match="has no tokenSecret"):
         Settings.load(directory)
-    with open(path, "w") as f:
-        json.dump([], f)
+    rewrite(directory, lambda settings: [])
     with pytest.raises(ValueError, match="not a JSON object"):
         Settings.load(directory)
 
 
 def test_changes_are_checked_and_kept_only_once_saved(tmp_path):
-    directory = str(tmp_path / "data")
-    datadir.prepare(directory, port=8443, https=False)
+    directory = dataDirectory(tmp_path)
     settings = Settings.load(directory)
     key = settings.addAccount("archive", accounts.ADMIN)
     with pytest.raises(ValueError, match="already an account named archive"):
@@ -78,8 +82,7 @@ def test_changes_are_checked_and_kept_only_once_saved(tmp_path):
 
 
 def test_a_rotated_key_keeps_the_old_one_for_the_grace_period(tmp_path):
-    directory = str(tmp_path / "data")
-    datadir.prepare(directory, port=8443, https=False)
+    directory = dataDirectory(tmp_path)
     settings = Settings.load(directory)
     before, secret = settings.keyHash, settings.tokenSecret
     settings.rotateKey(60, now=1000.0)
