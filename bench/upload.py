@@ -195,7 +195,8 @@ def commandOf(pid: int) -> list[str]:
 def isWorker(pid: int) -> bool:
     """A bwscd worker process (C{python -m bwscd.service.workerprocess}) of C{--workers}."""
     arguments = commandOf(pid)[1:]
-    return "-m" in arguments and arguments[arguments.index("-m") + 1:][:1] == ["bwscd.service.workerprocess"]
+    return "-m" in arguments and \
+        arguments[arguments.index("-m") + 1:][:1] == ["bwscd.service.workerprocess"]
 
 
 def workersOf(pid: int) -> list[int]:

@@ -111,11 +111,11 @@ def test_pyopenssl_bindings():
         _util = None
     context = SSL.Context(SSL.TLS_METHOD)
     connection = SSL.Connection(context, None)
+    ffi, lib = getattr(_util, "ffi", None), getattr(_util, "lib", None)
     assert missing([
         ("OpenSSL._util", _util is not None),
-        ("OpenSSL._util.ffi.buffer", callable(getattr(getattr(_util, "ffi", None), "buffer", None))),
-        ("OpenSSL._util.lib.SSL_read", callable(getattr(getattr(_util, "lib", None), "SSL_read",
-                                                        None))),
+        ("OpenSSL._util.ffi.buffer", callable(getattr(ffi, "buffer", None))),
+        ("OpenSSL._util.lib.SSL_read", callable(getattr(lib, "SSL_read", None))),
         ("OpenSSL._util.no_zero_allocator", callable(getattr(_util, "no_zero_allocator", None))),
         ("Connection._ssl", getattr(connection, "_ssl", None) is not None),
         ("Connection._raise_ssl_error(self, ssl, result)",
