@@ -32,6 +32,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
+from bwscd.plugins import humanSize, sizeInBytes
+
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BLOCK_SIZE = 1 << 20
 # The controller registers its user and camera before it sends a recording
@@ -71,19 +73,11 @@ def absolutePythonPath() -> None:
 
 
 def parseSize(text: str) -> int:
-    """C{2G}, C{512M}, C{512MiB}, C{100k}, C{12345}: binary multiples."""
-    match = re.fullmatch(r"\s*(\d+)\s*([kKmMgGtT]?)(i?[bB])?\s*", text)
-    if match is None:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (try 2G, 512M, 100k)")
-    number, unit = int(match.group(1)), match.group(2).upper()
-    return number << (10 * " KMGT".index(unit or " "))
-
-
-def humanSize(size: int) -> str:
-    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
-        if size >= 1 << shift and size % (1 << shift) == 0:
-            return f"{size >> shift} {unit}"
-    return f"{size} bytes"
+    """A size as bwscd reads one (L{bwscd.plugins.sizeInBytes}), for argparse."""
+    try:
+        return sizeInBytes(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e))
 
 
 # The client's side: bytes from one block, repeated.
@@ -199,9 +193,10 @@ def commandOf(pid: int) -> list[str]:
 
 
 def isWorker(pid: int) -> bool:
-    """A bwscd worker process (C{python -m bwscd.service.workers}) of C{--workers}."""
+    """A bwscd worker process (C{python -m bwscd.service.workerprocess}) of C{--workers}."""
     arguments = commandOf(pid)[1:]
-    return "-m" in arguments and arguments[arguments.index("-m") + 1:][:1] == ["bwscd.service.workers"]
+    return "-m" in arguments and \
+        arguments[arguments.index("-m") + 1:][:1] == ["bwscd.service.workerprocess"]
 
 
 def workersOf(pid: int) -> list[int]:
@@ -245,7 +240,7 @@ class ServerSampler:
     their parent pid, again every C{SCAN_INTERVAL} so that a process started
     during the run is counted too, each sampled every C{INTERVAL} in a
     thread between L{start} and L{stop}.  For bwscd, those are its
-    C{--workers} (C{python -m bwscd.service.workers}), and the sftp backend's
+    C{--workers} (C{python -m bwscd.service.workerprocess}), and the sftp backend's
     C{ssh} clients (of the main process and of each worker), which do its
     SSH encryption.
 

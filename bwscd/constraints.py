@@ -4,7 +4,7 @@ The protocol's rules for names and metadata, in one place.
 Every name and every metadata header that reaches a backend has passed
 through this module, so a backend can rely on: valid UTF-8, no control
 characters, no C{.} or C{..} path segment, no empty segment, bounded sizes.
-The limits are OpenStack Swift's defaults (see NOTES.md); metadata sizes are
+The limits are OpenStack Swift's defaults, which the API inherits; metadata sizes are
 counted on the decoded UTF-8, so that percent-encoding a user's non-ASCII
 name does not eat the budget the API promises it.
 """

@@ -60,3 +60,39 @@ def replacingFile(path: str, mode: int = 0o600):
             os.unlink(temporary)
         raise
     fsyncDirectory(directory)
+
+
+def fileStamp(path: str) -> tuple[int, int, int] | None:
+    """
+    What tells a changed file from the same one: its modification time,
+    size and inode (a file replaced atomically is a new inode, whatever its
+    time); L{None} if there is no such file.
+    """
+    try:
+        status = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (status.st_mtime_ns, status.st_size, status.st_ino)
+
+
+class ChangedFiles:
+    """
+    Whether files changed since what was read of them was taken up: for
+    files that operators change under a running server.  L{changes} gives
+    the files' stamps if they changed; L{takenUp} records them once what
+    they hold is in use, so a file that can't be used yet is looked at
+    again next time.
+    """
+
+    def __init__(self, *paths: str):
+        self._paths = paths
+        self.taken: tuple | None = None
+        """The stamps last taken up; L{None} before the first time."""
+
+    def changes(self) -> tuple | None:
+        """The files' stamps (L{fileStamp}) if they differ from those taken up; else L{None}."""
+        stamps = tuple(fileStamp(path) for path in self._paths)
+        return None if stamps == self.taken else stamps
+
+    def takenUp(self, stamps: tuple) -> None:
+        self.taken = stamps

@@ -1,10 +1,13 @@
 """
-Storage backends found by name among Twisted plugins.
+Storage backends found by name among Twisted plugins, their options, and
+sizes as operators write them (C{--quota 500G}, C{reserve=256M}).
 
 A backend is any object in the C{twisted.plugins} package that provides
 L{IPlugin} and L{IBackendPlugin}; a third party adds one by installing a
 module there (see docs/backends.md).
 """
+
+import re
 
 from twisted.plugin import IPlugin, getPlugins
 from twisted.python.reflect import namedAny
@@ -94,17 +97,39 @@ def checkOptions(backend: str, options: dict[str, str], known: set[str]) -> None
                          f" (known: {', '.join(sorted(known))})")
 
 
+_SIZE = re.compile(r"\s*([0-9]+)\s*([kKmMgGtT]?)(i?[bB])?\s*")
+
+
+def sizeInBytes(text: str) -> int:
+    """
+    The one way bwscd reads a size: C{12345}, C{64K}, C{256M}, C{2G}, C{1T},
+    C{512MiB}, C{64 kB}: binary multiples (powers of 1024), whatever the
+    case of the letters.
+
+    @raise ValueError: saying it is not a size.
+    """
+    match = _SIZE.fullmatch(text)
+    if match is None:
+        raise ValueError(f"not a size: {text!r} (try 256K, 64M, 2G)")
+    number, unit = int(match.group(1)), match.group(2).upper()
+    return number << (10 * " KMGT".index(unit or " "))
+
+
+def humanSize(size: int) -> str:
+    """Binary units when exact (C{64 MiB}), else bytes."""
+    for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if size >= 1 << shift and size % (1 << shift) == 0:
+            return f"{size >> shift} {unit}"
+    return f"{size} bytes"
+
+
 def parseSize(backend: str, option: str, text: str) -> int:
     """
-    C{"512"}, C{"64K"}, C{"256M"}, C{"2G"}, C{"1T"} (powers of 1024): a size
-    in bytes.
+    A backend option's size (L{sizeInBytes}).
 
     @raise ValueError: naming the backend and option.
     """
-    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-    number, unit = text, 1
-    if text[-1:].upper() in units:
-        number, unit = text[:-1], units[text[-1].upper()]
-    if not number.isdigit():
+    try:
+        return sizeInBytes(text)
+    except ValueError:
         raise ValueError(f"{backend} backend: {option}={text!r} is not a size like 256M")
-    return int(number) * unit

@@ -17,7 +17,8 @@ import pytest
 
 from bwscd.config import connectionfile
 
-from bwscd.config import datadir
+from bwscd.config import datadir, paths
+from bwscd.config.settings import Settings
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None,
                                 reason="needs the openssl command")
@@ -38,7 +39,7 @@ def openssl(*arguments: str, input: bytes | None = None) -> bytes:
 
 
 def newDataDirectory(path: str) -> str:
-    settings, key = datadir.newSettings(publicAddresses=["127.0.0.1"])
+    settings, key = Settings.new(path, publicAddresses=["127.0.0.1"])
     datadir.create(path, settings, key, port=8443, https=True)
     return path
 
@@ -70,7 +71,7 @@ def keyPair(tmp_path_factory) -> KeyPair:
     privateKey = str(base / "content.private.pem")
     generated = bwscd("keys", "--data", data, "generate", "--out", privateKey)
     assert generated.returncode == 0, generated.stderr
-    with open(os.path.join(data, datadir.CONNECTION_FILE), "rb") as f:
+    with open(os.path.join(data, paths.CONNECTION_FILE), "rb") as f:
         document = json.load(f)
     publicKey = str(base / "content.public.pem")
     with open(publicKey, "wb") as f:
@@ -151,14 +152,14 @@ def assertNothingWritten(recording: Recording) -> None:
 
 
 def test_generate_writes_the_connection_file(keyPair):
-    with open(os.path.join(keyPair.data, datadir.CONNECTION_FILE), "rb") as f:
+    with open(os.path.join(keyPair.data, paths.CONNECTION_FILE), "rb") as f:
         document = connectionfile.validate(f.read())
     assert document["WantEncryption"] is True
     fingerprint = hashlib.sha256(
         openssl("pkey", "-pubin", "-in", keyPair.publicKey, "-outform", "DER")
     ).hexdigest()
     assert document["PublicKeyId"] == "bwscd-" + fingerprint[:16]
-    assert datadir.loadSettings(keyPair.data)["encryption"]["publicKeyId"] == \
+    assert Settings.load(keyPair.data).encryption["publicKeyId"] == \
         document["PublicKeyId"]
     # The connection file's public key is the private key's other half.
     assert openssl("pkey", "-in", keyPair.privateKey, "-pubout", "-outform", "DER") == \
@@ -178,7 +179,7 @@ def test_generate_tells_where_the_key_is_and_what_to_do(keyPair):
     assert os.path.abspath(keyPair.privateKey) in said
     assert "OFF this server" in said
     assert "bwscd decrypt" in said
-    assert "upload" in said and datadir.CONNECTION_FILE in said
+    assert "upload" in said and paths.CONNECTION_FILE in said
     assert "takes this up within seconds" in said
     assert "never be turned off" in said
 
@@ -203,7 +204,7 @@ def test_generate_refuses_a_weak_key(tmp_path):
         bwscd("keys", "--data", data, "generate", "--out", out, "--bits", "2048"), "keys")
     assert "3072" in line
     assert not os.path.exists(out)
-    assert "encryption" not in datadir.loadSettings(data)
+    assert Settings.load(data).encryption is None
 
 
 def test_generate_refuses_to_overwrite_a_private_key(tmp_path):
@@ -214,7 +215,7 @@ def test_generate_refuses_to_overwrite_a_private_key(tmp_path):
                          "keys")
     assert "exists" in line
     assert out.read_text() == "precious"
-    assert "encryption" not in datadir.loadSettings(data)
+    assert Settings.load(data).encryption is None
 
 
 def test_generate_outside_a_data_directory(tmp_path):
@@ -244,7 +245,7 @@ def test_passphrase_and_replacing_a_key(tmp_path, keyPair):
     assert "replaces the key site-2023" in second.stdout
     with open(private) as f:
         assert f.readline() == "-----BEGIN ENCRYPTED PRIVATE KEY-----\n"
-    with open(os.path.join(data, datadir.CONNECTION_FILE), "rb") as f:
+    with open(os.path.join(data, paths.CONNECTION_FILE), "rb") as f:
         document = connectionfile.validate(f.read())
     assert document["PublicKeyId"] == "site-2024"
     public = str(tmp_path / "public.pem")

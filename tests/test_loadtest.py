@@ -21,7 +21,10 @@ import threading
 import pytest
 
 from bwscd.config import connectionfile
-from bwscd.tools.loadtest import Payload, Plan, identities, parseSize, percentile, sizing
+from bwscd.plugins import sizeInBytes as parseSize
+from bwscd.tools.loadcamera import Plan, identities
+from bwscd.tools.loadclient import Payload
+from bwscd.tools.loadtest import percentile, sizing
 
 BWSCD = os.path.join(os.path.dirname(sys.executable), "bwscd")
 RECORDING = re.compile(r"^[0-9a-f-]{36}_[^_]+_[0-9]{8}T[0-9]{6}Z$")

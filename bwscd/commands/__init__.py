@@ -5,6 +5,8 @@ function taking the parsed arguments; every parser, down to an action's,
 takes C{--data} (L{bwscd.commands.cli.CommandParser}).  A function that fails
 raises L{CommandError}, or an error the command's module names in
 C{ERRORS}, with a message for the operator.
+
+The top layer: may import every other; nothing imports it.
 """
 
 

@@ -12,7 +12,7 @@ from twisted.python.failure import Failure
 
 from bwscd.config import backup
 
-from bwscd.config import datadir
+from bwscd.config import paths
 from bwscd.files import writeAtomically
 from bwscd.commands import CommandError
 from bwscd.errors import SwiftError
@@ -97,17 +97,17 @@ def runBackup(arguments) -> None:
         raise CommandError(f"{path} exists: give --force to replace it")
     writeAtomically(path, sealed, 0o600)
     missing = ""
-    if datadir.CONNECTION_FILE not in snapshot.files:
-        missing = (f"; no {datadir.CONNECTION_FILE}, so no account key: after a "
+    if paths.CONNECTION_FILE not in snapshot.files:
+        missing = (f"; no {paths.CONNECTION_FILE}, so no account key: after a "
                    "restore, make one with 'bwscd credentials rotate'")
     print(f"saved {backup.describe(snapshot)} to {path}{missing}")
 
 
 def runRestore(arguments) -> None:
-    settings = os.path.join(arguments.data, datadir.SETTINGS)
+    settings = os.path.join(arguments.data, paths.SETTINGS)
     if os.path.lexists(settings) and not arguments.force:
         raise CommandError(
-            f"{arguments.data} already holds a data directory ({datadir.SETTINGS}): "
+            f"{arguments.data} already holds a data directory ({paths.SETTINGS}): "
             "give --force to replace its configuration and registry"
         )
     backend = _backend(arguments)

@@ -1,16 +1,18 @@
 """C{bwscd categories}: the categories offered to camera users."""
 
 import json
+import os
 
-from bwscd.config import datadir
+from bwscd.config import paths
+from bwscd.config.settings import Settings
 from bwscd.policy.categories import CategoryFile
 
 ERRORS = (ValueError,)  # CategoryError, and a directory that is not bwscd's
 
 
 def run(arguments) -> None:
-    datadir.loadSettings(arguments.data)
-    categories = CategoryFile(arguments.data)
+    Settings.load(arguments.data)
+    categories = CategoryFile(os.path.join(arguments.data, paths.CATEGORIES))
     if arguments.action == "list":
         for category in categories.read():
             print(f"{category['Id']}\t{category['Name']}")

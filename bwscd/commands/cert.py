@@ -15,7 +15,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 
 from bwscd.security import certificate
 
-from bwscd.config import datadir
+from bwscd.config import datadir, paths
+from bwscd.config.connectionfile import MAX_CERTIFICATES
+from bwscd.config.settings import Settings
 from bwscd.commands import CommandError
 from bwscd.files import writeAtomically
 
@@ -39,18 +41,17 @@ def _describe(label: str, pem: bytes) -> None:
 
 def _stage(arguments, certificatePEM: bytes, keyPEM: bytes) -> None:
     """Stage a pair, then rewrite the connection file to list it."""
-    served = os.path.join(arguments.data, datadir.CERTIFICATE)
+    served = os.path.join(arguments.data, paths.CERTIFICATE)
     with open(served, "rb") as f:
         listed = len(x509.load_pem_x509_certificates(f.read()))
     listed += len(x509.load_pem_x509_certificates(certificatePEM))
-    if listed > 10:
+    if listed > MAX_CERTIFICATES:
         raise CommandError(
             f"the connection file would list {listed} certificates (served and staged "
-            "chains); it holds at most 10")
-    writeAtomically(_path(arguments, datadir.STAGED_PRIVATE_KEY), keyPEM)
-    writeAtomically(_path(arguments, datadir.STAGED_CERTIFICATE), certificatePEM)
-    settings = datadir.loadSettings(arguments.data)
-    datadir.writeConnectionFile(arguments.data, settings)
+            f"chains); it holds at most {MAX_CERTIFICATES}")
+    writeAtomically(_path(arguments, paths.STAGED_PRIVATE_KEY), keyPEM)
+    writeAtomically(_path(arguments, paths.STAGED_CERTIFICATE), certificatePEM)
+    datadir.writeConnectionFile(arguments.data, Settings.load(arguments.data))
     if arguments.activate:
         _activate(arguments)
     else:
@@ -59,16 +60,16 @@ def _stage(arguments, certificatePEM: bytes, keyPEM: bytes) -> None:
 
 
 def _activate(arguments) -> None:
-    staged = _path(arguments, datadir.STAGED_CERTIFICATE)
+    staged = _path(arguments, paths.STAGED_CERTIFICATE)
     if not os.path.exists(staged):
         raise CommandError("no staged certificate: run 'bwscd cert renew' or 'import' first")
     # The key first: a server reloading between the two renames finds a
     # certificate that doesn't match its key, keeps the old pair, and takes
     # the new one at its next look.
-    os.replace(_path(arguments, datadir.STAGED_PRIVATE_KEY),
-               _path(arguments, datadir.PRIVATE_KEY))
-    os.replace(staged, _path(arguments, datadir.CERTIFICATE))
-    datadir.writeConnectionFile(arguments.data, datadir.loadSettings(arguments.data))
+    os.replace(_path(arguments, paths.STAGED_PRIVATE_KEY),
+               _path(arguments, paths.PRIVATE_KEY))
+    os.replace(staged, _path(arguments, paths.CERTIFICATE))
+    datadir.writeConnectionFile(arguments.data, Settings.load(arguments.data))
     print("activated; the running server serves it to new connections within seconds")
 
 
@@ -92,16 +93,15 @@ def _readKeyPair(certificatePath, keyPath, chainPath) -> tuple[bytes, bytes]:
     if key.public_key().public_bytes(serialization.Encoding.DER, public) != \
             chain[0].public_key().public_bytes(serialization.Encoding.DER, public):
         raise CommandError(f"{keyPath} is not the key of {certificatePath}")
-    if len(chain) > 10:
-        raise CommandError("the connection file holds at most 10 certificates")
+    # _stage refuses a chain that would make the connection file list too many.
     return certificatePEM, keyPEM
 
 
 def run(arguments) -> None:
     if arguments.action == "show":
-        datadir.loadSettings(arguments.data)  # a directory that is not bwscd's fails
-        for label, name in (("served", datadir.CERTIFICATE),
-                            ("staged", datadir.STAGED_CERTIFICATE)):
+        Settings.load(arguments.data)  # a directory that is not bwscd's fails
+        for label, name in (("served", paths.CERTIFICATE),
+                            ("staged", paths.STAGED_CERTIFICATE)):
             if os.path.exists(_path(arguments, name)):
                 with open(_path(arguments, name), "rb") as f:
                     _describe(label, f.read())
@@ -109,8 +109,8 @@ def run(arguments) -> None:
         if arguments.days < 1:
             raise CommandError(f"--days {arguments.days}: a certificate is valid for at "
                                "least 1 day")
-        settings = datadir.loadSettings(arguments.data)
-        if not settings["https"]:
+        settings = Settings.load(arguments.data)
+        if not settings.https:
             raise CommandError("this data directory serves plain HTTP (--http): "
                                "there is no certificate")
         if arguments.days > certificate.LONGEST_ACCEPTED_DAYS:
@@ -120,10 +120,10 @@ def run(arguments) -> None:
                   "that keeps to that limit refuses this one", file=sys.stderr)
         keyPEM = None
         if not arguments.new_key:
-            with open(_path(arguments, datadir.PRIVATE_KEY), "rb") as f:
+            with open(_path(arguments, paths.PRIVATE_KEY), "rb") as f:
                 keyPEM = f.read()
         certificatePEM, keyPEM = certificate.createSelfSigned(
-            settings["publicAddresses"], arguments.days, keyPEM)
+            settings.publicAddresses, arguments.days, keyPEM)
         _stage(arguments, certificatePEM, keyPEM)
     elif arguments.action == "import":
         _stage(arguments, *_readKeyPair(arguments.cert, arguments.key, arguments.chain))

@@ -7,7 +7,8 @@ import os
 
 from bwscd.config import connectionfile
 
-from bwscd.config import datadir
+from bwscd.config import datadir, paths
+from bwscd.config.settings import Settings
 from bwscd.commands import CommandError
 
 ERRORS = (ValueError,)
@@ -40,15 +41,14 @@ def check(path: str, issuedPath: str) -> list[str]:
 
 
 def run(arguments) -> None:
-    issued = os.path.join(arguments.data, datadir.CONNECTION_FILE)
+    issued = os.path.join(arguments.data, paths.CONNECTION_FILE)
     if arguments.check:
         problems = check(arguments.check, issued)
         if problems:
             raise CommandError(f"{arguments.check}: " + "; ".join(problems))
         print(f"{arguments.check} is a valid connection file")
         return
-    settings = datadir.loadSettings(arguments.data)
-    datadir.writeConnectionFile(arguments.data, settings)
+    datadir.writeConnectionFile(arguments.data, Settings.load(arguments.data))
     if arguments.out:
         with open(issued, "rb") as source, open(arguments.out, "wb") as out:
             os.chmod(arguments.out, 0o600)

@@ -5,6 +5,7 @@ import time
 from bwscd.security import accounts
 
 from bwscd.config import datadir
+from bwscd.config.settings import Settings
 
 ERRORS = (ValueError,)
 DAY = 24 * 60 * 60
@@ -17,7 +18,10 @@ def run(arguments) -> None:
     if arguments.action == "rotate":
         if arguments.grace_days < 0:
             raise ValueError("--grace-days can't be negative")
-        accounts.rotate(arguments.data, arguments.grace_days * DAY)
+        settings = Settings.load(arguments.data)
+        key = settings.rotateKey(arguments.grace_days * DAY, time.time())
+        settings.save()
+        datadir.writeConnectionFile(arguments.data, settings, key)
         print(f"new account key written to the connection file in {arguments.data}; "
               f"a running server accepts it {TAKEN_UP}; then upload the file in "
               "Body Worn Manager")
@@ -27,20 +31,24 @@ def run(arguments) -> None:
             print(f"every older key and every token given out stop working {TAKEN_UP}")
         return
     if arguments.action == "add":
-        key = accounts.addAccount(arguments.data, arguments.name, arguments.role)
+        settings = Settings.load(arguments.data)
+        key = settings.addAccount(arguments.name, arguments.role)
+        settings.save()
         print(f"{arguments.role} {arguments.name} added; its key (shown only now): {key}")
         print(f"a running server accepts it {TAKEN_UP}")
         return
     if arguments.action == "remove":
-        accounts.removeAccount(arguments.data, arguments.name)
+        settings = Settings.load(arguments.data)
+        settings.removeAccount(arguments.name)
+        settings.save()
         print(f"account {arguments.name} removed; a running server refuses its key and "
               f"its tokens {TAKEN_UP}")
         return
-    settings = datadir.loadSettings(arguments.data)
-    print(f"user {settings['account']['user']}")
-    for user, role in accounts.accounts(arguments.data):
-        print(f"{role} {user}")
-    for retiring in settings["account"].get("retiring", []):
+    settings = Settings.load(arguments.data)
+    print(f"user {settings.userName}")
+    for account in settings.integratorAccounts:
+        print(f"{account['role']} {account['user']}")
+    for retiring in settings.retiring:
         if retiring["until"] > time.time():
             until = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(retiring["until"]))
             print(f"an older key is accepted until {until}")

@@ -4,7 +4,7 @@ import os
 
 from cryptography.hazmat.primitives import serialization
 
-from bwscd.config import datadir
+from bwscd.config.settings import Settings
 from bwscd.commands.keys import readPassphrase
 from bwscd.tools.encryption import DecryptionError, decryptFile, defaultKeyId, loadPrivateKey
 
@@ -32,8 +32,8 @@ def _privateKeyId(directory: str, privateKey) -> str:
     """
     publicKey = privateKey.public_key()
     try:
-        encryption = datadir.loadSettings(directory)["encryption"]
-        if serialization.load_pem_public_key(
+        encryption = Settings.load(directory).encryption
+        if encryption and serialization.load_pem_public_key(
             encryption["publicKey"].encode("ascii")
         ) == publicKey:
             return encryption["publicKeyId"]

@@ -3,7 +3,9 @@
 import os
 import sys
 
-from bwscd.config import datadir
+from bwscd.config import datadir, paths, settings as settingsFile
+from bwscd.config.connectionfile import CONTAINER_TYPES
+from bwscd.config.settings import Settings
 from bwscd.policy.capabilities import CAPABILITIES
 
 ERRORS = (ValueError,)
@@ -15,7 +17,7 @@ def _ask(question: str, default: str) -> str:
 
 
 def run(arguments) -> None:
-    if os.path.exists(os.path.join(arguments.data, datadir.SETTINGS)):
+    if settingsFile.exists(arguments.data):
         raise ValueError(f"{arguments.data} already holds a bwscd data directory")
     addresses = arguments.public_address
     siteName = arguments.site_name
@@ -23,17 +25,18 @@ def run(arguments) -> None:
     # given: scripts get the defaults.
     if sys.stdin.isatty():
         if not addresses:
-            found = ",".join(datadir.machineAddresses())
+            found = ",".join(settingsFile.machineAddresses())
             addresses = [a.strip() for a in _ask(
                 "Addresses the controller will use (comma-separated)", found
             ).split(",") if a.strip()]
         if siteName is None:
             siteName = _ask("Site name shown in Body Worn Manager",
-                            datadir.newSettings()[0]["siteName"])
+                            settingsFile.defaultSiteName())
     capabilities = arguments.capability
     if arguments.no_capabilities:
         capabilities = []
-    settings, key = datadir.newSettings(
+    settings, key = Settings.new(
+        arguments.data,
         publicAddresses=addresses or None,
         containerType=arguments.container_type,
         siteName=siteName,
@@ -41,7 +44,7 @@ def run(arguments) -> None:
     )
     datadir.create(arguments.data, settings, key, port=arguments.port,
                    https=not arguments.http)
-    path = os.path.join(arguments.data, datadir.CONNECTION_FILE)
+    path = os.path.join(arguments.data, paths.CONNECTION_FILE)
     print(f"created {arguments.data}; upload {path} in Body Worn Manager")
     for uri in datadir.tokenURIs(settings):
         print(f"  token URI {uri}")
@@ -61,7 +64,7 @@ def register(subcommands) -> None:
                         help="the port twistd bwscd will listen on (default 8443)")
     parser.add_argument("--http", action="store_true",
                         help="plain HTTP, for development only")
-    parser.add_argument("--container-type", choices=["mkv", "mp4"], default=None)
+    parser.add_argument("--container-type", choices=CONTAINER_TYPES, default=None)
     parser.add_argument("--site-name", default=None, help="up to 64 characters")
     parser.add_argument("--capability", action="append", choices=sorted(CAPABILITIES),
                         default=None, help="publish only these (repeatable; default all)")

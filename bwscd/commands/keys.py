@@ -12,7 +12,8 @@ import os
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bwscd.config import datadir
+from bwscd.config import datadir, paths
+from bwscd.config.settings import Settings
 from bwscd.commands import CommandError
 from bwscd.tools.encryption import defaultKeyId, fingerprint
 
@@ -22,7 +23,7 @@ MINIMUM_BITS = 3072
 MAXIMUM_BITS = 8192
 MAXIMUM_ID_LENGTH = 128
 
-# loadSettings and writeConnectionFile say what is wrong with the data
+# Settings.load and writeConnectionFile say what is wrong with the data
 # directory with ValueError.
 ERRORS = (ValueError,)
 
@@ -63,8 +64,8 @@ def generate(arguments) -> None:
     settings and the connection file, replacing any key there before.
     Nothing is changed if the key can't be written.
     """
-    settings = datadir.loadSettings(arguments.data)
-    previous = settings.get("encryption")
+    settings = Settings.load(arguments.data)
+    previous = settings.encryption
     if not MINIMUM_BITS <= arguments.bits <= MAXIMUM_BITS:
         raise CommandError(
             f"--bits {arguments.bits}: give {MINIMUM_BITS} to {MAXIMUM_BITS} "
@@ -88,16 +89,13 @@ def generate(arguments) -> None:
     keyId = arguments.id or defaultKeyId(publicKey)
     _writeNew(arguments.out, privateKey.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption))
-    settings["encryption"] = {
-        "publicKey": publicKey.public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo,
-        ).decode("ascii"),
-        "publicKeyId": keyId,
-    }
-    datadir.saveSettings(arguments.data, settings)
+    settings.setEncryptionKey(publicKey.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo,
+    ).decode("ascii"), keyId)
+    settings.save()
     datadir.writeConnectionFile(arguments.data, settings)
 
-    connectionFile = os.path.join(arguments.data, datadir.CONNECTION_FILE)
+    connectionFile = os.path.join(arguments.data, paths.CONNECTION_FILE)
     protection = "encrypted with the passphrase" if arguments.passphrase_file \
         else "not encrypted"
     print(f"private key: {os.path.abspath(arguments.out)} "
@@ -122,7 +120,7 @@ be turned off again: Body Worn Manager refuses a connection file without it.""")
 
 def show(arguments) -> None:
     """Say which public key the connection file asks the controller to use."""
-    encryption = datadir.loadSettings(arguments.data).get("encryption")
+    encryption = Settings.load(arguments.data).encryption
     if not encryption:
         print("no content encryption key")
         return

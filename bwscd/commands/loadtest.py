@@ -11,12 +11,12 @@ import os
 import secrets
 import sys
 
-from bwscd.config import datadir
+from bwscd.config import paths
 from bwscd.commands import CommandError
-from bwscd.tools.loadtest import (
-    GiB, MB, LoadTest, LoadTestError, Plan, humanSize, parseSize, percentile,
-    readConnectionFile, sizing,
-)
+from bwscd.plugins import humanSize, sizeInBytes
+from bwscd.tools.loadcamera import Plan
+from bwscd.tools.loadclient import GiB, MB, LoadTestError, readConnectionFile
+from bwscd.tools.loadtest import LoadTest, percentile, sizing
 
 ERRORS = (LoadTestError,)
 
@@ -26,7 +26,7 @@ W800_BITS_PER_SECOND = 1e9
 
 def _size(text: str) -> int:
     try:
-        size = parseSize(text)
+        size = sizeInBytes(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e))
     if size < 1:
@@ -142,7 +142,7 @@ def _report(results, plan: Plan, shiftTB: float) -> None:
 
 
 def run(arguments) -> None:
-    path = arguments.connection_file or os.path.join(arguments.data, datadir.CONNECTION_FILE)
+    path = arguments.connection_file or os.path.join(arguments.data, paths.CONNECTION_FILE)
     target = readConnectionFile(path)
     seed = arguments.seed if arguments.seed is not None else secrets.randbits(32)
     plan = Plan(
@@ -216,12 +216,12 @@ def register(subcommands) -> None:
                         help="recordings each camera uploads, one after the other (default 1)")
     parser.add_argument("--clips-per-recording", type=_positive, default=4, metavar="N",
                         help="clips in each recording (default 4)")
-    parser.add_argument("--clip-size", type=_size, default=parseSize("64M"), metavar="SIZE",
+    parser.add_argument("--clip-size", type=_size, default=sizeInBytes("64M"), metavar="SIZE",
                         help="bytes per clip, binary multiples: 256K, 64M, 2G (default 64M)")
     parser.add_argument("--chunked", action="store_true",
                         help="send clips with Transfer-Encoding: chunked instead of "
                              "Content-Length")
-    parser.add_argument("--chunk-size", type=_size, default=parseSize("64K"), metavar="SIZE",
+    parser.add_argument("--chunk-size", type=_size, default=sizeInBytes("64K"), metavar="SIZE",
                         help="with --chunked, bytes per chunk (default 64K)")
     parser.add_argument("--shift-tb", type=_terabytes, default=1.0, metavar="TB",
                         help="terabytes (decimal) recorded per shift, for the sizing line "

@@ -37,10 +37,10 @@ from twisted.internet.defer import inlineCallbacks
 
 from bwscd import __version__
 
-from bwscd.config import datadir
+from bwscd.config import paths
+from bwscd.config.settings import Settings
 
 from bwscd.policy import registry
-from bwscd.policy.categories import FILENAME as CATEGORIES
 from bwscd.files import writeAtomically
 
 FORMAT = 1
@@ -55,15 +55,15 @@ _MAX_MEMORY = 1 << 30
 # The data directory's files in a backup, and whether each holds a secret
 # (restored 0600 whatever the backup says).
 FILES = {
-    datadir.SETTINGS: True,
-    datadir.CERTIFICATE: True,
-    datadir.PRIVATE_KEY: True,
-    datadir.CONNECTION_FILE: True,
-    CATEGORIES: False,
+    paths.SETTINGS: True,
+    paths.CERTIFICATE: True,
+    paths.PRIVATE_KEY: True,
+    paths.CONNECTION_FILE: True,
+    paths.CATEGORIES: False,
     # A renewed certificate waiting to be served: the connection file the
     # controller holds may already list it.
-    datadir.STAGED_CERTIFICATE: True,
-    datadir.STAGED_PRIVATE_KEY: True,
+    paths.STAGED_CERTIFICATE: True,
+    paths.STAGED_PRIVATE_KEY: True,
 }
 
 
@@ -105,7 +105,7 @@ def takeSnapshot(directory: str, backend):
     @raise BackupError: if C{directory} is not a data directory.
     """
     try:
-        datadir.loadSettings(directory)
+        Settings.load(directory)
     except ValueError as e:
         raise BackupError(str(e))
     files = {}
@@ -144,7 +144,7 @@ def restoreSnapshot(snapshot: Snapshot, directory: str, backend):
     os.makedirs(directory, exist_ok=True)
     # settings.json last: it marks a data directory as made, so a restore
     # cut short leaves none, and can simply be run again.
-    for name in sorted(FILES, key=lambda name: name == datadir.SETTINGS):
+    for name in sorted(FILES, key=lambda name: name == paths.SETTINGS):
         if name in snapshot.files:
             mode, data = snapshot.files[name]
             writeAtomically(os.path.join(directory, name), data,
@@ -222,8 +222,8 @@ def _parse(payload: bytes) -> Snapshot:
     unknown = sorted(set(files) - set(FILES))
     if unknown:
         raise BackupError(f"the backup holds files bwscd does not know: {', '.join(unknown)}")
-    if datadir.SETTINGS not in files:
-        raise BackupError(f"the backup holds no {datadir.SETTINGS}")
+    if paths.SETTINGS not in files:
+        raise BackupError(f"the backup holds no {paths.SETTINGS}")
     return snapshot
 
 

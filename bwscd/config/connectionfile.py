@@ -4,7 +4,7 @@ worn manager so that the system controller can find and log in to us.
 
 The manager's only feedback on a bad file is a generic failure, so
 L{validate} holds a file to the spec's table (plus the raised
-C{ApplicationVersion} limit of NOTES.md) and says exactly what is wrong;
+C{ApplicationVersion} limit of the API's newer revision, v1.6.10) and says exactly what is wrong;
 L{build} refuses to write a file that would fail it.
 """
 
@@ -22,6 +22,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 MAX_SIZE = 65536
 MAX_URIS = 10
 MAX_CERTIFICATES = 10
+CONTAINER_TYPES = ("mkv", "mp4")
+"""The video containers the controller may be asked for (C{ContainerType})."""
+DEFAULT_CONTAINER_TYPE = "mkv"
 VERSION = "1.0"
 
 # A check returns why a value is wrong, or None if it is right.
@@ -172,7 +175,7 @@ _REQUIRED: dict[str, _Check] = {
 # _presenceProblems.
 _OPTIONAL: dict[str, _Check] = {
     "HTTPSCertificate": _arrayOf(_certificate, MAX_CERTIFICATES),
-    "ContainerType": _oneOf("mkv", "mp4"),
+    "ContainerType": _oneOf(*CONTAINER_TYPES),
     "FullStoreAndReadSupport": _boolean,
     "WantEncryption": _boolean,
     "PublicKey": _publicKey,
@@ -290,7 +293,7 @@ def build(
     certificatesPEM: list[bytes],
     userName: str,
     key: str,
-    containerType: str = "mkv",
+    containerType: str = DEFAULT_CONTAINER_TYPE,
     fullStoreAndReadSupport: bool = False,
     contentDestinationAsNTPServer: bool = False,
     publicKeyPEM: bytes | None = None,

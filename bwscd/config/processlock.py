@@ -14,6 +14,8 @@ import os
 from twisted.internet.defer import DeferredLock, inlineCallbacks, maybeDeferred
 from twisted.internet.task import deferLater
 
+from bwscd.config.paths import DATA_DIRECTORY_LOCK
+
 RETRY_INTERVAL = 0.01
 
 
@@ -102,9 +104,6 @@ class ServiceLock:
         # Never empty for a reader in between: the old id goes only after.
         os.pwrite(self.fd, line, 0)
         os.ftruncate(self.fd, len(line))
-
-
-DATA_DIRECTORY_LOCK = "bwscd.lock"
 
 
 def claimStorage(dataDirectory: str, backend) -> list[ServiceLock]:

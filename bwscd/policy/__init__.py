@@ -6,6 +6,6 @@ events every change is audited with (L{events}), and what the account holds
 (L{usage}).
 
 May import the top-level modules of L{bwscd}, L{bwscd.security} and the
-storage contract (L{bwscd.interfaces}); never L{bwscd.transfer},
-L{bwscd.protocol} or above.
+storage contract (L{bwscd.interfaces}); never L{bwscd.backends} (a
+backend is reached through that contract), L{bwscd.config} or above.
 """

@@ -10,16 +10,13 @@ category since removed are still accepted and kept: the API says so.
 """
 
 import json
-import os
 
 from twisted.logger import Logger
 
 from bwscd.policy.capabilities import Document, categoriesDocument
-from bwscd.files import writeAtomically
+from bwscd.files import ChangedFiles, writeAtomically
 
 log = Logger()
-
-FILENAME = "categories.json"
 
 # The vendor example's starting set.
 DEFAULT_CATEGORIES = [
@@ -53,10 +50,10 @@ def _check(categories) -> list[dict[str, str]]:
 
 
 class CategoryFile:
-    """C{DATA/categories.json}: read, changed and written atomically."""
+    """C{DATA/categories.json} at C{path}: read, changed and written atomically."""
 
-    def __init__(self, directory: str):
-        self.path = os.path.join(directory, FILENAME)
+    def __init__(self, path: str):
+        self.path = path
 
     def read(self) -> list[dict[str, str]]:
         try:
@@ -105,16 +102,10 @@ class PublishedCategories:
     def __init__(self, categoryFile: CategoryFile, events):
         self._file = categoryFile
         self._events = events
-        self._stamp = self._fileStamp()
+        self._changes = ChangedFiles(categoryFile.path)
+        self._changes.takenUp(self._changes.changes())
         self._categories = categoryFile.read()
         self.document: Document = categoriesDocument(self._categories)
-
-    def _fileStamp(self):
-        try:
-            status = os.stat(self._file.path)
-        except FileNotFoundError:
-            return None
-        return (status.st_mtime_ns, status.st_size, status.st_ino)
 
     def refresh(self) -> bool:
         """
@@ -122,10 +113,10 @@ class PublishedCategories:
 
         @return: whether the published list changed.
         """
-        stamp = self._fileStamp()
-        if stamp == self._stamp:
+        stamps = self._changes.changes()
+        if stamps is None:
             return False
-        self._stamp = stamp
+        self._changes.takenUp(stamps)
         try:
             categories = self._file.read()
         except CategoryError as e:

@@ -25,7 +25,7 @@ from zope.interface import implementer
 
 from bwscd.files import TEMPORARY_SUFFIX, replacingFile
 from bwscd.interfaces import IEventSink
-from bwscd.plugins import parseSize
+from bwscd.plugins import sizeInBytes
 
 # The namespace integrators filter events on (docs/events.md): it stays
 # the same wherever this module lives.
@@ -118,7 +118,7 @@ class Retention:
         if text[-1:].lower() == "d" and text[:-1].isdigit():
             retention = cls(days=int(text[:-1]))
         else:
-            retention = cls(bytes=parseSize("bwscd", "event-log-keep", text))
+            retention = cls(bytes=sizeInBytes(text))
         if not (retention.days or retention.bytes):
             raise ValueError("nothing would be kept")
         return retention

@@ -124,9 +124,6 @@ class Registry:
     def handles(self, container: str) -> bool:
         return container in self._entries
 
-    def entry(self, container: str, name: str) -> dict | None:
-        return self._entries[container].get(name)
-
     @inlineCallbacks
     def check(self, container: str, name: str, metadata: dict[str, str]):
         """

@@ -18,7 +18,8 @@ the unread rest of the body can't be told apart from a next request.
 This relies on hooks of L{HTTPChannel} that are not public API:
 C{allHeadersReceived}, C{allContentReceived}, C{_send100Continue},
 C{_respondToBadRequestAndDisconnect} and C{rawDataReceived}; the tests in
-C{tests/test_streaming.py} and C{tests/test_fuzz.py} pin their behaviour.
+C{tests/test_streaming.py} and C{tests/test_fuzz.py} pin their behaviour,
+C{tests/unit/test_pinned_internals.py} their presence and shape.
 """
 
 from io import BytesIO

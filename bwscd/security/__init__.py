@@ -3,7 +3,7 @@ Who may do what: auth tokens (L{tokens}), the accounts and their roles
 (L{accounts}), the server certificate (L{certificate}) and TLS (L{tls},
 L{tlsreceive}).
 
-May import the top-level modules of L{bwscd} and L{bwscd.config}'s
-settings; nothing of the layers above (policy, transfer, protocol,
-service, tools, commands).
+May import the top-level modules of L{bwscd} only; nothing of the layers
+above (policy, config, transfer, protocol, service, tools, commands): what
+it needs of the settings is handed to it.
 """

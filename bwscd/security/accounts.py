@@ -6,36 +6,38 @@ keys being retired: a rotated key keeps working for a grace period, so the
 controller keeps offloading with the connection file it has until the
 operator uploads the new one.  Integrators get accounts of their own, each
 with a role: a reader may list and read what is stored, an admin may also
-delete it.  Only hashes of keys are kept (L{bwscd.security.tokens.hashKey}).
+delete it.  Only hashes of keys are kept (L{bwscd.security.tokens.hashKey}),
+in the settings, which L{bwscd.config.settings} owns and changes.
 """
 
 import functools
-import re
 import secrets
 import time
 
 from bwscd.security import tokens
 
-from bwscd.config import datadir
-
 
 class Credentials:
-    """What the running service accepts, read again from settings on L{reload}."""
+    """
+    What the running service accepts, taken from the settings (and again,
+    when they change, by L{update}).
 
-    def __init__(self, directory: str, clock=time.time):
-        self._directory = directory
+    @param settings: the accounts as the settings hold them: anything with
+        C{tokenSecret} (bytes), C{userName}, C{keyHash}, C{retiring}
+        (C{keyHash} and C{until}) and C{integratorAccounts} (C{user}, C{role},
+        C{keyHash}), as L{bwscd.config.settings.Settings} has.
+    """
+
+    def __init__(self, settings, clock=time.time):
         self._clock = clock
-        self.reload()
+        self.update(settings)
 
-    def reload(self) -> None:
-        settings = datadir.loadSettings(self._directory)
-        self.tokenSecret = bytes.fromhex(settings["tokenSecret"])
-        self.userName: str = settings["account"]["user"]
-        self._current: str = settings["account"]["keyHash"]
-        self._retiring: list[dict] = settings["account"].get("retiring", [])
-        self._accounts: dict[str, dict] = {
-            a["user"]: a for a in settings.get("accounts", [])
-        }
+    def update(self, settings) -> None:
+        self.tokenSecret: bytes = settings.tokenSecret
+        self.userName: str = settings.userName
+        self._current: str = settings.keyHash
+        self._retiring: list[dict] = settings.retiring
+        self._accounts: dict[str, dict] = {a["user"]: a for a in settings.integratorAccounts}
 
     def keyHashes(self) -> list[str]:
         """Hashes of every key accepted now: the current one first."""
@@ -75,65 +77,3 @@ READER = "reader"
 ADMIN = "admin"
 ROLES = (READER, ADMIN)
 """The roles an integrator's account may have."""
-_ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-
-
-def addAccount(directory: str, user: str, role: str) -> str:
-    """
-    A new integrator account with C{role} (one of L{ROLES}).
-
-    @return: its key, which is kept nowhere but in what this returns.
-    @raise ValueError: for a name that is taken or not allowed.
-    """
-    settings = datadir.loadSettings(directory)
-    accounts = settings.setdefault("accounts", [])
-    if role not in ROLES:
-        raise ValueError(f"a role is one of {', '.join(ROLES)}")
-    if not _ACCOUNT_NAME.match(user):
-        raise ValueError("an account's name is 1 to 64 letters, digits, '.', '_' or '-'")
-    if user == settings["account"]["user"] or any(a["user"] == user for a in accounts):
-        raise ValueError(f"there is already an account named {user}")
-    key = tokens.newKey()
-    accounts.append({"user": user, "role": role, "keyHash": tokens.hashKey(key)})
-    datadir.saveSettings(directory, settings)
-    return key
-
-
-def removeAccount(directory: str, user: str) -> None:
-    settings = datadir.loadSettings(directory)
-    accounts = settings.get("accounts", [])
-    if not any(a["user"] == user for a in accounts):
-        raise ValueError(f"no integrator account named {user}")
-    settings["accounts"] = [a for a in accounts if a["user"] != user]
-    datadir.saveSettings(directory, settings)
-
-
-def accounts(directory: str) -> list[tuple[str, str]]:
-    """The integrators' accounts, as (user name, role)."""
-    return [(a["user"], a["role"]) for a in datadir.loadSettings(directory).get("accounts", [])]
-
-
-def rotate(directory: str, grace: float, clock=time.time) -> str:
-    """
-    Give the account a new key, keep the current one working for C{grace}
-    seconds, and write the connection file with the new key.  A grace of 0
-    (a key that leaked) stops every older key at once, and every token
-    already given out (a new token secret).
-
-    @return: the new key.
-    """
-    settings = datadir.loadSettings(directory)
-    now = clock()
-    key = tokens.newKey()
-    retiring = []
-    if grace <= 0:
-        settings["tokenSecret"] = secrets.token_hex(32)
-    else:
-        retiring = [k for k in settings["account"].get("retiring", []) if k["until"] > now]
-        retiring.append({"keyHash": settings["account"]["keyHash"], "until": now + grace})
-    settings["account"] = dict(
-        settings["account"], keyHash=tokens.hashKey(key), retiring=retiring
-    )
-    datadir.saveSettings(directory, settings)
-    datadir.writeConnectionFile(directory, settings, key)
-    return key

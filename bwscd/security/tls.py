@@ -7,7 +7,6 @@ TLS connection gets the new certificate; connections already open keep the
 one they started with, so uploads in flight complete.
 """
 
-import os
 from datetime import datetime, timedelta, timezone
 
 from cryptography import x509
@@ -23,6 +22,7 @@ from twisted.internet.ssl import (
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from bwscd.files import ChangedFiles
 from bwscd.security.tlsreceive import BatchedConnection
 
 EXPIRY_WARNING = timedelta(days=30)
@@ -33,11 +33,6 @@ log = Logger()
 def certificatesIn(pem: bytes) -> list[x509.Certificate]:
     """Every certificate in a PEM file: the server's first, then its chain."""
     return x509.load_pem_x509_certificates(pem)
-
-
-def _stamp(path: str):
-    status = os.stat(path)
-    return (status.st_mtime_ns, status.st_size, status.st_ino)
 
 
 # For TLS 1.2, Mozilla's "intermediate" choice: forward secrecy and
@@ -61,7 +56,7 @@ class ServerCertificate:
     def __init__(self, certificatePath: str, keyPath: str):
         self._certificatePath = certificatePath
         self._keyPath = keyPath
-        self._stamps = None
+        self._files = ChangedFiles(certificatePath, keyPath)
         self._options: CertificateOptions | None = None
         self.reloadIfChanged()
 
@@ -75,8 +70,8 @@ class ServerCertificate:
         pair that can't be used (half-written, key not matching) is logged
         and the current one kept; the first load raises instead.
         """
-        stamps = (_stamp(self._certificatePath), _stamp(self._keyPath))
-        if stamps == self._stamps:
+        stamps = self._files.changes()
+        if stamps is None:
             return False
         try:
             with open(self._certificatePath, "rb") as c, open(self._keyPath, "rb") as k:
@@ -99,7 +94,7 @@ class ServerCertificate:
             log.error("kept the current certificate: {path} can't be used: {error}",
                       path=self._certificatePath, error=e)
             return False
-        self._stamps = stamps
+        self._files.takenUp(stamps)
         self._options = options
         self.notValidAfter = chain[0].not_valid_after_utc
         log.info("serving the certificate in {path}, valid until {until}",

@@ -20,7 +20,10 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 
 from bwscd import __version__
 
-from bwscd.config import datadir
+from bwscd.config import datadir, paths
+from bwscd.config.connectionfile import CONTAINER_TYPES
+from bwscd.config.settings import Settings
+from bwscd.files import ChangedFiles
 from bwscd.security.tokens import TokenAuthority
 from bwscd.protocol.accesslog import AccessLoggingSite
 from bwscd.service.balance import ConnectionTable, listenBalanced
@@ -28,7 +31,7 @@ from bwscd.policy.capabilities import PublishedDocuments
 from bwscd.policy.categories import PublishedCategories
 from bwscd.security.accounts import Credentials
 from bwscd.policy.events import EventLog, Events, LogSink, Retention, WebhookSink
-from bwscd.plugins import installedBackends, loadBackend, parseSize
+from bwscd.plugins import installedBackends, loadBackend, sizeInBytes
 from bwscd.config.processlock import InUse, ProcessLock, claimStorage
 from bwscd.transfer.quota import Quota
 from bwscd.policy.refusals import QUIET_PERIOD, RefusalEpisodes
@@ -47,9 +50,6 @@ EXPIRY_CHECK_INTERVAL = 24 * 60 * 60
 # deletions keep the count between, this takes in what changed on the
 # server itself (files removed by the operator).
 QUOTA_COUNT_INTERVAL = 10 * 60
-# In the data directory, shared by the main process and its workers.
-REGISTRY_LOCK = "registry.lock"
-QUOTA_COUNTERS = "quota.counters"
 # Connections waiting to be accepted, as Twisted's listenTCP has it.
 BACKLOG = 50
 
@@ -216,8 +216,8 @@ class Options(usage.Options):
     def postOptions(self):
         if not 0 < self["port"] < 65536:
             raise usage.UsageError("--port must be 1 to 65535")
-        if self["container-type"] not in (None, "mkv", "mp4"):
-            raise usage.UsageError("--container-type must be mkv or mp4")
+        if self["container-type"] not in (None, *CONTAINER_TYPES):
+            raise usage.UsageError(f"--container-type must be {' or '.join(CONTAINER_TYPES)}")
         if self["token-lifetime"] < 60:
             raise usage.UsageError("--token-lifetime must be at least 60 seconds")
         for option in ("max-uploads", "idle-timeout", "header-timeout", "workers",
@@ -227,7 +227,7 @@ class Options(usage.Options):
         for option, example in (("quota", "500G"), ("min-upload-rate", "16K")):
             if self[option] is not None:
                 try:
-                    self[option] = parseSize("bwscd", option, self[option])
+                    self[option] = sizeInBytes(self[option])
                 except ValueError:
                     raise usage.UsageError(
                         f"--{option} {self[option]!r} is not a size like {example}")
@@ -297,7 +297,7 @@ class DestinationService(Service):
         """L{WorkerProcesses} to start once listening; L{None} in a worker."""
         self._connections = connections
         """The processes' L{ConnectionTable}; L{None} with one process."""
-        self._settingsStamp = None
+        self._settingsFile = ChangedFiles(os.path.join(options["data"], paths.SETTINGS))
         self._port = None
         self._watching = LoopingCall(self.reload)
         self._expiry = LoopingCall(self._checkExpiry)
@@ -390,16 +390,16 @@ class DestinationService(Service):
         try:
             if self._certificate is not None:
                 self._certificate.reloadIfChanged()
-            stamp = os.stat(os.path.join(self._options["data"], datadir.SETTINGS)).st_mtime_ns
-            if stamp != self._settingsStamp:
-                self._credentials.reload()
+            stamps = self._settingsFile.changes()
+            if stamps is not None:
+                settings = Settings.load(self._options["data"])
+                self._credentials.update(settings)
                 self._authority.secret = self._credentials.tokenSecret
-                self._storage.encrypted = bool(
-                    datadir.loadSettings(self._options["data"]).get("encryption"))
-                if self._settingsStamp is not None:
+                self._storage.encrypted = bool(settings.encryption)
+                if self._settingsFile.taken is not None:
                     log.info("settings changed: reloaded account keys, token secret "
                              "and encryption")
-                self._settingsStamp = stamp
+                self._settingsFile.takenUp(stamps)
         except Exception:
             log.failure("could not reload changed settings or certificate; "
                         "keeping the current ones")
@@ -458,7 +458,7 @@ def makeService(options) -> MultiService:
     service = MultiService()
     workers = connections = None
     if options.get("worker") is None:
-        eventLog = EventLog(os.path.join(destination.directory, "events.jsonl"),
+        eventLog = EventLog(os.path.join(destination.directory, paths.EVENT_LOG),
                             retention=options["event-log-keep"])
         webhooks = [WebhookSink(url, reactor) for url in options["webhook"]]
         events = Events([LogSink(), eventLog, *webhooks])
@@ -473,12 +473,12 @@ def makeService(options) -> MultiService:
         connections = ConnectionTable(options["connections-fd"], options["workers"],
                                       options["worker"])
     authority = TokenAuthority(destination.tokenSecret, options["token-lifetime"])
-    credentials = Credentials(destination.directory)
+    credentials = Credentials(Settings.load(destination.directory))
     certificate = None if options["http"] else ServerCertificate(
         destination.certificatePath, destination.privateKeyPath
     )
-    registry = Registry(
-        backend, events, ProcessLock(os.path.join(destination.directory, REGISTRY_LOCK), reactor))
+    registry = Registry(backend, events, ProcessLock(
+        os.path.join(destination.directory, paths.REGISTRY_LOCK), reactor))
     documents = PublishedDocuments(
         backend,
         destination.capabilities,
@@ -486,7 +486,7 @@ def makeService(options) -> MultiService:
     )
     uploadPool = ThreadPool(minthreads=0, maxthreads=options["max-uploads"],
                             name="bwscd-uploads")
-    quota = Quota(options["quota"], os.path.join(destination.directory, QUOTA_COUNTERS))
+    quota = Quota(options["quota"], os.path.join(destination.directory, paths.QUOTA_COUNTERS))
     # Stopped before the event log closes: its last events are written.
     refusals = RefusalEpisodes(events, reactor, options["refusal-quiet-period"])
     refusals.setServiceParent(service)

@@ -21,7 +21,6 @@ dies is killed by the kernel (Linux's C{PR_SET_PDEATHSIG}), so that no
 worker outlives the service and holds its port.
 """
 
-import ctypes
 import json
 import os
 import signal
@@ -31,14 +30,12 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger, eventFromJSON, globalLogPublisher
-from zope.interface import implementer
-
-from bwscd.interfaces import IEventSink
 
 log = Logger()
 
 RESTART_DELAY = 1.0
-_PR_SET_PDEATHSIG = 1
+WORKER_MODULE = "bwscd.service.workerprocess"
+"""What a worker process runs (C{python -m}): L{bwscd.service.workerprocess}."""
 
 
 class WorkerProcesses:
@@ -75,9 +72,9 @@ class WorkerProcesses:
             self._spawn(number)
 
     def _spawn(self, number: int) -> None:
-        worker = _Worker(self, number)
+        worker = _Worker(number, self._events.deliver, self._ended)
         table = self._connections.fd
-        command = [sys.executable, "-m", "bwscd.service.workers", "--worker", str(number),
+        command = [sys.executable, "-m", WORKER_MODULE, "--worker", str(number),
                    "--listening-fd", str(self._fd), "--connections-fd", str(table),
                    *self._arguments]
         reactor.spawnProcess(worker, sys.executable, command, env=os.environ,
@@ -112,8 +109,15 @@ class WorkerProcesses:
 
 
 class _Worker(ProcessProtocol):
-    def __init__(self, workers: WorkerProcesses, number: int):
-        self._workers = workers
+    """
+    One worker process, seen from the main process: its events go to
+    C{deliver}, its log records to the log, and C{ended(worker, reason)} is
+    called when it ends.
+    """
+
+    def __init__(self, number: int, deliver, ended):
+        self._deliver = deliver
+        self._ended = ended
         self.number = number
         self.stopped = Deferred()
         self._buffers = {1: b"", 2: b""}
@@ -133,7 +137,7 @@ class _Worker(ProcessProtocol):
         except ValueError:
             log.warn("worker {number} wrote {line!r}", number=self.number, line=line)
             return
-        self._workers._events.deliver(event)
+        self._deliver(event)
 
     def _logRecord(self, record: bytes) -> None:
         try:
@@ -145,59 +149,4 @@ class _Worker(ProcessProtocol):
         globalLogPublisher(event)
 
     def processEnded(self, reason) -> None:
-        self._workers._ended(self, reason)
-
-
-@implementer(IEventSink)
-class MainProcessSink:
-    """A worker's events, as JSON lines to the main process (on standard output)."""
-
-    def __init__(self, output):
-        self._output = output
-
-    def emit(self, event: dict) -> None:
-        self._output.write(json.dumps(event, ensure_ascii=False).encode("utf-8") + b"\n")
-
-
-def _dieWithTheMainProcess() -> None:
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        log.warn("this system can't end a worker with its main process")
-    if os.getppid() == 1:  # the main process died before prctl
-        os._exit(1)
-
-
-def main(arguments: list[str]) -> None:
-    """
-    A worker: C{python -m bwscd.service.workers --worker N --listening-fd FD
-    --connections-fd FD OPTIONS...}.
-    """
-    from twisted.internet import stdio
-    from twisted.internet.protocol import Protocol
-    from twisted.logger import formatEvent, globalLogBeginner, jsonFileLogObserver
-
-    from bwscd.service.assembly import WorkerOptions, makeService
-
-    _dieWithTheMainProcess()
-    toMainProcess = jsonFileLogObserver(os.fdopen(2, "w", encoding="utf-8", buffering=1))
-
-    def sendFormatted(event):
-        # Sent with its message already formatted: JSON keeps each field's
-        # str(), losing a format's precision ("{duration:.3f}").
-        text = formatEvent(event).replace("{", "{{").replace("}", "}}")
-        toMainProcess(dict(event, log_format=text))
-
-    globalLogBeginner.beginLoggingTo([sendFormatted], redirectStandardIO=False)
-    options = WorkerOptions()
-    options.parseOptions(arguments)
-    output = stdio.StandardIO(Protocol())
-    options["events"] = MainProcessSink(output)
-    service = makeService(options)
-    reactor.callWhenRunning(service.startService)
-    reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
-    reactor.run()
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
+        self._ended(self, reason)
