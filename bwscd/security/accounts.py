@@ -15,6 +15,7 @@ import secrets
 import time
 
 from bwscd.security import tokens
+from bwscd.security.roles import BWS, ROLES
 
 from bwscd.config import datadir
 
@@ -70,11 +71,6 @@ def _unknownUsersHash() -> str:
     return tokens.hashKey(secrets.token_urlsafe(32))
 
 
-BWS = "bws"
-READER = "reader"
-ADMIN = "admin"
-ROLES = (READER, ADMIN)
-"""The roles an integrator's account may have."""
 _ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 

@@ -5,7 +5,7 @@ import os
 
 from bwscd.security import tokens
 
-from bwscd.security import accounts
+from bwscd.security import accounts, roles
 
 from bwscd.config import datadir
 
@@ -20,9 +20,9 @@ def test_reader_accounts_from_before_roles_are_readers(tmp_path):
     with open(path, "w") as f:
         json.dump(settings, f)
 
-    assert accounts.accounts(directory) == [("archive", accounts.READER)]
+    assert accounts.accounts(directory) == [("archive", roles.READER)]
     kept = accounts.Credentials(directory)
-    assert kept.roleOf("archive") == accounts.READER
+    assert kept.roleOf("archive") == roles.READER
     assert kept.accepts("archive", "old-key")
     # The next start saves them where they are now kept.
     datadir.prepare(directory, port=8443, https=False)
