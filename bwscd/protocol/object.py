@@ -37,6 +37,17 @@ def _contentType(info) -> bytes:
     return constraints.contentType(info.name, info.contentType).encode("ascii")
 
 
+def _document(document, body: bytes) -> Response:
+    """A document the server publishes, with C{body} (none for a HEAD)."""
+    return Response(
+        HTTPStatus.OK,
+        headers=[(b"Etag", document.etag.encode("ascii"))],
+        body=body,
+        contentType=b"application/json",
+        length=len(document.body),
+    )
+
+
 def _created(stored) -> Response:
     return Response(
         HTTPStatus.CREATED,
@@ -75,12 +86,7 @@ class ObjectHandler:
     def get(self, request, target):
         document = self._published(target)
         if document is not None:
-            return Response(
-                HTTPStatus.OK,
-                headers=[(b"Etag", document.etag.encode("ascii"))],
-                body=document.body,
-                contentType=b"application/json",
-            )
+            return _document(document, document.body)
         # The controller reads back only its system records (StoreReadSystemID).
         if request.role == BWS and target.container != SYSTEM:
             raise Forbidden("stored objects can't be read with this account")
@@ -113,12 +119,7 @@ class ObjectHandler:
     def head(self, request, target):
         document = self._published(target)
         if document is not None:
-            return Response(
-                HTTPStatus.OK,
-                headers=[(b"Etag", document.etag.encode("ascii"))],
-                contentType=b"application/json",
-                length=len(document.body),
-            )
+            return _document(document, b"")
         info = yield self._backend.objectInfo(target.container, target.object)
         if info is None:
             raise NotFound(f"no object {target.object!r} in {target.container!r}")

@@ -27,7 +27,7 @@ class ByteRange:
     @property
     def partial(self) -> bool:
         """Whether this is less than the whole object (206, not 200)."""
-        return (self.first, self.last) != (0, self.size - 1) and self.size > 0
+        return (self.first, self.last) != (0, self.size - 1)
 
     @property
     def contentRange(self) -> bytes:
