@@ -15,7 +15,7 @@ import re
 import unicodedata
 from urllib.parse import quote, unquote_to_bytes
 
-from bwscd.errors import BadRequest
+from bwscd.errors import BadRequest, UnprocessableEntity
 
 MAX_CONTAINER_NAME_LENGTH = 256
 MAX_OBJECT_NAME_LENGTH = 1024
@@ -26,6 +26,16 @@ MAX_META_OVERALL_SIZE = 4096
 MAX_CONTENT_TYPE_LENGTH = 256
 """Bytes of an object's Content-Type (a media type and its parameters)."""
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
+MAX_TOKEN_LENGTH = 1024
+"""Characters of an auth token: longer ones are refused unread."""
+LISTING_LIMIT = 10_000
+"""Names in one listing, as Swift's default C{container_listing_limit}."""
+GNSS_CHECK_LIMIT = 16 << 20
+"""Bytes of a GNSS track held in memory to check it: tracks are small (a
+point every few seconds), a larger one is stored unchecked."""
+
+SWIFT_METHODS = ("GET", "PUT", "POST", "HEAD", "DELETE", "COPY")
+"""The methods of the Swift API: another is not allowed at all (405)."""
 
 # The two kinds of thing that carry metadata, as spelled in header names.
 CONTAINER = "Container"
@@ -53,6 +63,8 @@ _TYPES = mimetypes.MimeTypes()
 # RFC 3986's unreserved set plus the delimiters that are safe in a header
 # value.  "+" and "%" are always encoded so that no decoder can misread them.
 _META_SAFE = "-._~!$&'()*,;=:@/"
+
+_MD5_HEX = re.compile(r"^[0-9a-f]{32}$")
 
 
 def _decoded(raw: bytes, what: str) -> str:
@@ -228,3 +240,31 @@ def contentType(name: str, given: str | None) -> str:
     # The suffix alone: guess_type reads a whole name as a URL ("data:...").
     suffix = posixpath.splitext(name)[1]
     return given or _TYPES.guess_type("object" + suffix, strict=False)[0] or DEFAULT_CONTENT_TYPE
+
+
+def requireBodyLength(headers) -> None:
+    """
+    An object PUT says how its body ends: a Content-Length, or chunked
+    encoding.
+
+    @raise BadRequest: if it says neither.
+    """
+    if not (headers.hasHeader(b"content-length") or headers.hasHeader(b"transfer-encoding")):
+        raise BadRequest("an object needs Content-Length or chunked encoding")
+
+
+def expectedMD5(headers) -> str | None:
+    """
+    The MD5 an object PUT's C{ETag} says its body has (lower-case hex, quotes
+    stripped); L{None} without one.
+
+    @raise UnprocessableEntity: for an ETag that is not an MD5 hex digest: no
+        body can ever match it.
+    """
+    etag = headers.getRawHeaders(b"etag")
+    if etag is None:
+        return None
+    md5 = etag[-1].decode("latin-1").strip().strip('"').lower()
+    if not _MD5_HEX.match(md5):
+        raise UnprocessableEntity("ETag is not an MD5 hex digest: it can never match")
+    return md5

@@ -4,8 +4,8 @@ The refusals bwscd answers with, one class per status code of the API.
 Each status carries the meaning the Body worn integration API gives it, so
 the system controller reacts correctly: 400 marks a recording "not
 transferred" for good, 503 and 507 make it retry later, 401 makes it log in
-again.  Handlers raise these; one place (L{bwscd.protocol.swift}) turns them into
-responses and log lines.
+again.  Handlers raise these; one place (L{bwscd.protocol.response.refusal}) turns them
+into responses and log lines.
 """
 
 from http import HTTPStatus

@@ -1,7 +1,7 @@
 """
 The storage contract: what a backend promises the protocol engine.
 
-The engine (L{bwscd.protocol.swift}) checks names, metadata and credentials before it
+The engine (L{bwscd.protocol}) checks names, metadata and credentials before it
 calls a backend, hashes every byte, and compares the hash with the client's
 ETag; a backend stores and makes durable.  Names handed to a backend have
 passed L{bwscd.constraints}: valid UTF-8, no control characters, no empty,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import pytest
 import swiftclient
+from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 
 HOST = "127.0.0.1"
@@ -283,6 +284,23 @@ class HandFedBody:
 def handFedBody() -> type[HandFedBody]:
     """L{HandFedBody}, for test modules (which can't import this one)."""
     return HandFedBody
+
+
+@pytest.fixture(scope="session")
+def runningReactor():
+    """
+    The global reactor, running in a thread of its own for the whole
+    session: for code in this process that needs it (threads that report
+    back with C{callFromThread}); call into it with
+    L{twisted.internet.threads.blockingCallFromThread}.
+    """
+    thread = threading.Thread(
+        target=reactor.run, kwargs={"installSignalHandlers": False}, daemon=True
+    )
+    thread.start()
+    yield reactor
+    reactor.callFromThread(reactor.stop)
+    thread.join(30)
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 import time
 
-from bwscd.security import accounts
+from bwscd.security import accounts, roles
 
 from bwscd.config import datadir
 from bwscd.config.settings import Settings
@@ -63,7 +63,7 @@ def register(subcommands) -> None:
         "add", help="an integrator's account: a reader may list and read what is "
                     "stored; an admin may also delete it")
     add.add_argument("name")
-    add.add_argument("--role", choices=accounts.ROLES, default=accounts.READER,
+    add.add_argument("--role", choices=roles.ROLES, default=roles.READER,
                      help="reader (default) or admin")
     remove = actions.add_parser("remove", help="remove an integrator's account")
     remove.add_argument("name")

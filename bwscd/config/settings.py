@@ -20,7 +20,7 @@ import socket
 import struct
 
 from bwscd.files import readIfExists, writeAtomically
-from bwscd.security import accounts, tokens
+from bwscd.security import roles, tokens
 from bwscd.policy.capabilities import CAPABILITIES, checkKnown
 from bwscd.config.connectionfile import CONTAINER_TYPES, DEFAULT_CONTAINER_TYPE
 from bwscd.config.paths import SETTINGS
@@ -259,13 +259,13 @@ class Settings:
     def addAccount(self, user: str, role: str) -> str:
         """
         A new integrator account with C{role} (one of
-        L{bwscd.security.accounts.ROLES}).
+        L{bwscd.security.roles.ROLES}).
 
         @return: its key, which is kept nowhere but in what this returns.
         @raise ValueError: for a name that is taken or not allowed.
         """
-        if role not in accounts.ROLES:
-            raise ValueError(f"a role is one of {', '.join(accounts.ROLES)}")
+        if role not in roles.ROLES:
+            raise ValueError(f"a role is one of {', '.join(roles.ROLES)}")
         if not _ACCOUNT_NAME.match(user):
             raise ValueError("an account's name is 1 to 64 letters, digits, '.', '_' or '-'")
         existing = self._document.setdefault("accounts", [])

@@ -15,6 +15,7 @@ import secrets
 import time
 
 from bwscd.security import tokens
+from bwscd.security.roles import BWS, ROLES
 
 
 class Credentials:
@@ -72,8 +73,3 @@ def _unknownUsersHash() -> str:
     return tokens.hashKey(secrets.token_urlsafe(32))
 
 
-BWS = "bws"
-READER = "reader"
-ADMIN = "admin"
-ROLES = (READER, ADMIN)
-"""The roles an integrator's account may have."""

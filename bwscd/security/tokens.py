@@ -20,7 +20,7 @@ import secrets
 import time
 from typing import Callable
 
-MAX_TOKEN_LENGTH = 1024
+from bwscd.constraints import MAX_TOKEN_LENGTH
 
 _TOKEN_PREFIX = "BWS_"
 

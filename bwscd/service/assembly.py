@@ -36,7 +36,9 @@ from bwscd.config.processlock import InUse, ProcessLock, claimStorage
 from bwscd.transfer.quota import Quota
 from bwscd.policy.refusals import QUIET_PERIOD, RefusalEpisodes
 from bwscd.policy.registry import Registry
-from bwscd.protocol.swift import Authentication, Root, Storage
+from bwscd.protocol.auth import Authentication
+from bwscd.protocol.routing import Root
+from bwscd.protocol.storageapi import StorageAPI
 from bwscd.security.tls import ServerCertificate
 from bwscd.service.workers import WorkerProcesses
 
@@ -490,10 +492,10 @@ def makeService(options) -> MultiService:
     # Stopped before the event log closes: its last events are written.
     refusals = RefusalEpisodes(events, reactor, options["refusal-quiet-period"])
     refusals.setServiceParent(service)
-    storage = Storage(authority, credentials, backend, registry, events, reactor, uploadPool,
-                      documents, quota, refusals, encrypted=destination.encrypted,
-                      maxUploads=options["max-uploads"],
-                      minimumRate=(options["min-upload-rate"], options["idle-timeout"]))
+    storage = StorageAPI(authority, credentials, backend, registry, events, reactor, uploadPool,
+                         documents, quota, refusals, encrypted=destination.encrypted,
+                         maxUploads=options["max-uploads"],
+                         minimumRate=(options["min-upload-rate"], options["idle-timeout"]))
     root = Root(Authentication(credentials, authority, reactor), storage)
     site = AccessLoggingSite(root, timeout=options["idle-timeout"])
     site.headerTimeout = options["header-timeout"]

@@ -3,9 +3,10 @@ Every installed storage backend, opened in this process, for the
 conformance suite: the same tests hold for each.  So does the example
 backend that docs/backends.md gives in full, taken from the page itself.
 
-The reactor runs in a thread of its own for the whole session; tests call
-into it with L{call}, and call writers directly, as the upload engine does
-from its worker threads.
+The reactor runs in a thread of its own for the whole session
+(C{runningReactor}, in tests/conftest.py); tests call into it with L{call},
+and call writers directly, as the upload engine does from its worker
+threads.
 """
 
 import importlib
@@ -13,7 +14,6 @@ import importlib.util
 import os
 import re
 import sys
-import threading
 from dataclasses import dataclass
 
 import pytest
@@ -35,17 +35,6 @@ EXAMPLE_FILES = ["memorybackend.py", "twisted/plugins/memorybackend_plugin.py"]
 def call(function, *args, **kwargs):
     """Run C{function} in the reactor thread and wait for its Deferred."""
     return blockingCallFromThread(reactor, function, *args, **kwargs)
-
-
-@pytest.fixture(scope="session")
-def runningReactor():
-    thread = threading.Thread(
-        target=reactor.run, kwargs={"installSignalHandlers": False}, daemon=True
-    )
-    thread.start()
-    yield reactor
-    reactor.callFromThread(reactor.stop)
-    thread.join(30)
 
 
 @pytest.fixture(scope="session")

@@ -36,7 +36,7 @@ def episodes():
 
 
 def refuse(episodes, error):
-    """Refuse a request as L{bwscd.protocol.swift.Storage} does: through the errback."""
+    """Refuse a request as L{bwscd.protocol.storageapi.StorageAPI} does: through the errback."""
     failure = Failure(error)
     assert episodes.note(failure) is failure
 

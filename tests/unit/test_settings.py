@@ -7,7 +7,7 @@ import pytest
 
 from bwscd.security import tokens
 
-from bwscd.security import accounts
+from bwscd.security import accounts, roles
 
 from bwscd.config import datadir, paths
 from bwscd.config.settings import Settings
@@ -36,9 +36,9 @@ def test_reader_accounts_from_before_roles_are_readers(tmp_path):
 
     loaded = Settings.load(directory)
     assert [(a["user"], a["role"]) for a in loaded.integratorAccounts] == \
-        [("archive", accounts.READER)]
+        [("archive", roles.READER)]
     kept = accounts.Credentials(loaded)
-    assert kept.roleOf("archive") == accounts.READER
+    assert kept.roleOf("archive") == roles.READER
     assert kept.accepts("archive", "old-key")
     # The next start saves them where they are now kept.
     datadir.prepare(directory, port=8443, https=False)
@@ -62,15 +62,15 @@ def test_settings_that_are_not_bwscds_are_refused_by_name(tmp_path):
 def test_changes_are_checked_and_kept_only_once_saved(tmp_path):
     directory = dataDirectory(tmp_path)
     settings = Settings.load(directory)
-    key = settings.addAccount("archive", accounts.ADMIN)
+    key = settings.addAccount("archive", roles.ADMIN)
     with pytest.raises(ValueError, match="already an account named archive"):
-        settings.addAccount("archive", accounts.READER)
+        settings.addAccount("archive", roles.READER)
     with pytest.raises(ValueError, match="a role is one of"):
         settings.addAccount("other", "owner")
     assert Settings.load(directory).integratorAccounts == []
     settings.save()
     credentials = accounts.Credentials(Settings.load(directory))
-    assert credentials.roleOf("archive") == accounts.ADMIN
+    assert credentials.roleOf("archive") == roles.ADMIN
     assert credentials.accepts("archive", key)
     settings.removeAccount("archive")
     with pytest.raises(ValueError, match="no integrator account named archive"):
