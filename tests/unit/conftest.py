@@ -18,6 +18,7 @@ from twisted.python.threadpool import ThreadPool
 
 from bwscd.config import datadir
 from bwscd.config.processlock import ProcessLock
+from bwscd.config.settings import Settings
 from bwscd.plugins import loadBackend
 from bwscd.policy.capabilities import PublishedDocuments
 from bwscd.policy.categories import PublishedCategories
@@ -28,7 +29,6 @@ from bwscd.protocol.auth import Authentication
 from bwscd.protocol.channel import StreamingSite
 from bwscd.protocol.routing import Root
 from bwscd.protocol.storageapi import StorageAPI
-from bwscd.security import accounts
 from bwscd.security.accounts import Credentials
 from bwscd.security.roles import ADMIN, BWS, READER
 from bwscd.security.tokens import TokenAuthority
@@ -165,9 +165,10 @@ def api(store, tmp_path) -> API:
     """
     directory = str(tmp_path / "data")
     destination = datadir.prepare(directory, port=8080, https=False)
-    accounts.addAccount(directory, "archive", READER)
-    accounts.addAccount(directory, "boss", ADMIN)
-    credentials = Credentials(directory)
+    settings = Settings.load(directory)
+    settings.addAccount("archive", READER)
+    settings.addAccount("boss", ADMIN)
+    credentials = Credentials(settings)
     authority = TokenAuthority(credentials.tokenSecret, 3600)
     documents = PublishedDocuments(store.backend, destination.capabilities,
                                    PublishedCategories(destination.categoryFile, store.events))
