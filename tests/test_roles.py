@@ -118,7 +118,7 @@ def test_an_admin_deletes_a_recording_with_the_swift_cli(server, stored):
     key = admin.key
     done = subprocess.run(
         [os.path.join(os.path.dirname(sys.executable), "swift"), "-A", server.authURL,
-         "-U", "archive", "-K", key, "--os-cacert", server.caFile, "delete", RECORDING],
+         "--user=archive", f"--key={key}", "--os-cacert", server.caFile, "delete", RECORDING],
         capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert RECORDING not in [c["name"] for c in admin.get_account()[1]]
