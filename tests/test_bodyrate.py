@@ -15,6 +15,7 @@ import pytest
 from twisted.internet.task import Clock
 
 from bwscd.transfer.bodyrate import MinimumRate
+from tests.support.bodies import HandFedBody
 
 HOST = "127.0.0.1"
 CONTAINER = "RejectedContent_UnknownTime_7d1e2f3a-4b5c-4d6e-8f9a-0b1c2d3e4f5a"
@@ -77,9 +78,9 @@ class Consumer:
 
 
 @pytest.fixture
-def guarded(handFedBody):
+def guarded():
     """A hand-fed body of 1 MiB guarded at 100 bytes per 10 s period."""
-    body, transport, clock = handFedBody(1 << 20), Transport(), Clock()
+    body, transport, clock = HandFedBody(1 << 20), Transport(), Clock()
     guard = MinimumRate(body, transport, 100, 10, clock)
     consumer = Consumer()
     guard.startProducing(consumer)

@@ -15,6 +15,8 @@ import sys
 import pytest
 from swiftclient.exceptions import ClientException
 
+from tests.support.installing import Unavailable, installPrograms
+
 CLIPS = {
     "20240501_101500_1.mkv": (os.urandom(300_000), "video/x-matroska"),
     "20240501_101500_1_gpstrail.json": (b'{"points": []}', None),  # guessed from the name
@@ -27,32 +29,10 @@ TYPES = {
 }
 
 
-class Unavailable(Exception):
-    """No rclone here, and it could not be installed: the rclone tests are skipped."""
-
-
 def installRclone() -> str:
-    """
-    The path of rclone, installing Debian's package if it is missing (the
-    tests run as root on a fresh machine).
-
-    @raise Unavailable: saying why it can't be had.
-    """
-    found = shutil.which("rclone")
-    if found:
-        return found
-    if shutil.which("apt-get") is None or os.geteuid() != 0:
-        raise Unavailable("rclone missing and apt-get as root is not available")
-    environment = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    # A failed update may still leave usable package lists: the install says.
-    subprocess.run(["apt-get", "update"], env=environment, capture_output=True)
-    done = subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "rclone"],
-                          env=environment, capture_output=True, text=True)
-    found = shutil.which("rclone")
-    if found is None:
-        raise Unavailable(f"rclone missing and installing it failed ({done.returncode}): "
-                          f"{done.stderr.strip()[-500:]}")
-    return found
+    """The path of rclone, installing Debian's package if it is missing."""
+    installPrograms(["rclone"], ["rclone"])
+    return shutil.which("rclone")
 
 
 @pytest.fixture

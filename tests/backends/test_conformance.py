@@ -9,7 +9,7 @@ import threading
 import time
 
 import pytest
-from conftest import call
+from tests.support.backends import call
 from twisted.logger import formatEvent, globalLogPublisher
 
 from bwscd.errors import Conflict, NotFound

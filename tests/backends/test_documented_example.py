@@ -10,7 +10,7 @@ import os
 import subprocess
 
 import pytest
-from conftest import DOCS, call
+from tests.support.backends import DOCS, call
 from swiftclient.exceptions import ClientException
 from zope.interface.verify import verifyObject
 

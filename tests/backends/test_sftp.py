@@ -1,6 +1,6 @@
 """
 The SFTP backend through the real thing: C{twistd bwscd --backend sftp:...}
-storing on a real OpenSSH sshd on loopback (see L{sshd}), whose remote tree
+storing on a real OpenSSH sshd on loopback (see L{tests.support.sshd}), whose remote tree
 is a directory of this machine that the tests read directly.
 """
 
@@ -10,15 +10,14 @@ import os
 import signal
 import stat
 import subprocess
-import sys
 import threading
 import time
 
 import pytest
 from swiftclient.exceptions import ClientException
 
-sys.path.insert(0, os.path.dirname(__file__))
-from sshd import SSHServer, Unavailable, children  # noqa: E402
+from tests.support.installing import Unavailable
+from tests.support.sshd import SSHServer, children
 
 USER = "0b9a3f2e-5c1d-4e8f-9a7b-2c3d4e5f6a7b"
 DEVICE = "B8A44F000001"

@@ -12,6 +12,7 @@ from twisted.python.threadpool import ThreadPool
 
 from bwscd.transfer import upload
 from bwscd.transfer.upload import HIGH_WATER, LOW_WATER, Upload
+from tests.support.bodies import HandFedBody
 
 PIECE = HIGH_WATER // 2  # as a socket read brings them
 
@@ -49,7 +50,7 @@ class GatedWriter:
 
 
 @pytest.fixture
-def start(handFedBody):
+def start():
     """
     C{start()} begins an upload into a L{GatedWriter}: the fake reactor,
     the writer, the body, and the upload's result.  Afterwards a worker the
@@ -60,7 +61,7 @@ def start(handFedBody):
     started = []
 
     def start():
-        reactor, writer, body = FakeReactor(), GatedWriter(), handFedBody()
+        reactor, writer, body = FakeReactor(), GatedWriter(), HandFedBody()
         started.append((writer, body))
         return reactor, writer, body, Upload(reactor, pool, writer, None, None).receive(body)
 

@@ -12,56 +12,25 @@ import socket
 import subprocess
 import time
 
+from tests.support.installing import installPrograms
+from tests.support.server import HOST, freePort
+
 SSHD = "/usr/sbin/sshd"
 # The SFTP backend runs OpenSSH's client; ssh-keygen comes with it.
 CLIENT = ("ssh", "ssh-keygen")
-HOST = "127.0.0.1"
 # sshd refuses to start without its privilege separation directory.
 PRIVILEGE_SEPARATION = "/run/sshd"
-
-
-class Unavailable(Exception):
-    """No sshd or ssh here, and they could not be installed: the tests are skipped."""
-
-
-def _missing() -> list[str]:
-    return ([SSHD] if not os.path.exists(SSHD) else []) + [
-        program for program in CLIENT if shutil.which(program) is None]
 
 
 def installSSHD() -> str:
     """
     The path of sshd, installing Debian's C{openssh-server} (which brings
-    C{openssh-client}, the C{ssh} the backend runs) if either is missing
-    (the tests run as root).
+    C{openssh-client}, the C{ssh} the backend runs) if either is missing.
 
     @raise Unavailable: saying why they can't be had.
     """
-    missing = _missing()
-    if not missing:
-        return SSHD
-    if shutil.which("apt-get") is None or os.geteuid() != 0:
-        raise Unavailable(f"{', '.join(missing)} missing and apt-get as root is not available")
-    environment = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    # A failed update may still leave usable package lists: the install says.
-    subprocess.run(["apt-get", "update"], env=environment, capture_output=True)
-    done = subprocess.run(
-        ["apt-get", "install", "-y", "--no-install-recommends",
-         "openssh-server", "openssh-client"],
-        env=environment, capture_output=True, text=True,
-    )
-    if _missing():
-        raise Unavailable(
-            f"{', '.join(_missing())} missing and installing openssh-server and "
-            f"openssh-client failed ({done.returncode}): {done.stderr.strip()[-500:]}"
-        )
+    installPrograms([SSHD, *CLIENT], ["openssh-server", "openssh-client"])
     return SSHD
-
-
-def _freePort() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 def _keygen(path: str) -> None:
@@ -102,7 +71,7 @@ class SSHServer:
 
     def __init__(self, directory: str):
         self.directory = directory
-        self.port = _freePort()
+        self.port = freePort()
         self.user = pwd.getpwuid(os.getuid()).pw_name
         self.hostKeyPath = os.path.join(directory, "ssh_host_ed25519_key")
         self.keyPath = os.path.join(directory, "id_ed25519")
