@@ -45,6 +45,9 @@ from urllib.parse import urlsplit
 import pytest
 from swiftclient.exceptions import ClientException
 
+from tests.support.storage import fileSHA256, temporaryDirectory, temporaryFiles
+from tests.support.waiting import waitFor
+
 HOST = "127.0.0.1"
 USER = "6c1b2f7e-2d4a-4c55-9b1e-0a8f3e5d7c21"
 DEVICE = "B7654321"
@@ -181,39 +184,11 @@ def put(connection, name, payload, declared, container=RECORDING):
 # Files.
 
 
-def fileSHA256(path: str) -> str:
-    sha256 = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(4 * MiB):
-            sha256.update(chunk)
-    return sha256.hexdigest()
-
-
 def xattr(path: str, name: str) -> str | None:
     try:
         return os.getxattr(path, name).decode("ascii")
     except OSError:
         return None
-
-
-def temporaryDirectory(storage: str) -> str:
-    return os.path.join(storage, ".bwscd", "tmp")
-
-
-def temporaryFiles(storage: str) -> list[str]:
-    try:
-        return os.listdir(temporaryDirectory(storage))
-    except FileNotFoundError:
-        return []
-
-
-def waitFor(predicate, timeout=TIMEOUT, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(interval)
 
 
 def objectPath(storage: str, name: str, container=RECORDING) -> str:

@@ -46,6 +46,9 @@ import swiftclient.client
 from hypothesis import HealthCheck, currently_in_test_context, event, given, note, settings
 from hypothesis import strategies as st
 
+from tests.support.storage import temporaryFiles
+from tests.support.waiting import waitFor
+
 _HEALTH = [
     HealthCheck.too_slow,
     HealthCheck.function_scoped_fixture,
@@ -364,13 +367,6 @@ def readLog(fuzz: Fuzz, mark: int) -> str:
         return f.read().decode("utf-8", "replace")
 
 
-def waitFor(predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while not (result := predicate()) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return result
-
-
 def alive(fuzz: Fuzz) -> int:
     """The status of C{HEAD /v1/AUTH_<user>} on a fresh connection (0: none)."""
     client = Client(fuzz)
@@ -403,10 +399,6 @@ def storageProblems(fuzz: Fuzz) -> list[str]:
     for name in set(os.listdir(os.path.join(state, "state"))) - fuzz.state:
         problems.append(f"storage/.bwscd/state/{name}")
     return problems
-
-
-def temporaryFiles(fuzz: Fuzz) -> list[str]:
-    return os.listdir(os.path.join(fuzz.storage, ".bwscd", "tmp"))
 
 
 def newOutside(fuzz: Fuzz) -> list[str]:
@@ -448,7 +440,7 @@ def progress() -> None:
 def checkData(fuzz, request, pieces, data, after, note, event) -> list[int]:
     note(f"request: {fuzz.redact(data)[:3000]!r}")
     mark = os.path.getsize(fuzz.server.logPath)
-    temporaryBefore = set(temporaryFiles(fuzz))
+    temporaryBefore = set(temporaryFiles(fuzz.storage))
     client = Client(fuzz)
     try:
         for index, piece in enumerate(pieces):
@@ -473,9 +465,9 @@ def checkData(fuzz, request, pieces, data, after, note, event) -> list[int]:
 
     # Let an upload cut short be cleaned up before looking at the files.
     def leftovers():
-        return sorted(set(temporaryFiles(fuzz)) - temporaryBefore)
+        return sorted(set(temporaryFiles(fuzz.storage)) - temporaryBefore)
 
-    waitFor(lambda: not leftovers(), CLEANUP_TIMEOUT)
+    waitFor(lambda: not leftovers(), CLEANUP_TIMEOUT, interval=0.01)
     status = alive(fuzz) if after else 204
     log = readLog(fuzz, mark)
     note(f"server log: {log[-4000:]}")
@@ -501,7 +493,7 @@ def checkData(fuzz, request, pieces, data, after, note, event) -> list[int]:
     assert not executed, f"executed after a 400 from the HTTP layer{context()}"
     # The server may open the upload's file after the client has gone (its
     # thread hops come after the close), and drop it a moment later.
-    waitFor(lambda: not leftovers(), CLEANUP_TIMEOUT)
+    waitFor(lambda: not leftovers(), CLEANUP_TIMEOUT, interval=0.01)
     assert not leftovers(), f"temporary files left: {leftovers()}{context()}"
     if after:
         assert newOutside(fuzz) == [], context()

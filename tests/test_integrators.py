@@ -13,9 +13,9 @@ import subprocess
 import sys
 
 import pytest
-from swiftclient.exceptions import ClientException
 
 from tests.support.installing import Unavailable, installPrograms
+from tests.support.swift import status
 
 CLIPS = {
     "20240501_101500_1.mkv": (os.urandom(300_000), "video/x-matroska"),
@@ -46,12 +46,6 @@ def stored(server, swift, recording):
         swift.put_object(container, name, data, headers=headers)
     swift.post_container(container, {"X-Container-Meta-Status": "Complete"})
     return server.addAccount("integrator", "reader"), container
-
-
-def status(function, *args, **kwargs) -> int:
-    with pytest.raises(ClientException) as caught:
-        function(*args, **kwargs)
-    return caught.value.http_status
 
 
 def test_heads_and_listings_say_what_is_held(server, stored):

@@ -11,6 +11,8 @@ import os
 
 import pytest
 
+from tests.support.storage import fileSHA256
+
 SIZE = 2 << 30
 BLOCK_SIZE = 1 << 20
 RSS_LIMIT = 100 * 1000 * 1000
@@ -43,14 +45,6 @@ class HashingSource:
         self.md5.update(chunk)
         self.sha256.update(chunk)
         return chunk
-
-
-def fileSHA256(path: str) -> str:
-    sha256 = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(BLOCK_SIZE):
-            sha256.update(chunk)
-    return sha256.hexdigest()
 
 
 @pytest.mark.slow

@@ -8,16 +8,10 @@ controller can send it again once there is room.
 import os
 import subprocess
 
-import pytest
-from swiftclient.exceptions import ClientException
+from tests.support.storage import temporaryFiles
+from tests.support.swift import status
 
 KiB = 1024
-
-
-def status(call, *args, **kwargs):
-    with pytest.raises(ClientException) as caught:
-        call(*args, **kwargs)
-    return caught.value.http_status
 
 
 def pieces(data, size=64 * KiB):
@@ -29,10 +23,6 @@ def pieces(data, size=64 * KiB):
 def used(swift) -> int:
     headers = swift.head_account()
     return int(headers["x-account-bytes-used"])
-
-
-def leftovers(server) -> list[str]:
-    return os.listdir(os.path.join(server.storage, ".bwscd", "tmp"))
 
 
 def test_uploads_beyond_the_quota_get_507_and_store_nothing(launch, dataDirectory,
@@ -51,7 +41,7 @@ def test_uploads_beyond_the_quota_get_507_and_store_nothing(launch, dataDirector
     # Chunked: refused once the bytes pass the quota.
     assert status(swift.put_object, container, "2.mkv", pieces(second)) == 507
     assert status(swift.head_object, container, "2.mkv") == 404
-    assert leftovers(server) == []
+    assert temporaryFiles(server.storage) == []
     assert used(swift) == base + len(first)
     assert "the account's quota of 1048576 bytes is used up" in server.log()
     # What fits is stored, chunked or not.

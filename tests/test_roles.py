@@ -11,18 +11,13 @@ import subprocess
 import sys
 
 import pytest
-from swiftclient.exceptions import ClientException
+
+from tests.support.swift import status
 
 USER = "0b9a3f2e-5c1d-4e8f-9a7b-2c3d4e5f6a7b"
 DEVICE = "B8A44F000001"
 RECORDING = f"{USER}_{DEVICE}_20240501T101500Z"
 SYSTEM_ID = "5f0e8d1c-2b3a-4c5d-8e7f-9a0b1c2d3e4f"
-
-
-def status(call, *args, **kwargs):
-    with pytest.raises(ClientException) as caught:
-        call(*args, **kwargs)
-    return caught.value.http_status
 
 
 @pytest.fixture

@@ -20,6 +20,9 @@ from urllib.parse import urlsplit
 import pytest
 import swiftclient.client
 
+from tests.support.storage import temporaryFiles
+from tests.support.waiting import waitFor
+
 # An evidence container the server takes without any registration: objects
 # in it are plain write-once uploads, which is all these tests need.
 CONTAINER = "RejectedContent_UnknownTime_streaming"
@@ -207,28 +210,13 @@ def chunked(*pieces: bytes) -> bytes:
     return b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces) + b"0\r\n\r\n"
 
 
-def temporaryFiles(server) -> list[str]:
-    return os.listdir(os.path.join(server.storage, ".bwscd", "tmp"))
-
-
 def containerFiles(server, container=CONTAINER) -> set[str]:
     return set(os.listdir(os.path.join(server.storage, container)))
 
 
-def waitFor(predicate, timeout=TIMEOUT, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            return result
-        time.sleep(interval)
-
-
 def assertNothingStored(server, name="obj", before=None):
     """No final file, no metadata file, no temporary file left."""
-    assert waitFor(lambda: temporaryFiles(server) == []), temporaryFiles(server)
+    assert waitFor(lambda: temporaryFiles(server.storage) == []), temporaryFiles(server.storage)
     files = containerFiles(server)
     assert name not in files
     assert f"{CONTAINER}.{name}.metadata.json" not in files
@@ -329,7 +317,7 @@ def test_continueBeforeBody(server, account, client):
     assert response.status == 201, response
     assert response.header("Etag") == md5(body)
     assert storedBytes(server) == body
-    assert temporaryFiles(server) == []
+    assert temporaryFiles(server.storage) == []
     assert not response.closes
 
 
@@ -367,7 +355,7 @@ def test_continueRefusedMissingContainer(onShared, framing):
     refusedBeforeBody(server, client, account.objectPath("obj", container="Nope"),
                       account.token, 404, framing)
     assert not os.path.exists(os.path.join(server.storage, "Nope"))
-    assert temporaryFiles(server) == []
+    assert temporaryFiles(server.storage) == []
 
 
 def test_continueRefusedNoSpace(onShared):
@@ -396,7 +384,7 @@ def test_continueRefusedBadName(onShared, name):
     assert containerFiles(server) == before
     assert sorted(os.listdir(server.storage)) == top
     assert not os.path.exists(os.path.join(server.storage, "b"))
-    assert temporaryFiles(server) == []
+    assert temporaryFiles(server.storage) == []
 
 
 # 3. A Content-Length body cut short.
@@ -410,7 +398,7 @@ def cutShort(server, account, how):
                      headers=[("Content-Length", len(body))]))
     client.send(body[: len(body) // 2])
     # The body must have reached the writer before the cut.
-    assert waitFor(lambda: temporaryFiles(server), timeout=2)
+    assert waitFor(lambda: temporaryFiles(server.storage), timeout=2)
     how(client)
     assert waitFor(lambda: "nothing was stored" in server.log()), server.log()
     assertNothingStored(server, before=before)
@@ -421,7 +409,7 @@ def cutShort(server, account, how):
     connection.close()
     assert etag == md5(body)
     assert storedBytes(server) == body
-    assert temporaryFiles(server) == []
+    assert temporaryFiles(server.storage) == []
 
 
 def test_cutShortClose(server, account):
@@ -514,7 +502,7 @@ def test_chunked(server, account, client):
     assert response.status == 201, response
     assert response.header("Etag") == md5(data)
     assert storedBytes(server) == data
-    assert temporaryFiles(server) == []
+    assert temporaryFiles(server.storage) == []
     assert not response.closes
     # And the connection goes on.
     client.send(head("HEAD", account.objectPath("obj"), token=account.token))
@@ -569,7 +557,7 @@ def test_chunkedTruncated(server, account, client):
     client.send(head("PUT", account.objectPath("obj"), token=account.token,
                      headers=[("Transfer-Encoding", "chunked")]))
     client.send(b"1000\r\n" + b"z" * 100 + b"\r\n" + b"1000\r\n" + b"z" * 2000)
-    assert waitFor(lambda: temporaryFiles(server), timeout=2)
+    assert waitFor(lambda: temporaryFiles(server.storage), timeout=2)
     client.close()
     assert waitFor(lambda: "nothing was stored" in server.log()), server.log()
     assertNothingStored(server, before=before)
@@ -786,7 +774,7 @@ def test_refusalWithWholeBodyKeepsConnection(server, account, client):
     assert not response.closes
     client.send(head("HEAD", account.objectPath("obj"), token=account.token))
     assert client.readResponse("HEAD").status == 404
-    assert temporaryFiles(server) == []
+    assert temporaryFiles(server.storage) == []
 
 
 def test_repeatedUploadsLeaveNoTemporaryFile(onShared):
@@ -804,21 +792,12 @@ def test_repeatedUploadsLeaveNoTemporaryFile(onShared):
         assert response.status == 201, response
         assert response.header("Etag") == md5(body)
         assert not response.closes
-        assert waitFor(lambda: temporaryFiles(server) == []), temporaryFiles(server)
+        assert waitFor(lambda: temporaryFiles(server.storage) == []), (
+            temporaryFiles(server.storage))
     assert storedBytes(server, "again") == first
 
 
 # 8. Backpressure.
-
-
-def status(pid: int) -> dict[str, int]:
-    values = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            name, _, value = line.partition(":")
-            if name in ("VmRSS", "VmHWM"):
-                values[name] = int(value.split()[0]) * 1024
-    return values
 
 
 def test_backpressure(server, account, client):
@@ -828,12 +807,11 @@ def test_backpressure(server, account, client):
     has caught up.  RSS is read while the client holds back mid-body and
     again at the end (VmHWM, the peak).
     """
-    pid = server.process.pid
     total, burst = 512 << 20, 64 << 20
     buffer = bytearray(os.urandom(1 << 20))
     view = memoryview(buffer)
     digest = hashlib.md5()
-    baseline = status(pid)["VmRSS"]
+    baseline = server.status()["VmRSS"]
     client.send(head("PUT", account.objectPath("big"), token=account.token,
                      headers=[("Content-Length", total)]))
     client.sock.settimeout(30)
@@ -844,7 +822,7 @@ def test_backpressure(server, account, client):
         digest.update(view)
         sent += len(view)
     time.sleep(0.5)
-    paused = status(pid)
+    paused = server.status()
     assert paused["VmRSS"] < 150 << 20, paused
     # Holding 64 MiB would show; a few MiB of buffers would not.
     assert paused["VmRSS"] - baseline < 40 << 20, (baseline, paused)
@@ -854,13 +832,13 @@ def test_backpressure(server, account, client):
         digest.update(view)
         sent += len(view)
         if sent % (64 << 20) == 0:
-            assert status(pid)["VmRSS"] < 150 << 20
+            assert server.status()["VmRSS"] < 150 << 20
     response = client.readResponse("PUT")
     assert response.status == 201, response
     assert response.header("Etag") == digest.hexdigest()
-    assert status(pid)["VmHWM"] < 150 << 20
+    assert server.status()["VmHWM"] < 150 << 20
     assert os.path.getsize(os.path.join(server.storage, CONTAINER, "big")) == total
-    assert temporaryFiles(server) == []
+    assert temporaryFiles(server.storage) == []
     # Reading paused and resumed many times: the connection still works.
     client.send(head("HEAD", account.objectPath("big"), token=account.token))
     response = client.readResponse("HEAD")

@@ -12,6 +12,9 @@ import pytest
 import swiftclient
 from swiftclient.exceptions import ClientException
 
+from tests.support.storage import temporaryFiles
+from tests.support.swift import status
+
 USER = "6a7c1a3e-8b1d-4c55-9a8e-3f1f2b7d9c01"
 RECORDING = f"{USER}_B1234567_20240501T101500Z"
 CLIP = "20240501_101502_4711.mkv"
@@ -65,16 +68,6 @@ def metadataFile(server, container, name=None) -> dict:
     filename = f"{container}.{name}.metadata.json" if name else f"{container}.metadata.json"
     with open(os.path.join(base, filename), encoding="utf-8") as f:
         return json.load(f)
-
-
-def status(call, *args, **kwargs) -> int:
-    with pytest.raises(ClientException) as caught:
-        call(*args, **kwargs)
-    return caught.value.http_status
-
-
-def leftovers(server) -> list[str]:
-    return os.listdir(os.path.join(server.storage, ".bwscd", "tmp"))
 
 
 def test_auth_returns_token_and_storage_url(server, swift):
@@ -217,7 +210,7 @@ def test_etag_mismatch_is_422_and_nothing_stored(server, swift, recording):
     data = os.urandom(100_000)
     assert status(swift.put_object, RECORDING, CLIP, data, etag="0" * 32) == 422
     assert not os.path.exists(os.path.join(server.storage, RECORDING, CLIP))
-    assert leftovers(server) == []
+    assert temporaryFiles(server.storage) == []
     assert "ETag mismatch" in server.log()
 
 

@@ -18,6 +18,7 @@ from swiftclient.exceptions import ClientException
 
 from tests.support.installing import Unavailable
 from tests.support.sshd import SSHServer, children
+from tests.support.swift import status
 
 USER = "0b9a3f2e-5c1d-4e8f-9a7b-2c3d4e5f6a7b"
 DEVICE = "B8A44F000001"
@@ -79,12 +80,6 @@ def chunked(data: bytes, size: int = 100_000):
     """A generator body: swiftclient sends it with chunked transfer encoding."""
     for start in range(0, len(data), size):
         yield data[start : start + size]
-
-
-def status(call, *args, **kwargs) -> int:
-    with pytest.raises(ClientException) as caught:
-        call(*args, **kwargs)
-    return caught.value.http_status
 
 
 def test_the_remote_tree_is_the_filesystem_layout(launch, tmp_path, running, sshd):

@@ -88,6 +88,10 @@ class Server:
 
         return readEvents(os.path.join(self.data, "events.jsonl"))
 
+    def eventsOf(self, kind: str) -> list[dict]:
+        """The events of type C{kind}, oldest first."""
+        return [event for event in self.events() if event["type"] == kind]
+
     def log(self) -> str:
         with open(self.logPath, encoding="utf-8") as f:
             return f.read()
