@@ -3,8 +3,11 @@ Fixtures that run the real thing: a C{twistd -n bwscd} process on loopback
 (L{tests.support.server}), and python-swiftclient as the client.
 """
 
+import threading
+
 import pytest
 import swiftclient
+from twisted.internet import reactor
 
 from tests.support.recording import Recording
 from tests.support.server import Server, startServer, twistd
@@ -62,3 +65,19 @@ def moduleServer(tmp_path_factory):
     running = startServer(str(tmp_path_factory.mktemp("shared") / "data"))
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="session")
+def runningReactor():
+    """
+    The reactor, running in a thread of its own for the rest of the session:
+    for code under test that runs in it (backends' threads, L{Deferred}s),
+    called with L{tests.support.reactor.call}.
+    """
+    thread = threading.Thread(
+        target=reactor.run, kwargs={"installSignalHandlers": False}, daemon=True
+    )
+    thread.start()
+    yield reactor
+    reactor.callFromThread(reactor.stop)
+    thread.join(30)

@@ -3,38 +3,26 @@ Every installed storage backend, opened in this process, for the
 conformance suite: the same tests hold for each.  So does the example
 backend that docs/backends.md gives in full, taken from the page itself.
 
-The reactor runs in a thread of its own for the whole session; tests call
-into it with L{tests.support.backends.call}, and call writers directly, as the upload engine does
-from its worker threads.
+The reactor runs in a thread of its own for the whole session
+(C{runningReactor}); tests call into it with L{tests.support.reactor.call},
+and call writers directly, as the upload engine does from its worker threads.
 """
 
 import importlib
 import importlib.util
 import os
 import sys
-import threading
 from dataclasses import dataclass
 
 import pytest
-from twisted.internet import reactor
 from twisted.plugin import IPlugin
 
 from bwscd.interfaces import IBackendPlugin
 from bwscd.plugins import installedBackends, loadBackend
-from tests.support.backends import DOCUMENTED, EXAMPLE_FILES, call, writeDocumentedExample
+from tests.support.backends import DOCUMENTED, EXAMPLE_FILES, writeDocumentedExample
 from tests.support.installing import Unavailable
+from tests.support.reactor import call
 from tests.support.sshd import SSHServer
-
-
-@pytest.fixture(scope="session")
-def runningReactor():
-    thread = threading.Thread(
-        target=reactor.run, kwargs={"installSignalHandlers": False}, daemon=True
-    )
-    thread.start()
-    yield reactor
-    reactor.callFromThread(reactor.stop)
-    thread.join(30)
 
 
 @pytest.fixture(scope="session")

@@ -9,11 +9,11 @@ import threading
 import time
 
 import pytest
-from tests.support.backends import call
 from twisted.logger import formatEvent, globalLogPublisher
 
 from bwscd.errors import Conflict, NotFound
 from bwscd.interfaces import Digests, IObjectWriter, IStorageBackend
+from tests.support.reactor import call
 
 RECORDING = "0b9a3f2e-5c1d-4e8f-9a7b-2c3d4e5f6a7b_B8A44F000001_20240501T101500Z"
 

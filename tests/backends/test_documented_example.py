@@ -10,13 +10,13 @@ import os
 import subprocess
 
 import pytest
-
-from tests.support.backends import DOCS, call
 from swiftclient.exceptions import ClientException
 from zope.interface.verify import verifyObject
 
 from bwscd.errors import InsufficientStorage
 from bwscd.interfaces import Digests, IObjectReader, IObjectWriter, IStorageBackend
+from tests.support.backends import DOCS
+from tests.support.reactor import call
 from tests.support.swift import status
 
 HELP = "$ PYTHONPATH=/opt/membackend twistd bwscd --help-backends"

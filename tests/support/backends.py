@@ -1,24 +1,12 @@
-"""
-Storage backends opened in the test process: calls into the reactor,
-which runs in a thread of its own, and the example backend that
-docs/backends.md gives in full, taken from the page itself.
-"""
+"""The example backend that docs/backends.md gives in full, taken from the page itself."""
 
 import os
 import re
-
-from twisted.internet import reactor
-from twisted.internet.threads import blockingCallFromThread
 
 DOCS = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "docs", "backends.md")
 DOCUMENTED = "memory (from docs/backends.md)"
 # The example's files, as the page names them in the line before each block.
 EXAMPLE_FILES = ["memorybackend.py", "twisted/plugins/memorybackend_plugin.py"]
-
-
-def call(function, *args, **kwargs):
-    """Run C{function} in the reactor thread and wait for its Deferred."""
-    return blockingCallFromThread(reactor, function, *args, **kwargs)
 
 
 def writeDocumentedExample(directory: str) -> str:
