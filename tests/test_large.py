@@ -48,7 +48,7 @@ class HashingSource:
 
 
 @pytest.mark.slow
-def test_twoGiBUploadStreamsWithFlatMemory(server, swift):
+def test_two_gib_upload_streams_with_flat_memory(server, swift):
     """
     A 2 GiB object with Content-Length is stored whole and exact, and the
     server's resident memory stays under 100 MB throughout.

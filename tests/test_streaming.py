@@ -299,7 +299,7 @@ def storedBytes(server, name="obj", container=CONTAINER) -> bytes:
 # 1. Expect: 100-continue, accepted.
 
 
-def test_continueBeforeBody(server, account, client):
+def test_continue_before_body(server, account, client):
     """
     The C{100 Continue} comes before any body byte is sent; then the body
     is stored under its name, byte for byte, and the ETag is its MD5.
@@ -340,7 +340,7 @@ def refusedBeforeBody(server, client, path, token, code,
 
 
 @pytest.mark.parametrize("token", ["BWS_not-a-token", "", None])
-def test_continueRefusedBadToken(onShared, token):
+def test_continue_refused_bad_token(onShared, token):
     server, account, client = onShared
     refusedBeforeBody(server, client, account.objectPath("badtoken"), token, 401)
     assertNothingStored(server, "badtoken")
@@ -350,7 +350,7 @@ def test_continueRefusedBadToken(onShared, token):
     [("Content-Length", 1000)],
     [("Transfer-Encoding", "chunked")],
 ])
-def test_continueRefusedMissingContainer(onShared, framing):
+def test_continue_refused_missing_container(onShared, framing):
     server, account, client = onShared
     refusedBeforeBody(server, client, account.objectPath("obj", container="Nope"),
                       account.token, 404, framing)
@@ -358,7 +358,7 @@ def test_continueRefusedMissingContainer(onShared, framing):
     assert temporaryFiles(server.storage) == []
 
 
-def test_continueRefusedNoSpace(onShared):
+def test_continue_refused_no_space(onShared):
     """
     Refused by the backend (in a thread, after the headers): a body larger
     than the free space gets 507 and no C{100 Continue}.
@@ -377,7 +377,7 @@ def test_continueRefusedNoSpace(onShared):
 
 
 @pytest.mark.parametrize("name", ["a%2F..%2Fb", "a/../b", "..", "a/./b", "a//b"])
-def test_continueRefusedBadName(onShared, name):
+def test_continue_refused_bad_name(onShared, name):
     server, account, client = onShared
     before, top = containerFiles(server), sorted(os.listdir(server.storage))
     refusedBeforeBody(server, client, account.objectPath(name), account.token, 400)
@@ -412,11 +412,11 @@ def cutShort(server, account, how):
     assert temporaryFiles(server.storage) == []
 
 
-def test_cutShortClose(server, account):
+def test_cut_short_close(server, account):
     cutShort(server, account, lambda client: client.close())
 
 
-def test_cutShortHalfClose(server, account):
+def test_cut_short_half_close(server, account):
     def halfClose(client):
         # SSLSocket.shutdown drops TLS: this is a bare TCP FIN, no close_notify.
         client.sock.shutdown(socket.SHUT_WR)
@@ -425,7 +425,7 @@ def test_cutShortHalfClose(server, account):
     cutShort(server, account, halfClose)
 
 
-def test_cutShortTLSClose(server, account):
+def test_cut_short_tls_close(server, account):
     """A clean TLS close_notify in the middle of the body: still a cut."""
 
     def tlsClose(client):
@@ -437,7 +437,7 @@ def test_cutShortTLSClose(server, account):
     cutShort(server, account, tlsClose)
 
 
-def test_stalledUploadBlocksNoOther(onShared):
+def test_stalled_upload_blocks_no_other(onShared):
     """One upload waiting for its body holds up neither the server nor another upload."""
     server, account, client = onShared
     slow, fast = os.urandom(20_000), os.urandom(20_000)
@@ -461,7 +461,7 @@ def test_stalledUploadBlocksNoOther(onShared):
     assert storedBytes(server, "fast") == fast
 
 
-def test_cutShortNoResponse(server, account):
+def test_cut_short_no_response(server, account):
     """
     A body that stops (without a close) gets no answer while it waits; the
     connection stays usable for the rest of it.
@@ -512,7 +512,7 @@ def test_chunked(server, account, client):
     assert response.header("Etag") == md5(data)
 
 
-def test_chunkedWithExpectContinue(onShared):
+def test_chunked_with_expect_continue(onShared):
     server, account, client = onShared
     data = b"x" * 10 + b"y" * 20
     client.send(head("PUT", account.objectPath("chunked-continue"), token=account.token, headers=[
@@ -531,7 +531,7 @@ def test_chunkedWithExpectContinue(onShared):
     ([("Content-Length", "0")], b""),
     ([("Transfer-Encoding", "chunked")], b"0\r\n\r\n"),
 ])
-def test_emptyObject(onShared, framing, body, expect):
+def test_empty_object(onShared, framing, body, expect):
     """An empty body is an object too; the connection goes on after it."""
     server, account, client = onShared
     name = f"empty-{framing[0][0]}-{expect}"
@@ -552,7 +552,7 @@ def test_emptyObject(onShared, framing, body, expect):
     assert response.header("Content-Length") == "0"
 
 
-def test_chunkedTruncated(server, account, client):
+def test_chunked_truncated(server, account, client):
     before = containerFiles(server)
     client.send(head("PUT", account.objectPath("obj"), token=account.token,
                      headers=[("Transfer-Encoding", "chunked")]))
@@ -564,7 +564,7 @@ def test_chunkedTruncated(server, account, client):
     assertQuietLog(server)
 
 
-def test_chunkedMalformedSize(server, account, client):
+def test_chunked_malformed_size(server, account, client):
     before = containerFiles(server)
     client.send(head("PUT", account.objectPath("obj"), token=account.token,
                      headers=[("Transfer-Encoding", "chunked")]))
@@ -578,7 +578,7 @@ def test_chunkedMalformedSize(server, account, client):
     assertQuietLog(server)
 
 
-def test_chunkedMalformedFirstSize(server, account, client):
+def test_chunked_malformed_first_size(server, account, client):
     """Malformed before any data: the upload is opened and must be dropped."""
     before = containerFiles(server)
     client.send(head("PUT", account.objectPath("obj"), token=account.token,
@@ -590,7 +590,7 @@ def test_chunkedMalformedFirstSize(server, account, client):
     assertQuietLog(server)
 
 
-def test_chunkedMissingCRLF(server, account, client):
+def test_chunked_missing_crlf(server, account, client):
     before = containerFiles(server)
     client.send(head("PUT", account.objectPath("obj"), token=account.token,
                      headers=[("Transfer-Encoding", "chunked")]))
@@ -615,7 +615,7 @@ def test_chunkedMissingCRLF(server, account, client):
     [("Content-Length", "-5")],
     [("Transfer-Encoding", "gzip, chunked")],
 ])
-def test_ambiguousFraming(onShared, framing):
+def test_ambiguous_framing(onShared, framing):
     server, account, client = onShared
     name = "framing-" + md5(repr(framing).encode())[:8]
     before = containerFiles(server)
@@ -636,7 +636,7 @@ def test_ambiguousFraming(onShared, framing):
     b"PUT {path} HTTP/1.1\r\nNo colon here\r\nContent-Length: 5\r\n\r\nhello",
     b"PUT {path} HTTP/1.1 extra\r\nContent-Length: 5\r\n\r\nhello",
 ], ids=["CL+TE", "CL+CL", "header", "request-line"])
-def test_badHeadIsQuiet(server, account, client, badHead):
+def test_bad_head_is_quiet(server, account, client, badHead):
     """
     A request refused while its head is parsed is never rendered; closing
     its connection is no error: nothing unhandled in the log.
@@ -649,7 +649,7 @@ def test_badHeadIsQuiet(server, account, client, badHead):
     assertStillServing(server, account)
 
 
-def test_headersCutShortIsQuiet(server, account, client):
+def test_headers_cut_short_is_quiet(server, account, client):
     """A client that goes away in the middle of its headers is no error."""
     client.send(f"PUT {account.objectPath('obj')} HTTP/1.1\r\nHost: 127.0.0.1\r\n".encode())
     time.sleep(0.1)
@@ -662,7 +662,7 @@ def test_headersCutShortIsQuiet(server, account, client):
 # 6. No framing at all.
 
 
-def test_noLength(server, account, client):
+def test_no_length(server, account, client):
     client.send(head("PUT", account.objectPath("obj"), token=account.token))
     response = client.readResponse("PUT")
     assert response.status == 400, response
@@ -677,7 +677,7 @@ def test_noLength(server, account, client):
 # 7. Keep-alive after streamed bodies.
 
 
-def test_keepAlive(server, account, client):
+def test_keep_alive(server, account, client):
     first, second = os.urandom(50_000), os.urandom(3)
     client.send(head("PUT", account.objectPath("obj"), token=account.token,
                      headers=[("Content-Length", len(first))]) + first)
@@ -735,7 +735,7 @@ def test_pipelined(server, account, client):
     assert storedBytes(server, "two") == b"abcde"
 
 
-def test_refusalAfterKeepAlive(server, account, client):
+def test_refusal_after_keep_alive(server, account, client):
     """
     A refusal before the body closes the connection: what the client sends
     next is the unread body, never taken as a request.
@@ -761,7 +761,7 @@ def test_refusalAfterKeepAlive(server, account, client):
     assert storedBytes(server) == b"ok"
 
 
-def test_refusalWithWholeBodyKeepsConnection(server, account, client):
+def test_refusal_with_whole_body_keeps_connection(server, account, client):
     """
     A refusal of a request whose small body came with its head: the body is
     read whole and dropped; the next request on the connection is answered.
@@ -777,7 +777,7 @@ def test_refusalWithWholeBodyKeepsConnection(server, account, client):
     assert temporaryFiles(server.storage) == []
 
 
-def test_repeatedUploadsLeaveNoTemporaryFile(onShared):
+def test_repeated_uploads_leave_no_temporary_file(onShared):
     """
     The same name again on one connection, with the same bytes and then with
     others (evidence is write-once: those are kept beside it): every answer
@@ -852,7 +852,7 @@ def test_backpressure(server, account, client):
 # 9. ETags.
 
 
-def test_etagMismatch(server, account, client):
+def test_etag_mismatch(server, account, client):
     body = b"some evidence"
     before = containerFiles(server)
     client.send(head("PUT", account.objectPath("obj"), token=account.token,
@@ -869,7 +869,7 @@ def test_etagMismatch(server, account, client):
     assert client.readResponse("HEAD").status == 404
 
 
-def test_etagMatchQuotedUpperCase(onShared):
+def test_etag_match_quoted_upper_case(onShared):
     server, account, client = onShared
     body = b"some evidence"
     client.send(head("PUT", account.objectPath("etag-quoted"), token=account.token,
@@ -881,7 +881,7 @@ def test_etagMatchQuotedUpperCase(onShared):
     assert storedBytes(server, "etag-quoted") == body
 
 
-def test_etagMismatchChunked(server, account, client):
+def test_etag_mismatch_chunked(server, account, client):
     before = containerFiles(server)
     client.send(head("PUT", account.objectPath("obj"), token=account.token,
                      headers=[("Transfer-Encoding", "chunked"), ("Etag", "0" * 32)])
@@ -891,7 +891,7 @@ def test_etagMismatchChunked(server, account, client):
     assertNothingStored(server, before=before)
 
 
-def test_malformedEtagBeforeBody(server, account, client):
+def test_malformed_etag_before_body(server, account, client):
     before = containerFiles(server)
     client.send(head("PUT", account.objectPath("obj"), token=account.token, headers=[
         ("Content-Length", 1000), ("Etag", "nothex"), ("Expect", "100-continue"),
@@ -950,7 +950,7 @@ def test_forbidden(onShared, method, path, code):
 
 
 @pytest.mark.parametrize("document", ["Capabilities.json", "Categories.json"])
-def test_publishedDocuments(onShared, document):
+def test_published_documents(onShared, document):
     server, account, client = onShared
     client.send(head("GET", f"{account.path}/System/{document}", token=account.token))
     response = client.readResponse("GET")

@@ -74,7 +74,7 @@ def start():
     pool.stop()
 
 
-def test_pausesOverHighWaterAndResumesWithAPieceQueued(start):
+def test_pauses_over_high_water_and_resumes_with_a_piece_queued(start):
     reactor, writer, body, result = start()
     pieces = [bytes([i]) * PIECE for i in range(3)]
 
@@ -105,7 +105,7 @@ def test_pausesOverHighWaterAndResumesWithAPieceQueued(start):
     assert digests.sha256 == hashlib.sha256(b"".join(pieces)).hexdigest()
 
 
-def test_smallPiecesAreReportedTogether(start, monkeypatch):
+def test_small_pieces_are_reported_together(start, monkeypatch):
     """
     Small pieces (a slow client's) cost one report per L{REPORT_EVERY}
     bytes, not one each, and the last ones are reported before the worker
