@@ -891,7 +891,7 @@ def requestLine(method, path, version, lineEnd, token, closeHeader, sendBody, cl
 @given(method=method, path=paths(), version=version, lineEnd=eol, token=tokenHeaders,
        closeHeader=st.booleans(), sendBody=st.booleans(), close=CLOSE,
        cuts=st.lists(st.integers(0, 10_000), max_size=2))
-def test_requestLines(fuzz, method, path, version, lineEnd, token, closeHeader, sendBody, close,
+def test_request_lines(fuzz, method, path, version, lineEnd, token, closeHeader, sendBody, close,
                       cuts):
     """Request lines: any method, path and version, any line ending, sent in pieces."""
     check(fuzz, requestLine(method, path, version, lineEnd, token, closeHeader, sendBody, close,
@@ -985,7 +985,7 @@ CONTAINERS = [b"{C}", b"{C}", b"{C}", b"Users", b"Devices", b"System"]
                                 st.sampled_from(COLLIDING), st.binary(max_size=20),
                                 st.booleans()),
                       min_size=1, max_size=5))
-def test_nameCollisions(fuzz, container, steps):
+def test_name_collisions(fuzz, container, steps):
     """
     Sequences of uploads whose names collide on disk (a prefix of another
     object, C{:} that becomes C{_}, the layout's own file names), one
@@ -1013,7 +1013,7 @@ def test_nameCollisions(fuzz, container, steps):
               after=index == len(steps) - 1)
 
 
-def test_serverLogIsClean(fuzz):
+def test_server_log_is_clean(fuzz):
     """After all the fuzzing: no traceback, no unhandled error, no 5xx in the whole log."""
     time.sleep(0.3)
     log = fuzz.server.log()
