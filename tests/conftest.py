@@ -10,7 +10,7 @@ import swiftclient
 from twisted.internet import reactor
 
 from tests.support.recording import Recording
-from tests.support.server import Server, startServer, twistd
+from tests.support.server import TWISTD, Server, startServer
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ def launch():
 
 @pytest.fixture
 def twistdCommand() -> list[str]:
-    return [twistd(), "-n", "--pidfile="]
+    return [TWISTD, "-n", "--pidfile="]
 
 
 @pytest.fixture(scope="module")

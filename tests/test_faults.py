@@ -45,13 +45,15 @@ from urllib.parse import urlsplit
 import pytest
 from swiftclient.exceptions import ClientException
 
+from tests.support.recording import Recording
 from tests.support.storage import fileSHA256, temporaryDirectory, temporaryFiles
 from tests.support.waiting import waitFor
 
 HOST = "127.0.0.1"
 USER = "6c1b2f7e-2d4a-4c55-9b1e-0a8f3e5d7c21"
 DEVICE = "B7654321"
-RECORDING = f"{USER}_{DEVICE}_20240501T101500Z"
+CAMERA = Recording(USER, DEVICE)
+RECORDING = CAMERA.container
 MiB = 1 << 20
 CHUNK = MiB
 TIMEOUT = 15.0
@@ -234,11 +236,7 @@ def assertNoUnexpected5xx(log: str) -> list[int]:
 def register(server) -> None:
     swift = server.connection()
     try:
-        swift.put_container("Users")
-        swift.put_object("Users", USER, b"", headers={"X-Object-Meta-Name": "Officer"})
-        swift.put_container("Devices")
-        swift.put_object("Devices", DEVICE, b"", headers={"X-Object-Meta-Name": "Cam"})
-        swift.put_container(RECORDING)
+        CAMERA.start(swift, status=None)
     finally:
         swift.close()
 

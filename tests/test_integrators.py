@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 
 import pytest
 
@@ -94,10 +93,7 @@ def test_a_bad_content_type_is_refused(server, swift, recording):
 
 
 def swiftCLI(server, reader, *arguments) -> str:
-    done = subprocess.run(
-        [os.path.join(os.path.dirname(sys.executable), "swift"), "-A", server.authURL,
-         "-U", reader.user, "-K", reader.key, "--os-cacert", server.caFile, *arguments],
-        capture_output=True, text=True, timeout=60)
+    done = server.swiftCommand(reader, *arguments)
     assert done.returncode == 0, done.stderr
     return done.stdout
 

@@ -15,15 +15,14 @@ import pty
 import re
 import select
 import subprocess
-import sys
 import threading
 
 import pytest
 
 from bwscd.config import connectionfile
 from bwscd.tools.loadtest import Payload, Plan, identities, parseSize, percentile, sizing
+from tests.support.server import BWSCD
 
-BWSCD = os.path.join(os.path.dirname(sys.executable), "bwscd")
 RECORDING = re.compile(r"^[0-9a-f-]{36}_[^_]+_[0-9]{8}T[0-9]{6}Z$")
 
 

@@ -15,7 +15,6 @@ import signal
 import socket
 import ssl
 import subprocess
-import sys
 import time
 
 import pytest
@@ -28,8 +27,8 @@ from cryptography.x509.oid import NameOID
 from swiftclient.exceptions import ClientException
 
 from bwscd.config import connectionfile
+from tests.support.server import BWSCD
 
-BWSCD = os.path.join(os.path.dirname(sys.executable), "bwscd")
 
 
 def bwscd(*arguments, check=True, cwd=None):

@@ -7,8 +7,6 @@ also delete, and every deletion is an event.
 
 import hashlib
 import os
-import subprocess
-import sys
 
 import pytest
 
@@ -110,11 +108,7 @@ def test_an_admin_deletes_and_each_deletion_is_an_event(server, swift, stored):
 
 def test_an_admin_deletes_a_recording_with_the_swift_cli(server, stored):
     admin = server.addAccount("archive", "admin")
-    key = admin.key
-    done = subprocess.run(
-        [os.path.join(os.path.dirname(sys.executable), "swift"), "-A", server.authURL,
-         "-U", "archive", "-K", key, "--os-cacert", server.caFile, "delete", RECORDING],
-        capture_output=True, text=True, timeout=60)
+    done = server.swiftCommand(admin, "delete", RECORDING)
     assert done.returncode == 0, done.stderr
     assert RECORDING not in [c["name"] for c in admin.get_account()[1]]
     assert not os.path.exists(os.path.join(server.data, "storage", RECORDING))

@@ -8,18 +8,17 @@ import http.server
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 
 import pytest
 
+from tests.support.server import BWSCD
 from tests.support.swift import refusal
 
 USER = "0b9a3f2e-5c1d-4e8f-9a7b-2c3d4e5f6a7b"
 OTHER_USER = "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f"
 DEVICE = "B8A44F000001"
-BWSCD = os.path.join(os.path.dirname(sys.executable), "bwscd")
 RECORDING = f"{USER}_{DEVICE}_20240501T101500Z"
 
 

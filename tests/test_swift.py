@@ -12,11 +12,13 @@ import pytest
 import swiftclient
 from swiftclient.exceptions import ClientException
 
+from tests.support.recording import Recording
 from tests.support.storage import temporaryFiles
 from tests.support.swift import status
 
 USER = "6a7c1a3e-8b1d-4c55-9a8e-3f1f2b7d9c01"
-RECORDING = f"{USER}_B1234567_20240501T101500Z"
+CAMERA = Recording(USER, "B1234567")
+RECORDING = CAMERA.container
 CLIP = "20240501_101502_4711.mkv"
 
 RECORDING_METADATA = {
@@ -43,17 +45,10 @@ RECORDING_METADATA = {
 }
 
 
-DEVICE = "B1234567"
-
-
-def register(swift, user=USER, device=DEVICE) -> None:
+def register(swift) -> None:
     """What the controller does before it sends a recording."""
-    swift.put_container("Users")
-    swift.put_object("Users", user, b"", headers={"X-Object-Meta-Name": "Officer",
-                                                  "X-Object-Meta-Active": "True"})
-    swift.put_container("Devices")
-    swift.put_object("Devices", device, b"", headers={"X-Object-Meta-Name": "Cam",
-                                                      "X-Object-Meta-Model": "W110"})
+    CAMERA.register(swift, user={"X-Object-Meta-Name": "Officer", "X-Object-Meta-Active": "True"},
+                    device={"X-Object-Meta-Name": "Cam", "X-Object-Meta-Model": "W110"})
 
 
 @pytest.fixture

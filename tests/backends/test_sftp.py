@@ -17,12 +17,13 @@ import pytest
 from swiftclient.exceptions import ClientException
 
 from tests.support.installing import Unavailable
-from tests.support.sshd import SSHServer, children
+from tests.support.recording import Recording
+from tests.support.processes import commandOf, descendantsOf, isRunning
+from tests.support.sshd import SSHServer
 from tests.support.swift import status
 
-USER = "0b9a3f2e-5c1d-4e8f-9a7b-2c3d4e5f6a7b"
-DEVICE = "B8A44F000001"
-RECORDING = f"{USER}_{DEVICE}_20240501T101500Z"
+CAMERA = Recording()
+USER, RECORDING = CAMERA.user, CAMERA.container
 MiB = 1 << 20
 
 
@@ -49,11 +50,9 @@ def running(launch, dataDirectory, sshd):
 
 
 def register(swift):
-    swift.put_container("Users")
-    swift.put_object("Users", USER, b"", headers={"X-Object-Meta-Name": "Anna%20Berg"})
-    swift.put_container("Devices")
-    swift.put_object("Devices", DEVICE, b"", headers={"X-Object-Meta-Name": "Cam%201"})
-    swift.put_container(RECORDING, headers={"X-Container-Meta-Status": "Transferring"})
+    """The recording's user and camera, with names that need percent-encoding."""
+    CAMERA.start(swift, user={"X-Object-Meta-Name": "Anna%20Berg"},
+                 device={"X-Object-Meta-Name": "Cam%201"})
 
 
 def remote(sshd, *parts) -> str:
@@ -280,25 +279,8 @@ def test_losing_the_server_means_503_until_it_is_back(running, sshd):
 
 def sshProcesses(server) -> list[int]:
     """The ssh clients bwscd runs, by their process ids."""
-    found = []
-    for pid in children(server.process.pid):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                command = f.read().split(b"\0")
-        except OSError:
-            continue
-        if os.path.basename(command[0]) == b"ssh":
-            found.append(pid)
-    return found
-
-
-def isGone(pid: int) -> bool:
-    """Not running: no such process, or a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rpartition(")")[2].split()[0] == "Z"
-    except OSError:
-        return True
+    return [pid for pid in descendantsOf(server.process.pid)
+            if [os.path.basename(part) for part in commandOf(pid)[:1]] == ["ssh"]]
 
 
 def test_ssh_ending_means_503_until_it_is_back(running, sshd):
@@ -314,7 +296,7 @@ def test_ssh_ending_means_503_until_it_is_back(running, sshd):
     assert not os.path.exists(remote(sshd, RECORDING, "cut.mkv"))
     assert os.listdir(remote(sshd, ".bwscd", "tmp")) == []
     assert "lost the connection to the SFTP server" in server.log()
-    [again] = [pid for pid in sshProcesses(server) if not isGone(pid)]
+    [again] = [pid for pid in sshProcesses(server) if isRunning(pid)]
     assert again != ssh
 
 
@@ -327,12 +309,12 @@ def test_no_ssh_outlives_bwscd(running, sshd):
     server, swift = running
     started = sshProcesses(server)
     assert len(started) == 1
-    sessions = children(sshd.pid)
+    sessions = descendantsOf(sshd.pid)
     for pid in sessions:
         os.kill(pid, signal.SIGSTOP)
     server.stop()
     deadline = time.monotonic() + 10
-    while not all(isGone(pid) for pid in started):
+    while any(isRunning(pid) for pid in started):
         assert time.monotonic() < deadline, "ssh still runs after bwscd stopped"
         time.sleep(0.05)
 

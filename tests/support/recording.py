@@ -15,14 +15,25 @@ class Recording:
     def container(self) -> str:
         return f"{self.user}_{self.device}_{self.time}"
 
-    def start(self, swift, status: str = "Transferring") -> str:
+    def register(self, swift, user: dict | None = None, device: dict | None = None) -> None:
         """
-        What the controller does before it sends a recording's clips:
-        register the user and the camera, create the container.
+        What the controller does before it sends a recording: register the
+        user and the camera, C{user} and C{device} their headers (a name each
+        by default).
         """
         swift.put_container("Users")
-        swift.put_object("Users", self.user, b"", headers={"X-Object-Meta-Name": "Officer"})
+        swift.put_object("Users", self.user, b"",
+                         headers=user or {"X-Object-Meta-Name": "Officer"})
         swift.put_container("Devices")
-        swift.put_object("Devices", self.device, b"", headers={"X-Object-Meta-Name": "Cam"})
-        swift.put_container(self.container, headers={"X-Container-Meta-Status": status})
+        swift.put_object("Devices", self.device, b"",
+                         headers=device or {"X-Object-Meta-Name": "Cam"})
+
+    def start(self, swift, status: str | None = "Transferring", **registration) -> str:
+        """
+        Register (see L{register}) and create the container, with its
+        C{Status} unless L{None}: what comes before a recording's clips.
+        """
+        self.register(swift, **registration)
+        swift.put_container(self.container, headers={"X-Container-Meta-Status": status}
+                            if status is not None else {})
         return self.container

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import swiftclient
 
+from tests.support.processes import processStatus
+
 HOST = "127.0.0.1"
 
 
@@ -27,25 +29,15 @@ def freePort() -> int:
         return s.getsockname()[1]
 
 
-def bwscd() -> str:
-    found = os.path.join(os.path.dirname(sys.executable), "bwscd")
-    return found if os.path.exists(found) else shutil.which("bwscd")
+def installed(program: str) -> str:
+    """The path of C{program} as installed beside this Python (a venv's), or on C{PATH}."""
+    found = os.path.join(os.path.dirname(sys.executable), program)
+    return found if os.path.exists(found) else shutil.which(program)
 
 
-def twistd() -> str:
-    found = os.path.join(os.path.dirname(sys.executable), "twistd")
-    return found if os.path.exists(found) else shutil.which("twistd")
-
-
-def processStatus(pid: int) -> dict[str, int]:
-    """The sizes in C{/proc/PID/status} (VmRSS, VmHWM, ...), in bytes."""
-    sizes = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            name, _, value = line.partition(":")
-            if value.strip().endswith("kB"):
-                sizes[name] = int(value.split()[0]) * 1024
-    return sizes
+BWSCD = installed("bwscd")
+TWISTD = installed("twistd")
+SWIFT = installed("swift")  # python-swiftclient's command line
 
 
 @dataclass
@@ -112,7 +104,7 @@ class Server:
         A new integrator account (C{bwscd credentials add}), logged in once
         this server has taken it up (SIGHUP).
         """
-        added = subprocess.run([bwscd(), "credentials", "--data", self.data, "add", name,
+        added = subprocess.run([BWSCD, "credentials", "--data", self.data, "add", name,
                                 "--role", role], capture_output=True, text=True, check=True)
         assert added.stdout.startswith(f"{role} {name} added"), added.stdout
         account = swiftclient.Connection(
@@ -124,7 +116,7 @@ class Server:
 
     def removeAccount(self, account: swiftclient.Connection) -> None:
         """Remove C{account} (C{bwscd credentials remove}), once this server refuses it."""
-        subprocess.run([bwscd(), "credentials", "--data", self.data, "remove", account.user],
+        subprocess.run([BWSCD, "credentials", "--data", self.data, "remove", account.user],
                        capture_output=True, check=True)
         self.process.send_signal(signal.SIGHUP)
         self._waitForLogin(swiftclient.Connection(
@@ -144,6 +136,14 @@ class Server:
             if time.monotonic() > deadline:
                 raise AssertionError(f"{account.user} still {'refused' if accepted else 'accepted'}")
             time.sleep(0.1)
+
+    def swiftCommand(self, account: swiftclient.Connection,
+                     *arguments: str) -> subprocess.CompletedProcess:
+        """C{swift *arguments} (python-swiftclient's command line) as C{account}."""
+        return subprocess.run(
+            [SWIFT, "-A", self.authURL, "-U", account.user, "-K", account.key,
+             "--os-cacert", self.caFile, *arguments],
+            capture_output=True, text=True, timeout=60)
 
     def status(self) -> dict[str, int]:
         """The process's C{/proc/PID/status} sizes (VmRSS, VmHWM, ...) in bytes."""
@@ -197,7 +197,7 @@ def startServer(data: str, *arguments: str, port: int | None = None, https=True,
     port = port or freePort()
     logPath = os.path.join(data + ".log")
     command = [
-        twistd(), "-n", "--pidfile=", "bwscd",
+        TWISTD, "-n", "--pidfile=", "bwscd",
         "--data", data, "--port", str(port), "--interface", HOST,
         "--public-address", HOST, *arguments,
     ]

@@ -13,6 +13,7 @@ import subprocess
 import time
 
 from tests.support.installing import installPrograms
+from tests.support.processes import descendantsOf, isRunning
 from tests.support.server import HOST, freePort
 
 SSHD = "/usr/sbin/sshd"
@@ -38,27 +39,6 @@ def _keygen(path: str) -> None:
         ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "bwscd-test", "-f", path],
         check=True,
     )
-
-
-def children(pid: int) -> list[int]:
-    """Every descendant of C{pid}, from C{/proc}."""
-    parents = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    # The command name may hold spaces: the fields after it
-                    # start after its closing parenthesis.
-                    fields = f.read().rpartition(")")[2].split()
-            except OSError:
-                continue
-            parents.setdefault(int(fields[1]), []).append(int(entry))
-    found, pending = [], [pid]
-    while pending:
-        for child in parents.get(pending.pop(), []):
-            found.append(child)
-            pending.append(child)
-    return found
 
 
 class SSHServer:
@@ -168,7 +148,7 @@ class SSHServer:
         # own, so killing sshd alone leaves them running: stop sshd so that
         # it forks no more, then end it and its children by their ids.
         process.send_signal(signal.SIGSTOP)
-        sessions = children(process.pid)
+        sessions = descendantsOf(process.pid)
         for pid in sessions:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -177,19 +157,10 @@ class SSHServer:
         process.kill()
         process.wait(10)
         for pid in sessions:
-            while os.path.exists(f"/proc/{pid}") and _isRunning(pid):
+            while isRunning(pid):
                 time.sleep(0.01)
 
     def restart(self) -> None:
         """Start sshd again, on the same port with the same keys."""
         self.stop()
         self._run()
-
-
-def _isRunning(pid: int) -> bool:
-    """Not yet a zombie (a killed grandchild waits for init to reap it)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rpartition(")")[2].split()[0] != "Z"
-    except OSError:
-        return False
