@@ -8,11 +8,9 @@ history unless the operator chose a limit.
 
 import gzip
 import hashlib
-import http.client
 import json
 import os
 import re
-import ssl
 import subprocess
 import time
 
@@ -62,8 +60,7 @@ def test_a_download_the_client_abandons_says_how_much_was_sent(server, swift, re
     swift.put_object(container, "big.mkv", data)
     reader = server.addAccount("integrator", "reader")
     url, token = reader.get_auth()
-    client = http.client.HTTPSConnection(
-        "127.0.0.1", server.port, context=ssl.create_default_context(cafile=server.caFile))
+    client = server.httpsConnection()
     client.request("GET", url.split(str(server.port), 1)[1] + f"/{container}/big.mkv",
                    headers={"X-Auth-Token": token})
     answer = client.getresponse()
@@ -83,8 +80,7 @@ def test_every_access_line_names_the_account(server, swift, recording):
     reader.head_container(container)
     assert reader.get_container(container)
     controller = server.connectionFile["BlobAPIUserName"]
-    anonymous = http.client.HTTPSConnection(
-        "127.0.0.1", server.port, context=ssl.create_default_context(cafile=server.caFile))
+    anonymous = server.httpsConnection()
     anonymous.request("HEAD", f"/v1/AUTH_{controller}/{container}")
     assert anonymous.getresponse().status == 401
     lines = accessLines(server)
@@ -114,14 +110,7 @@ def test_refused_uploads_are_one_episode_from_start_to_end(launch, dataDirectory
     assert started["status"] == 507 and started["kind"] == "quota"
     assert "quota of 1048576 bytes is used up" in started["reason"]
     # Every upload slot taken: 503, an episode of its own.
-    url, token = swift.get_auth()
-    slot = http.client.HTTPSConnection(
-        "127.0.0.1", server.port, context=ssl.create_default_context(cafile=server.caFile))
-    slot.putrequest("PUT", url.split(str(server.port), 1)[1] + f"/{container}/4.mkv")
-    slot.putheader("X-Auth-Token", token)
-    slot.putheader("Content-Length", "10")
-    slot.endheaders()
-    slot.send(b"x")
+    slot = server.startUpload(swift, f"/{container}/4.mkv", 10, b"x")
     time.sleep(0.5)  # for the server to take the slot
     for name in ("5.mkv", "6.mkv", "7.mkv"):
         with pytest.raises(ClientException) as refused:

@@ -6,8 +6,6 @@ bwscd itself holds back (backpressure) does not.
 
 import os
 import select
-import socket
-import ssl
 import time
 from urllib.parse import urlsplit
 
@@ -21,19 +19,13 @@ HOST = "127.0.0.1"
 CONTAINER = "RejectedContent_UnknownTime_7d1e2f3a-4b5c-4d6e-8f9a-0b1c2d3e4f5a"
 
 
-def connect(server) -> ssl.SSLSocket:
-    raw = socket.create_connection((HOST, server.port), timeout=30)
-    context = ssl.create_default_context(cafile=server.caFile)
-    return context.wrap_socket(raw, server_hostname=HOST)
-
-
 def test_a_trickling_body_is_cut_off_and_not_stored(launch, dataDirectory):
     server = launch(dataDirectory, "--idle-timeout", "2", "--min-upload-rate", "10K")
     swift = server.connection()
     swift.put_container(CONTAINER)
     url, token = swift.get_auth()
     path = f"{urlsplit(url).path}/{CONTAINER}/slow.mkv"
-    sock = connect(server)
+    sock = server.connectTLS()
     sock.sendall((f"PUT {path} HTTP/1.1\r\nHost: {HOST}\r\nX-Auth-Token: {token}\r\n"
                   "Content-Length: 1048576\r\n\r\n").encode())
     started = time.monotonic()

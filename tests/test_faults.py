@@ -267,13 +267,10 @@ class RawResponse:
 
 
 def connect(server, reset=False, timeout=TIMEOUT) -> ssl.SSLSocket:
-    raw = socket.create_connection((HOST, server.port), timeout=timeout)
+    sock = server.connectTLS(timeout)
     if reset:
         # close() then sends RST instead of FIN.
-        raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    context = ssl.create_default_context(cafile=server.caFile)
-    sock = context.wrap_socket(raw, server_hostname=HOST)
-    sock.settimeout(timeout)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     return sock
 
 

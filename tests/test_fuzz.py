@@ -107,7 +107,7 @@ class Fuzz:
     @property
     def tls(self) -> ssl.SSLContext:
         if self._context is None:
-            self._context = ssl.create_default_context(cafile=self.server.caFile)
+            self._context = self.server.clientContext()
         return self._context
 
     @property

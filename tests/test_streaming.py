@@ -60,11 +60,7 @@ class Client:
     """One raw TLS connection to the server."""
 
     def __init__(self, server, timeout=TIMEOUT):
-        context = ssl.create_default_context(cafile=server.caFile)
-        context.check_hostname = True
-        raw = socket.create_connection(("127.0.0.1", server.port), timeout=timeout)
-        self.sock = context.wrap_socket(raw, server_hostname="127.0.0.1")
-        self.sock.settimeout(timeout)
+        self.sock = server.connectTLS(timeout)
         self.buffer = b""
         self.received = b""  # everything ever received, for "never sent" checks
         self.eof = False

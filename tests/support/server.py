@@ -5,16 +5,19 @@ python-swiftclient as the client; the sizes of a process from C{/proc}.
 """
 
 import base64
+import http.client
 import json
 import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import swiftclient
 
@@ -136,6 +139,34 @@ class Server:
             if time.monotonic() > deadline:
                 raise AssertionError(f"{account.user} still {'refused' if accepted else 'accepted'}")
             time.sleep(0.1)
+
+    def clientContext(self) -> ssl.SSLContext:
+        """A TLS client context that trusts this server's certificate."""
+        return ssl.create_default_context(cafile=self.caFile)
+
+    def connectTLS(self, timeout: float | None = 30) -> ssl.SSLSocket:
+        """A raw TLS connection to this server, for requests written by hand."""
+        raw = socket.create_connection((HOST, self.port), timeout=timeout)
+        return self.clientContext().wrap_socket(raw, server_hostname=HOST)
+
+    def httpsConnection(self) -> http.client.HTTPSConnection:
+        return http.client.HTTPSConnection(HOST, self.port, context=self.clientContext())
+
+    def startUpload(self, swift: swiftclient.Connection, path: str, length: int,
+                    first: bytes) -> http.client.HTTPSConnection:
+        """
+        A PUT of C{length} bytes to C{path} (below the account) as C{swift}'s
+        account, of which only the C{first} are sent: the test sends the
+        rest, or doesn't.
+        """
+        url, token = swift.get_auth()
+        client = self.httpsConnection()
+        client.putrequest("PUT", urlsplit(url).path + path)
+        client.putheader("X-Auth-Token", token)
+        client.putheader("Content-Length", str(length))
+        client.endheaders()
+        client.send(first)
+        return client
 
     def swiftCommand(self, account: swiftclient.Connection,
                      *arguments: str) -> subprocess.CompletedProcess:
