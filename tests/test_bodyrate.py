@@ -14,8 +14,8 @@ from twisted.internet.task import Clock
 
 from bwscd.transfer.bodyrate import MinimumRate
 from tests.support.bodies import HandFedBody
+from tests.support.server import HOST
 
-HOST = "127.0.0.1"
 CONTAINER = "RejectedContent_UnknownTime_7d1e2f3a-4b5c-4d6e-8f9a-0b1c2d3e4f5a"
 
 

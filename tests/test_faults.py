@@ -46,10 +46,10 @@ import pytest
 from swiftclient.exceptions import ClientException
 
 from tests.support.recording import Recording
+from tests.support.server import HOST
 from tests.support.storage import fileSHA256, temporaryDirectory, temporaryFiles
 from tests.support.waiting import waitFor
 
-HOST = "127.0.0.1"
 USER = "6c1b2f7e-2d4a-4c55-9b1e-0a8f3e5d7c21"
 DEVICE = "B7654321"
 CAMERA = Recording(USER, DEVICE)

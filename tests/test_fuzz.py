@@ -46,6 +46,7 @@ import swiftclient.client
 from hypothesis import HealthCheck, currently_in_test_context, event, given, note, settings
 from hypothesis import strategies as st
 
+from tests.support.server import HOST
 from tests.support.storage import temporaryFiles
 from tests.support.waiting import waitFor
 
@@ -72,7 +73,6 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 TRACE = os.environ.get("BWSCD_FUZZ_TRACE")
 PROGRESS = os.environ.get("BWSCD_FUZZ_PROGRESS")
 
-HOST = "127.0.0.1"
 CONNECT_TIMEOUT = 5.0
 ANSWER_TIMEOUT = 3.0  # a request we sent whole
 PARTIAL_TIMEOUT = 0.15  # a request we cut short: the server is waiting for more

@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-HOST = "127.0.0.1"
+from tests.support.server import HOST
+
 PART = 1 << 20
 
 
