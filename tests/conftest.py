@@ -8,6 +8,7 @@ import threading
 import pytest
 import swiftclient
 from twisted.internet import reactor
+from twisted.logger import capturedLogs
 
 from tests.support.recording import Recording
 from tests.support.server import TWISTD, Server, startServer
@@ -65,6 +66,13 @@ def moduleServer(tmp_path_factory):
     running = startServer(str(tmp_path_factory.mktemp("shared") / "data"))
     yield running
     running.stop()
+
+
+@pytest.fixture
+def logged() -> list[dict]:
+    """Every log event emitted in this process during the test."""
+    with capturedLogs() as events:
+        yield events
 
 
 @pytest.fixture(scope="session")

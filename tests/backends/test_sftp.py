@@ -20,7 +20,7 @@ from tests.support.installing import Unavailable
 from tests.support.recording import Recording
 from tests.support.processes import commandOf, descendantsOf, isRunning
 from tests.support.sshd import SSHServer
-from tests.support.swift import status
+from tests.support.swift import inPieces, status
 
 CAMERA = Recording()
 USER, RECORDING = CAMERA.user, CAMERA.container
@@ -75,12 +75,6 @@ def tree(root) -> dict[str, bytes]:
     return found
 
 
-def chunked(data: bytes, size: int = 100_000):
-    """A generator body: swiftclient sends it with chunked transfer encoding."""
-    for start in range(0, len(data), size):
-        yield data[start : start + size]
-
-
 def test_the_remote_tree_is_the_filesystem_layout(launch, tmp_path, running, sshd):
     """
     The same requests to the filesystem backend and to the SFTP backend
@@ -97,7 +91,7 @@ def test_the_remote_tree_is_the_filesystem_layout(launch, tmp_path, running, ssh
             RECORDING, "20240501T101500Z_1.mkv", body,
             headers={"X-Object-Meta-Starttimeiso": "2024-05-01T10:15:00Z"},
         ) == hashlib.md5(body).hexdigest()
-        connection.put_object(RECORDING, "sub:dir/track.json", chunked(body[::-1]))
+        connection.put_object(RECORDING, "sub:dir/track.json", inPieces(body[::-1], 100_000))
         connection.post_container(RECORDING, headers={"X-Container-Meta-Status": "Complete"})
     local.close()
     remoteTree, localTree = tree(sshd.root), tree(reference.storage)

@@ -1,12 +1,24 @@
-"""The example backend that docs/backends.md gives in full, taken from the page itself."""
+"""
+Storage backends called as the upload engine calls them (the digests it
+measures), and the example backend that docs/backends.md gives in full,
+taken from the page itself.
+"""
 
+import hashlib
 import os
 import re
+
+from bwscd.interfaces import Digests
 
 DOCS = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "docs", "backends.md")
 DOCUMENTED = "memory (from docs/backends.md)"
 # The example's files, as the page names them in the line before each block.
 EXAMPLE_FILES = ["memorybackend.py", "twisted/plugins/memorybackend_plugin.py"]
+
+
+def digestsOf(data: bytes) -> Digests:
+    """What the engine measures of C{data} as it streams in."""
+    return Digests(len(data), hashlib.md5(data).hexdigest(), hashlib.sha256(data).hexdigest())
 
 
 def writeDocumentedExample(directory: str) -> str:

@@ -1,4 +1,4 @@
-"""python-swiftclient calls that the server must refuse."""
+"""python-swiftclient: calls that the server must refuse, bodies it sends chunked."""
 
 import pytest
 from swiftclient.exceptions import ClientException
@@ -14,3 +14,9 @@ def refusal(call, *args, **kwargs) -> ClientException:
 def status(call, *args, **kwargs) -> int:
     """The HTTP status with which the server refuses C{call(*args, **kwargs)}."""
     return refusal(call, *args, **kwargs).http_status
+
+
+def inPieces(data: bytes, size: int = 64 << 10):
+    """A generator body: swiftclient sends it with chunked transfer encoding."""
+    for offset in range(0, len(data), size):
+        yield data[offset:offset + size]

@@ -8,7 +8,7 @@ import json
 import os
 
 import pytest
-from twisted.logger import formatEvent, globalLogPublisher
+from twisted.logger import formatEvent
 
 from bwscd.policy.categories import (
     DEFAULT_CATEGORIES, CategoryError, CategoryFile, PublishedCategories,
@@ -86,19 +86,6 @@ def test_the_published_list_follows_the_file(categoryFile):
     assert published.refresh() is False and len(recorder.events) == 1
 
 
-@pytest.fixture
-def logged():
-    """The text of each log event while the test runs."""
-    seen = []
-
-    def observe(event):
-        seen.append(formatEvent(event))
-
-    globalLogPublisher.addObserver(observe)
-    yield seen
-    globalLogPublisher.removeObserver(observe)
-
-
 def test_a_broken_file_keeps_the_last_good_list(categoryFile, logged):
     recorder = EventRecorder()
     categoryFile.write([{"Name": "Traffic", "Id": "5"}])
@@ -109,7 +96,7 @@ def test_a_broken_file_keeps_the_last_good_list(categoryFile, logged):
     assert published.document == document and recorder.events == []
     # Said once, not at every look: the file is read again only once it changes.
     assert published.refresh() is False
-    [kept] = [line for line in logged if "kept the published categories" in line]
+    [kept] = [text for text in map(formatEvent, logged) if "kept the published categories" in text]
     assert kept.startswith(f"kept the published categories: {categoryFile.path}: ")
     # Mended: published again.
     writeRaw(categoryFile, '[{"Name": "Parking", "Id": "6"}]')

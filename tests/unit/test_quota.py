@@ -5,22 +5,17 @@ what is stored counted from a real filesystem backend; two quotas on the
 same counters file (two processes, C{--workers}) see each other's uploads.
 """
 
-import hashlib
 import os
 
 import pytest
 
 from bwscd.backends.filesystem import FilesystemBackend
 from bwscd.errors import QuotaUsedUp
-from bwscd.interfaces import Digests
 from bwscd.transfer.quota import Quota
+from tests.support.backends import digestsOf
 from tests.support.reactor import call
 
 CONTAINER = "RejectedContent_UnknownTime_quota"
-
-
-def digestsOf(data: bytes) -> Digests:
-    return Digests(len(data), hashlib.md5(data).hexdigest(), hashlib.sha256(data).hexdigest())
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ container's name, and the rebuild from the stored objects when the
 registry's document is lost.
 """
 
-import hashlib
 import json
 import os
 
@@ -15,10 +14,10 @@ from bwscd.backends.filesystem import FilesystemBackend
 from bwscd.config.processlock import ProcessLock
 from bwscd.constraints import DEVICES, SYSTEM, USERS
 from bwscd.errors import BadRequest, Forbidden
-from bwscd.interfaces import Digests
 from bwscd.policy.capabilities import PublishedDocuments
 from bwscd.policy.events import Events
 from bwscd.policy.registry import STATE, Registry
+from tests.support.backends import digestsOf
 from tests.support.events import EventRecorder
 from tests.support.reactor import call
 from tests.support.recording import Recording
@@ -53,7 +52,7 @@ class Store:
         """Store an empty registry object, as the upload engine does, but past the registry."""
         call(self.backend.putContainer, container, {})
         writer = call(self.backend.openObject, container, name, metadata, 0)
-        writer.commit(Digests(0, hashlib.md5().hexdigest(), hashlib.sha256().hexdigest()))
+        writer.commit(digestsOf(b""))
 
 
 @pytest.fixture
