@@ -23,7 +23,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from bwscd.backends.sftp.ssh import CIPHERS
-from upload import Figures, Payload, RepeatedBlock, loadConftest, machineBusySeconds, timeUploads
+from tests.support.server import Server, freePort
+from upload import Figures, Payload, RepeatedBlock, machineBusySeconds, timeUploads
 
 HOST = "127.0.0.1"
 DISCARD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "discard.py")
@@ -33,14 +34,13 @@ def startDiscard(directory: str, https: bool = True):
     """
     Start bench/discard.py in a process of its own, with a certificate of
     the kind bwscd makes (self-signed, ECDSA P-256) and a connection file in
-    C{directory} like bwscd's, so that the C{Server} of tests/conftest.py
+    C{directory} like bwscd's, so that the C{Server} of tests/support/server.py
     returned can log in to it, upload to it and sample its memory.
     """
     from bwscd.security.certificate import createSelfSigned
 
-    conftest = loadConftest()
     os.makedirs(directory)
-    port = conftest.freePort()
+    port = freePort()
     command = [sys.executable, DISCARD, "--port", str(port)]
     connectionFile = {
         "AuthenticationTokenURI": [f"{'https' if https else 'http'}://{HOST}:{port}/auth/v1.0"],
@@ -62,7 +62,7 @@ def startDiscard(directory: str, https: bool = True):
     logPath = directory + ".log"
     with open(logPath, "ab") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    server = conftest.Server(directory, port, process, logPath, https)
+    server = Server(directory, port, process, logPath, https)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -124,7 +124,7 @@ def timeSFTPPuts(sshd, directory: str, payload: Payload, count: int) -> Figures:
     C{count} runs of OpenSSH's C{sftp -b} at once, each putting one of the
     payload's objects (a file written and fsynced beforehand, off the clock,
     so read from the page cache) to C{sshd}, a C{SSHServer} of
-    tests/backends/sshd.py, with C{put -f}: fsynced on the server, as the
+    tests/support/sshd.py, with C{put -f}: fsynced on the server, as the
     SFTP backend does.  Timed from starting the clients to the last one's
     exit, so including each SSH handshake.  With the SFTP backend's
     ciphers, so that both encrypt alike.  The client CPU figure is that

@@ -30,9 +30,11 @@ import baselines
 import results
 from machine import machineFacts
 from upload import (
-    MB, REPOSITORY, Payload, absolutePythonPath, benchServer, humanSize, loadModule,
+    MB, REPOSITORY, Payload, absolutePythonPath, benchServer, humanSize,
     parseSize,
 )
+
+from tests.support.sshd import SSHServer
 
 TRANSPORTS = ("http", "https")
 BACKENDS = results.BACKENDS
@@ -60,9 +62,8 @@ def runAll(scratch: str, payload: Payload, many: int, workers: int) -> list[resu
     C{many} at once, the backends of C{WORKER_BACKENDS} run again with
     C{--workers} C{workers} if that is more than 1.
     """
-    sshdModule = loadModule("bwscd_tests_sshd", "tests", "backends", "sshd.py")
     os.makedirs(os.path.join(scratch, "sshd"))
-    sshd = sshdModule.SSHServer.start(os.path.join(scratch, "sshd"))
+    sshd = SSHServer.start(os.path.join(scratch, "sshd"))
     rows = []
 
     def record(name, transport, figures, processes=1):

@@ -19,9 +19,7 @@ and against the baselines (bench/discard.py) with L{timeUploads}.
 """
 
 import argparse
-import functools
 import hashlib
-import importlib.util
 import os
 import re
 import shutil
@@ -33,32 +31,22 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 from bwscd.plugins import humanSize, sizeInBytes
+# The test fixtures: importable from the checkout (the editable install,
+# or PYTHONPATH=$PWD), see bench/README.md.
+from tests.support.processes import commandOf, descendantsOf, processStatus, statFields
+from tests.support.recording import Recording
+from tests.support.server import startServer
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BLOCK_SIZE = 1 << 20
 # The controller registers its user and camera before it sends a recording
 # container named <UserUUID>_<BWCSerialNumber>_<YYYYMMDDTHHMMSSZ>.
-USER = "b5e1c0de-0000-4000-8000-000000000001"
-DEVICE = "BENCH0001"
-CONTAINER = f"{USER}_{DEVICE}_20240501T101500Z"
+RECORDING = Recording("b5e1c0de-0000-4000-8000-000000000001", "BENCH0001")
+CONTAINER = RECORDING.container
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 MB = 1000 * 1000
 MiB = 1 << 20
 DEFAULT_CHUNK_SIZE = 64 << 10
-
-
-def loadModule(name: str, *path: str):
-    """A module of the repository that is not on sys.path (tests/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(name, os.path.join(REPOSITORY, *path))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@functools.cache
-def loadConftest():
-    """tests/conftest.py: C{startServer} and the C{Server} it returns."""
-    return loadModule("bwscd_tests_conftest", "tests", "conftest.py")
 
 
 def absolutePythonPath() -> None:
@@ -145,51 +133,14 @@ class Payload:
 # The server's side, from /proc.
 
 
-def _statFields(path: str) -> list[str]:
-    """The fields of a C{/proc/.../stat} after the command name: [0] is field 3 (state)."""
-    with open(path) as f:
-        # The command name, in parentheses, may contain spaces: split after it.
-        return f.read().rpartition(")")[2].split()
-
-
 def cpuSeconds(pid: int, tid: int | None = None) -> float:
     """
     utime + stime in seconds: of the whole process C{pid} (all its threads,
     also those that have exited), or of its one thread C{tid}.
     """
-    fields = _statFields(f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat")
+    fields = statFields(pid, tid)
     # Fields 14 and 15 of proc(5).
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def descendantsOf(pid: int) -> list[int]:
-    """
-    The live (not zombie) processes descended from C{pid}, by their parent
-    pid in C{/proc/*/stat}: its children, theirs, and so on.
-    """
-    parents = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                fields = _statFields(f"/proc/{entry}/stat")
-            except OSError:
-                continue  # it has just ended
-            if fields[0] != "Z":
-                parents[int(entry)] = int(fields[1])
-    found, frontier = [], [pid]
-    while frontier:
-        frontier = [child for child, parent in parents.items() if parent in frontier]
-        found += frontier
-    return sorted(found)
-
-
-def commandOf(pid: int) -> list[str]:
-    """Its command line; empty if it has ended."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().decode(errors="replace").split("\0")[:-1]
-    except OSError:
-        return []
 
 
 def isWorker(pid: int) -> bool:
@@ -227,7 +178,7 @@ class ProcessSample:
 def sampleProcess(pid: int) -> ProcessSample | None:
     """L{None} if the process has ended (or is a zombie, whose memory is gone)."""
     try:
-        sizes = loadConftest().processStatus(pid)
+        sizes = processStatus(pid)
         return ProcessSample(cpuSeconds(pid), cpuSeconds(pid, pid),
                              sizes["VmRSS"], sizes["VmHWM"])
     except (OSError, KeyError):
@@ -388,18 +339,6 @@ class Figures:
 # The benchmark.
 
 
-def register(connection) -> None:
-    """
-    What the controller does before it sends a recording's clips: register
-    the user and the camera, make the recording's container.
-    """
-    connection.put_container("Users")
-    connection.put_object("Users", USER, b"", headers={"X-Object-Meta-Name": "Bench"})
-    connection.put_container("Devices")
-    connection.put_object("Devices", DEVICE, b"", headers={"X-Object-Meta-Name": "Bench"})
-    connection.put_container(CONTAINER)
-
-
 def upload(connection, index: int, payload: Payload, chunkSize: int | None) -> str:
     """
     Object C{index}, on its own connection, chunked if C{chunkSize} is
@@ -422,7 +361,7 @@ def upload(connection, index: int, payload: Payload, chunkSize: int | None) -> s
 def timeUploads(server, payload: Payload, count: int, chunkSize: int | None = None):
     """
     Upload C{count} objects of C{payload} at once to C{server} (a running
-    C{Server} of tests/conftest.py, or anything that answers like one) and
+    C{Server} of tests/support/server.py, or anything that answers like one) and
     measure it: the server is its process and that process's children.
 
     @return: the L{Figures} and the names the objects were stored as.
@@ -436,7 +375,8 @@ def timeUploads(server, payload: Payload, count: int, chunkSize: int | None = No
     try:
         for connection in connections:
             connection.get_auth()
-        register(connections[0])
+        RECORDING.start(connections[0], status=None, user={"X-Object-Meta-Name": "Bench"},
+                        device={"X-Object-Meta-Name": "Bench"})
 
         clientBefore = os.times()
         before = sampler.start()
@@ -528,7 +468,6 @@ def benchServer(base: str, payload: Payload, count: int, backend: str = "filesys
     check what it stored, and stop it.  If anything fails, the tail of the
     server's log is printed before the exception goes on.
     """
-    conftest = loadConftest()
     os.makedirs(base, exist_ok=True)
     data = os.path.join(base, "data")
     extra = ["--max-uploads", str(count)] if count > 32 else []
@@ -537,7 +476,7 @@ def benchServer(base: str, payload: Payload, count: int, backend: str = "filesys
         extra += ["--workers", str(workers)]
     server = None
     try:
-        server = conftest.startServer(data, *extra, https=https)
+        server = startServer(data, *extra, https=https)
         waitForWorkers(server, workers)
         figures, names = timeUploads(server, payload, count, chunkSize)
         checkStored(server, names, payload)

@@ -1,306 +1,22 @@
 """
 Fixtures that run the real thing: a C{twistd -n bwscd} process on loopback
-with its own data directory, HTTPS with the certificate from the connection
-file it wrote, and python-swiftclient as the client.
+(L{tests.support.server}), and python-swiftclient as the client.
 """
 
-import base64
-import json
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
 import threading
-import time
-from dataclasses import dataclass
 
 import pytest
 import swiftclient
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
+from twisted.logger import capturedLogs
 
-HOST = "127.0.0.1"
-
-
-def freePort() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def bwscd() -> str:
-    found = os.path.join(os.path.dirname(sys.executable), "bwscd")
-    return found if os.path.exists(found) else shutil.which("bwscd")
-
-
-def twistd() -> str:
-    found = os.path.join(os.path.dirname(sys.executable), "twistd")
-    return found if os.path.exists(found) else shutil.which("twistd")
-
-
-def processStatus(pid: int) -> dict[str, int]:
-    """The sizes in C{/proc/PID/status} (VmRSS, VmHWM, ...), in bytes."""
-    sizes = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            name, _, value = line.partition(":")
-            if value.strip().endswith("kB"):
-                sizes[name] = int(value.split()[0]) * 1024
-    return sizes
-
-
-@dataclass
-class Server:
-    """A running C{twistd -n bwscd}."""
-
-    data: str
-    port: int
-    process: subprocess.Popen
-    logPath: str
-    https: bool = True
-
-    @property
-    def connectionFile(self) -> dict:
-        with open(os.path.join(self.data, "config.json")) as f:
-            return json.load(f)
-
-    @property
-    def storage(self) -> str:
-        return os.path.join(self.data, "storage")
-
-    @property
-    def caFile(self) -> str:
-        """The certificate from the connection file, as a client's trust anchor."""
-        path = os.path.join(self.data, "test-ca.pem")
-        if not os.path.exists(path):
-            temporary = f"{path}.{threading.get_ident()}"
-            with open(temporary, "wb") as f:
-                f.write(base64.b64decode(self.connectionFile["HTTPSCertificate"][0]))
-            os.replace(temporary, path)
-        return path
-
-    @property
-    def authURL(self) -> str:
-        return self.connectionFile["AuthenticationTokenURI"][0]
-
-    def events(self) -> list[dict]:
-        """Every event in the service's event log, oldest first."""
-        from bwscd.policy.events import readEvents
-
-        return readEvents(os.path.join(self.data, "events.jsonl"))
-
-    def log(self) -> str:
-        with open(self.logPath, encoding="utf-8") as f:
-            return f.read()
-
-    def connection(self, **kwargs) -> swiftclient.Connection:
-        conf = self.connectionFile
-        return swiftclient.Connection(
-            authurl=self.authURL,
-            user=conf["BlobAPIUserName"],
-            key=conf["BlobAPIKey"],
-            cacert=self.caFile if self.https else None,
-            retries=0,
-            **kwargs,
-        )
-
-    def addAccount(self, name: str, role: str) -> swiftclient.Connection:
-        """
-        A new integrator account (C{bwscd credentials add}), logged in once
-        this server has taken it up (SIGHUP).
-        """
-        added = subprocess.run([bwscd(), "credentials", "--data", self.data, "add", name,
-                                "--role", role], capture_output=True, text=True, check=True)
-        assert added.stdout.startswith(f"{role} {name} added"), added.stdout
-        account = swiftclient.Connection(
-            authurl=self.authURL, user=name, key=added.stdout.splitlines()[0].rsplit(" ", 1)[1],
-            cacert=self.caFile if self.https else None, retries=0)
-        self.process.send_signal(signal.SIGHUP)
-        self._waitForLogin(account, accepted=True)
-        return account
-
-    def removeAccount(self, account: swiftclient.Connection) -> None:
-        """Remove C{account} (C{bwscd credentials remove}), once this server refuses it."""
-        subprocess.run([bwscd(), "credentials", "--data", self.data, "remove", account.user],
-                       capture_output=True, check=True)
-        self.process.send_signal(signal.SIGHUP)
-        self._waitForLogin(swiftclient.Connection(
-            authurl=self.authURL, user=account.user, key=account.key,
-            cacert=self.caFile if self.https else None, retries=0), accepted=False)
-
-    def _waitForLogin(self, account: swiftclient.Connection, accepted: bool) -> None:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                account.get_auth()
-                if accepted:
-                    return
-            except swiftclient.ClientException:
-                if not accepted:
-                    return
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{account.user} still {'refused' if accepted else 'accepted'}")
-            time.sleep(0.1)
-
-    def status(self) -> dict[str, int]:
-        """The process's C{/proc/PID/status} sizes (VmRSS, VmHWM, ...) in bytes."""
-        return processStatus(self.process.pid)
-
-    def peakMemory(self) -> "PeakMemory":
-        """C{with server.peakMemory() as memory:} ... C{memory.peak}."""
-        return PeakMemory(self)
-
-    def stop(self, sig=signal.SIGTERM) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            self.process.wait(30)
-
-
-class PeakMemory:
-    """The largest VmRSS of a server, sampled every 50 ms in a thread."""
-
-    def __init__(self, server: Server):
-        self._server = server
-        self.peak = 0
-        self.samples = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self):
-        while True:
-            try:
-                self.peak = max(self.peak, self._server.status()["VmRSS"])
-            except (OSError, KeyError):
-                return  # the process is gone
-            self.samples += 1
-            if self._stop.wait(0.05):
-                return
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-
-def startServer(data: str, *arguments: str, port: int | None = None, https=True,
-                cwd: str | None = None) -> Server:
-    """
-    Start C{twistd -n bwscd} and wait until it listens; in C{cwd}, by
-    default the directory that holds C{data}.
-    """
-    port = port or freePort()
-    logPath = os.path.join(data + ".log")
-    command = [
-        twistd(), "-n", "--pidfile=", "bwscd",
-        "--data", data, "--port", str(port), "--interface", HOST,
-        "--public-address", HOST, *arguments,
-    ]
-    if not https:
-        command.append("--http")
-    log = open(logPath, "ab")
-    startedAt = log.tell()
-    process = subprocess.Popen(
-        command, stdout=log, stderr=subprocess.STDOUT, cwd=cwd or os.path.dirname(data)
-    )
-    server = Server(data, port, process, logPath, https)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"twistd exited {process.returncode}:\n{server.log()}")
-        with open(logPath, "rb") as f:
-            f.seek(startedAt)
-            started = b"token URI" in f.read()
-        if started:
-            return server
-        time.sleep(0.1)
-    server.stop(signal.SIGKILL)
-    raise RuntimeError(f"twistd did not start:\n{server.log()}")
-
-
-@dataclass(frozen=True)
-class Recording:
-    """A recording container, named for its user and camera as the API says."""
-
-    user: str = "0b9a3f2e-5c1d-4e8f-9a7b-2c3d4e5f6a7b"
-    device: str = "B8A44F000001"
-    time: str = "20240501T101500Z"
-
-    @property
-    def container(self) -> str:
-        return f"{self.user}_{self.device}_{self.time}"
-
-    def start(self, swift, status: str = "Transferring") -> str:
-        """
-        What the controller does before it sends a recording's clips:
-        register the user and the camera, create the container.
-        """
-        swift.put_container("Users")
-        swift.put_object("Users", self.user, b"", headers={"X-Object-Meta-Name": "Officer"})
-        swift.put_container("Devices")
-        swift.put_object("Devices", self.device, b"", headers={"X-Object-Meta-Name": "Cam"})
-        swift.put_container(self.container, headers={"X-Container-Meta-Status": status})
-        return self.container
+from tests.support.recording import Recording
+from tests.support.server import TWISTD, Server, startServer
 
 
 @pytest.fixture
 def recording() -> Recording:
     return Recording()
-
-
-class HandFedBody:
-    """
-    A request body (an C{IBodyProducer}) that a test feeds by hand, through
-    C{body.consumer.write}, and ends with C{body.done}; it checks that it
-    is paused and resumed in turn.
-    """
-
-    def __init__(self, length=None):
-        self.length = length
-        self.paused = False
-        self.done = Deferred()
-
-    def startProducing(self, consumer):
-        self.consumer = consumer
-        return self.done
-
-    def pauseProducing(self):
-        assert not self.paused
-        self.paused = True
-
-    def resumeProducing(self):
-        assert self.paused
-        self.paused = False
-
-    def stopProducing(self):
-        pass
-
-
-@pytest.fixture
-def handFedBody() -> type[HandFedBody]:
-    """L{HandFedBody}, for test modules (which can't import this one)."""
-    return HandFedBody
-
-
-@pytest.fixture(scope="session")
-def runningReactor():
-    """
-    The global reactor, running in a thread of its own for the whole
-    session: for code in this process that needs it (threads that report
-    back with C{callFromThread}); call into it with
-    L{twisted.internet.threads.blockingCallFromThread}.
-    """
-    thread = threading.Thread(
-        target=reactor.run, kwargs={"installSignalHandlers": False}, daemon=True
-    )
-    thread.start()
-    yield reactor
-    reactor.callFromThread(reactor.stop)
-    thread.join(30)
 
 
 @pytest.fixture
@@ -341,7 +57,7 @@ def launch():
 
 @pytest.fixture
 def twistdCommand() -> list[str]:
-    return [twistd(), "-n", "--pidfile="]
+    return [TWISTD, "-n", "--pidfile="]
 
 
 @pytest.fixture(scope="module")
@@ -350,3 +66,26 @@ def moduleServer(tmp_path_factory):
     running = startServer(str(tmp_path_factory.mktemp("shared") / "data"))
     yield running
     running.stop()
+
+
+@pytest.fixture
+def logged() -> list[dict]:
+    """Every log event emitted in this process during the test."""
+    with capturedLogs() as events:
+        yield events
+
+
+@pytest.fixture(scope="session")
+def runningReactor():
+    """
+    The reactor, running in a thread of its own for the rest of the session:
+    for code under test that runs in it (backends' threads, L{Deferred}s),
+    called with L{tests.support.reactor.call}.
+    """
+    thread = threading.Thread(
+        target=reactor.run, kwargs={"installSignalHandlers": False}, daemon=True
+    )
+    thread.start()
+    yield reactor
+    reactor.callFromThread(reactor.stop)
+    thread.join(30)

@@ -8,27 +8,16 @@ history unless the operator chose a limit.
 
 import gzip
 import hashlib
-import http.client
 import json
 import os
 import re
-import ssl
 import subprocess
 import time
 
 import pytest
 from swiftclient.exceptions import ClientException
 
-
-def events(server, kind: str) -> list[dict]:
-    return [e for e in server.events() if e["type"] == kind]
-
-
-def waitFor(condition, seconds=30):
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "waited in vain"
-        time.sleep(0.1)
+from tests.support.waiting import waitFor
 
 
 def accessLines(server) -> list[str]:
@@ -54,7 +43,7 @@ def test_each_download_of_evidence_is_an_event_naming_the_account(server, swift,
     reader.get_object("Users", recording.user)
     sha256 = hashlib.sha256(data).hexdigest()
     common = {"container": container, "account": "integrator", "complete": True}
-    assert [e | {"time": None} for e in events(server, "object.read")] == [
+    assert [e | {"time": None} for e in server.eventsOf("object.read")] == [
         {**common, "time": None, "type": "object.read", "object": "1.mkv", "first": 0,
          "last": len(data) - 1, "sent": len(data), "length": len(data), "sha256": sha256},
         {**common, "time": None, "type": "object.read", "object": "1.mkv", "first": 10,
@@ -71,16 +60,15 @@ def test_a_download_the_client_abandons_says_how_much_was_sent(server, swift, re
     swift.put_object(container, "big.mkv", data)
     reader = server.addAccount("integrator", "reader")
     url, token = reader.get_auth()
-    client = http.client.HTTPSConnection(
-        "127.0.0.1", server.port, context=ssl.create_default_context(cafile=server.caFile))
+    client = server.httpsConnection()
     client.request("GET", url.split(str(server.port), 1)[1] + f"/{container}/big.mkv",
                    headers={"X-Auth-Token": token})
     answer = client.getresponse()
     assert answer.status == 200
     assert answer.read(1 << 20) == data[: 1 << 20]
     client.close()
-    waitFor(lambda: events(server, "object.read"))
-    [read] = events(server, "object.read")
+    assert waitFor(lambda: server.eventsOf("object.read"), timeout=30)
+    [read] = server.eventsOf("object.read")
     assert read["complete"] is False and read["account"] == "integrator"
     assert (read["first"], read["last"], read["length"]) == (0, len(data) - 1, len(data))
     assert 1 << 20 <= read["sent"] < len(data)
@@ -92,8 +80,7 @@ def test_every_access_line_names_the_account(server, swift, recording):
     reader.head_container(container)
     assert reader.get_container(container)
     controller = server.connectionFile["BlobAPIUserName"]
-    anonymous = http.client.HTTPSConnection(
-        "127.0.0.1", server.port, context=ssl.create_default_context(cafile=server.caFile))
+    anonymous = server.httpsConnection()
     anonymous.request("HEAD", f"/v1/AUTH_{controller}/{container}")
     assert anonymous.getresponse().status == 401
     lines = accessLines(server)
@@ -119,18 +106,11 @@ def test_refused_uploads_are_one_episode_from_start_to_end(launch, dataDirectory
         with pytest.raises(ClientException) as refused:
             swift.put_object(container, name, os.urandom(600_000))
         assert refused.value.http_status == 507
-    [started] = events(server, "refusal.started")
+    [started] = server.eventsOf("refusal.started")
     assert started["status"] == 507 and started["kind"] == "quota"
     assert "quota of 1048576 bytes is used up" in started["reason"]
     # Every upload slot taken: 503, an episode of its own.
-    url, token = swift.get_auth()
-    slot = http.client.HTTPSConnection(
-        "127.0.0.1", server.port, context=ssl.create_default_context(cafile=server.caFile))
-    slot.putrequest("PUT", url.split(str(server.port), 1)[1] + f"/{container}/4.mkv")
-    slot.putheader("X-Auth-Token", token)
-    slot.putheader("Content-Length", "10")
-    slot.endheaders()
-    slot.send(b"x")
+    slot = server.startUpload(swift, f"/{container}/4.mkv", 10, b"x")
     time.sleep(0.5)  # for the server to take the slot
     for name in ("5.mkv", "6.mkv", "7.mkv"):
         with pytest.raises(ClientException) as refused:
@@ -138,13 +118,13 @@ def test_refused_uploads_are_one_episode_from_start_to_end(launch, dataDirectory
         assert refused.value.http_status == 503
     slot.send(b"x" * 9)
     assert slot.getresponse().status == 201
-    waitFor(lambda: len(events(server, "refusal.ended")) == 2)
-    ended = {e["kind"]: e for e in events(server, "refusal.ended")}
+    assert waitFor(lambda: len(server.eventsOf("refusal.ended")) == 2, timeout=30)
+    ended = {e["kind"]: e for e in server.eventsOf("refusal.ended")}
     assert (ended["quota"]["status"], ended["quota"]["refused"]) == (507, 2)
     assert (ended["busy"]["status"], ended["busy"]["refused"]) == (503, 3)
     assert ended["busy"]["endedBy"] == "quiet"
     assert "upload slots are busy" in ended["busy"]["reason"]
-    assert [e["kind"] for e in events(server, "refusal.started")] == ["quota", "busy"]
+    assert [e["kind"] for e in server.eventsOf("refusal.started")] == ["quota", "busy"]
     # An episode open at stop ends then, in the event log.
     with pytest.raises(ClientException):
         swift.put_object(container, "8.mkv", os.urandom(600_000))
@@ -173,7 +153,7 @@ def test_the_event_log_keeps_its_history_unless_told_otherwise(launch, dataDirec
     # Rotated, not compressed yet when the server stopped.
     plantEvent(os.path.join(dataDirectory, "events.000002.jsonl"), 2, daysAgo=1)
     server = launch(dataDirectory)
-    waitFor(lambda: os.path.exists(path[:-len(".jsonl")] + ".000002.jsonl.gz"))
+    assert waitFor(lambda: os.path.exists(path[:-len(".jsonl")] + ".000002.jsonl.gz"), timeout=30)
     server.stop()
     assert [e["index"] for e in server.events() if e["type"] == "planted"] == [0, 1, 2]
     assert sorted(name for name in os.listdir(dataDirectory) if name.startswith("events")) \
@@ -181,8 +161,9 @@ def test_the_event_log_keeps_its_history_unless_told_otherwise(launch, dataDirec
             "events.jsonl.1"]
     # An age limit is the operator's choice: what is older goes, and is logged.
     server = launch(dataDirectory, "--event-log-keep", "30d")
-    waitFor(lambda: not os.path.exists(path + ".1"))
-    waitFor(lambda: "events.000001.jsonl.gz: the event log keeps 30d" in server.log())
+    assert waitFor(lambda: not os.path.exists(path + ".1"), timeout=30)
+    assert waitFor(lambda: "events.000001.jsonl.gz: the event log keeps 30d" in server.log(),
+                   timeout=30)
     assert [e["index"] for e in server.events() if e["type"] == "planted"] == [2]
     server.stop()
     done = subprocess.run([*twistdCommand, "bwscd", "--data", dataDirectory,

@@ -12,20 +12,19 @@ import pty
 import select
 import shutil
 import subprocess
-import sys
 
 import pytest
 import swiftclient
 from swiftclient.exceptions import ClientException
 
 from bwscd import __version__
+from tests.support.recording import Recording
+from tests.support.server import BWSCD
 
-BWSCD = os.path.join(os.path.dirname(sys.executable), "bwscd")
 PASSPHRASE = "correct horse battery staple"
-USER = "0b9a3f2e-5c1d-4e8f-9a7b-2c3d4e5f6a7b"
-DEVICE = "B8A44F000001"
+CAMERA = Recording()
 SYSTEM = "5f0e8d1c-2b3a-4c5d-8e7f-9a0b1c2d3e4f"
-RECORDING = f"{USER}_{DEVICE}_20240501T101500Z"
+USER, RECORDING = CAMERA.user, CAMERA.container
 
 
 def bwscd(*arguments, passphrase=PASSPHRASE, **kwargs) -> subprocess.CompletedProcess:
@@ -47,12 +46,8 @@ def failsWith(result, command: str, message: str) -> None:
 
 
 def register(swift) -> None:
-    swift.put_container("Users")
-    swift.put_object("Users", USER, b"", headers={
-        "X-Object-Meta-Name": "Anna", "X-Object-Meta-Active": "True"})
-    swift.put_container("Devices")
-    swift.put_object("Devices", DEVICE, b"", headers={
-        "X-Object-Meta-Name": "Cam%201", "X-Object-Meta-Model": "W110"})
+    CAMERA.register(swift, user={"X-Object-Meta-Name": "Anna", "X-Object-Meta-Active": "True"},
+                    device={"X-Object-Meta-Name": "Cam%201", "X-Object-Meta-Model": "W110"})
     swift.put_container("System")
     swift.put_object("System", SYSTEM, b"", headers={
         "X-Object-Meta-Connectionid": "conn-1", "X-Object-Meta-Systemname": "North"})

@@ -6,8 +6,6 @@ bwscd itself holds back (backpressure) does not.
 
 import os
 import select
-import socket
-import ssl
 import time
 from urllib.parse import urlsplit
 
@@ -15,15 +13,10 @@ import pytest
 from twisted.internet.task import Clock
 
 from bwscd.transfer.bodyrate import MinimumRate
+from tests.support.bodies import HandFedBody
+from tests.support.server import HOST
 
-HOST = "127.0.0.1"
 CONTAINER = "RejectedContent_UnknownTime_7d1e2f3a-4b5c-4d6e-8f9a-0b1c2d3e4f5a"
-
-
-def connect(server) -> ssl.SSLSocket:
-    raw = socket.create_connection((HOST, server.port), timeout=30)
-    context = ssl.create_default_context(cafile=server.caFile)
-    return context.wrap_socket(raw, server_hostname=HOST)
 
 
 def test_a_trickling_body_is_cut_off_and_not_stored(launch, dataDirectory):
@@ -32,7 +25,7 @@ def test_a_trickling_body_is_cut_off_and_not_stored(launch, dataDirectory):
     swift.put_container(CONTAINER)
     url, token = swift.get_auth()
     path = f"{urlsplit(url).path}/{CONTAINER}/slow.mkv"
-    sock = connect(server)
+    sock = server.connectTLS()
     sock.sendall((f"PUT {path} HTTP/1.1\r\nHost: {HOST}\r\nX-Auth-Token: {token}\r\n"
                   "Content-Length: 1048576\r\n\r\n").encode())
     started = time.monotonic()
@@ -77,9 +70,9 @@ class Consumer:
 
 
 @pytest.fixture
-def guarded(handFedBody):
+def guarded():
     """A hand-fed body of 1 MiB guarded at 100 bytes per 10 s period."""
-    body, transport, clock = handFedBody(1 << 20), Transport(), Clock()
+    body, transport, clock = HandFedBody(1 << 20), Transport(), Clock()
     guard = MinimumRate(body, transport, 100, 10, clock)
     consumer = Consumer()
     guard.startProducing(consumer)

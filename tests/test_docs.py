@@ -171,7 +171,7 @@ def _newLines(server, seen: int) -> list[str]:
     return withoutTimestamps(server.log())[seen:]
 
 
-def test_bodyWornManagerPageQuotesRealLogLines(server, swift, recording, tmp_path):
+def test_body_worn_manager_page_quotes_real_log_lines(server, swift, recording, tmp_path):
     """
     Each case the page describes makes the server print a line the page
     quotes that no earlier case printed, and every line the page quotes is
@@ -202,7 +202,7 @@ def test_bodyWornManagerPageQuotesRealLogLines(server, swift, recording, tmp_pat
     assert unprinted == [], "quoted lines the server never printed"
 
 
-def test_compatibilityPageNamesWhatIsPublished(swift):
+def test_compatibility_page_names_what_is_published(swift):
     """
     The supported-versions page has a row for every capability the server
     publishes, whatever its group, and names the API revision.
@@ -233,7 +233,7 @@ NOTICES = {
 }
 
 
-def test_readmeCarriesTheNoticesAndLinks():
+def test_readme_carries_the_notices_and_links():
     """
     README's section on Body Worn Manager gives the checklist's notices and
     links the page with the steps; its documentation list links both pages.
@@ -250,7 +250,7 @@ def test_readmeCarriesTheNoticesAndLinks():
         assert page.exists()
 
 
-def test_bodyWornManagerPageCarriesTheNotices():
+def test_body_worn_manager_page_carries_the_notices():
     page = " ".join(BWM_PAGE.read_text().split())
     absent = [name for name, notice in NOTICES.items() if not notice.search(page)]
     assert absent == []

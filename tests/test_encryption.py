@@ -19,11 +19,11 @@ from bwscd.config import connectionfile
 
 from bwscd.config import datadir, paths
 from bwscd.config.settings import Settings
+from tests.support.server import BWSCD
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None,
                                 reason="needs the openssl command")
 
-BWSCD = os.path.join(os.path.dirname(sys.executable), "bwscd")
 CLIP = "1700000000_4f2a.mkv"
 TRACK = "20231114_221320_4f2a_B8A44F000001_gpstrail.json"
 MiB = 1 << 20

@@ -45,10 +45,15 @@ from urllib.parse import urlsplit
 import pytest
 from swiftclient.exceptions import ClientException
 
-HOST = "127.0.0.1"
+from tests.support.recording import Recording
+from tests.support.server import HOST
+from tests.support.storage import fileSHA256, temporaryDirectory, temporaryFiles
+from tests.support.waiting import waitFor
+
 USER = "6c1b2f7e-2d4a-4c55-9b1e-0a8f3e5d7c21"
 DEVICE = "B7654321"
-RECORDING = f"{USER}_{DEVICE}_20240501T101500Z"
+CAMERA = Recording(USER, DEVICE)
+RECORDING = CAMERA.container
 MiB = 1 << 20
 CHUNK = MiB
 TIMEOUT = 15.0
@@ -181,39 +186,11 @@ def put(connection, name, payload, declared, container=RECORDING):
 # Files.
 
 
-def fileSHA256(path: str) -> str:
-    sha256 = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(4 * MiB):
-            sha256.update(chunk)
-    return sha256.hexdigest()
-
-
 def xattr(path: str, name: str) -> str | None:
     try:
         return os.getxattr(path, name).decode("ascii")
     except OSError:
         return None
-
-
-def temporaryDirectory(storage: str) -> str:
-    return os.path.join(storage, ".bwscd", "tmp")
-
-
-def temporaryFiles(storage: str) -> list[str]:
-    try:
-        return os.listdir(temporaryDirectory(storage))
-    except FileNotFoundError:
-        return []
-
-
-def waitFor(predicate, timeout=TIMEOUT, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(interval)
 
 
 def objectPath(storage: str, name: str, container=RECORDING) -> str:
@@ -259,11 +236,7 @@ def assertNoUnexpected5xx(log: str) -> list[int]:
 def register(server) -> None:
     swift = server.connection()
     try:
-        swift.put_container("Users")
-        swift.put_object("Users", USER, b"", headers={"X-Object-Meta-Name": "Officer"})
-        swift.put_container("Devices")
-        swift.put_object("Devices", DEVICE, b"", headers={"X-Object-Meta-Name": "Cam"})
-        swift.put_container(RECORDING)
+        CAMERA.start(swift, status=None)
     finally:
         swift.close()
 
@@ -294,13 +267,10 @@ class RawResponse:
 
 
 def connect(server, reset=False, timeout=TIMEOUT) -> ssl.SSLSocket:
-    raw = socket.create_connection((HOST, server.port), timeout=timeout)
+    sock = server.connectTLS(timeout)
     if reset:
         # close() then sends RST instead of FIN.
-        raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    context = ssl.create_default_context(cafile=server.caFile)
-    sock = context.wrap_socket(raw, server_hostname=HOST)
-    sock.settimeout(timeout)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     return sock
 
 

@@ -46,6 +46,10 @@ import swiftclient.client
 from hypothesis import HealthCheck, currently_in_test_context, event, given, note, settings
 from hypothesis import strategies as st
 
+from tests.support.server import HOST
+from tests.support.storage import temporaryFiles
+from tests.support.waiting import waitFor
+
 _HEALTH = [
     HealthCheck.too_slow,
     HealthCheck.function_scoped_fixture,
@@ -69,7 +73,6 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 TRACE = os.environ.get("BWSCD_FUZZ_TRACE")
 PROGRESS = os.environ.get("BWSCD_FUZZ_PROGRESS")
 
-HOST = "127.0.0.1"
 CONNECT_TIMEOUT = 5.0
 ANSWER_TIMEOUT = 3.0  # a request we sent whole
 PARTIAL_TIMEOUT = 0.15  # a request we cut short: the server is waiting for more
@@ -104,7 +107,7 @@ class Fuzz:
     @property
     def tls(self) -> ssl.SSLContext:
         if self._context is None:
-            self._context = ssl.create_default_context(cafile=self.server.caFile)
+            self._context = self.server.clientContext()
         return self._context
 
     @property
@@ -364,13 +367,6 @@ def readLog(fuzz: Fuzz, mark: int) -> str:
         return f.read().decode("utf-8", "replace")
 
 
-def waitFor(predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while not (result := predicate()) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return result
-
-
 def alive(fuzz: Fuzz) -> int:
     """The status of C{HEAD /v1/AUTH_<user>} on a fresh connection (0: none)."""
     client = Client(fuzz)
@@ -403,10 +399,6 @@ def storageProblems(fuzz: Fuzz) -> list[str]:
     for name in set(os.listdir(os.path.join(state, "state"))) - fuzz.state:
         problems.append(f"storage/.bwscd/state/{name}")
     return problems
-
-
-def temporaryFiles(fuzz: Fuzz) -> list[str]:
-    return os.listdir(os.path.join(fuzz.storage, ".bwscd", "tmp"))
 
 
 def newOutside(fuzz: Fuzz) -> list[str]:
@@ -448,7 +440,7 @@ def progress() -> None:
 def checkData(fuzz, request, pieces, data, after, note, event) -> list[int]:
     note(f"request: {fuzz.redact(data)[:3000]!r}")
     mark = os.path.getsize(fuzz.server.logPath)
-    temporaryBefore = set(temporaryFiles(fuzz))
+    temporaryBefore = set(temporaryFiles(fuzz.storage))
     client = Client(fuzz)
     try:
         for index, piece in enumerate(pieces):
@@ -473,9 +465,9 @@ def checkData(fuzz, request, pieces, data, after, note, event) -> list[int]:
 
     # Let an upload cut short be cleaned up before looking at the files.
     def leftovers():
-        return sorted(set(temporaryFiles(fuzz)) - temporaryBefore)
+        return sorted(set(temporaryFiles(fuzz.storage)) - temporaryBefore)
 
-    waitFor(lambda: not leftovers(), CLEANUP_TIMEOUT)
+    waitFor(lambda: not leftovers(), CLEANUP_TIMEOUT, interval=0.01)
     status = alive(fuzz) if after else 204
     log = readLog(fuzz, mark)
     note(f"server log: {log[-4000:]}")
@@ -501,7 +493,7 @@ def checkData(fuzz, request, pieces, data, after, note, event) -> list[int]:
     assert not executed, f"executed after a 400 from the HTTP layer{context()}"
     # The server may open the upload's file after the client has gone (its
     # thread hops come after the close), and drop it a moment later.
-    waitFor(lambda: not leftovers(), CLEANUP_TIMEOUT)
+    waitFor(lambda: not leftovers(), CLEANUP_TIMEOUT, interval=0.01)
     assert not leftovers(), f"temporary files left: {leftovers()}{context()}"
     if after:
         assert newOutside(fuzz) == [], context()
@@ -899,7 +891,7 @@ def requestLine(method, path, version, lineEnd, token, closeHeader, sendBody, cl
 @given(method=method, path=paths(), version=version, lineEnd=eol, token=tokenHeaders,
        closeHeader=st.booleans(), sendBody=st.booleans(), close=CLOSE,
        cuts=st.lists(st.integers(0, 10_000), max_size=2))
-def test_requestLines(fuzz, method, path, version, lineEnd, token, closeHeader, sendBody, close,
+def test_request_lines(fuzz, method, path, version, lineEnd, token, closeHeader, sendBody, close,
                       cuts):
     """Request lines: any method, path and version, any line ending, sent in pieces."""
     check(fuzz, requestLine(method, path, version, lineEnd, token, closeHeader, sendBody, close,
@@ -993,7 +985,7 @@ CONTAINERS = [b"{C}", b"{C}", b"{C}", b"Users", b"Devices", b"System"]
                                 st.sampled_from(COLLIDING), st.binary(max_size=20),
                                 st.booleans()),
                       min_size=1, max_size=5))
-def test_nameCollisions(fuzz, container, steps):
+def test_name_collisions(fuzz, container, steps):
     """
     Sequences of uploads whose names collide on disk (a prefix of another
     object, C{:} that becomes C{_}, the layout's own file names), one
@@ -1021,7 +1013,7 @@ def test_nameCollisions(fuzz, container, steps):
               after=index == len(steps) - 1)
 
 
-def test_serverLogIsClean(fuzz):
+def test_server_log_is_clean(fuzz):
     """After all the fuzzing: no traceback, no unhandled error, no 5xx in the whole log."""
     time.sleep(0.3)
     log = fuzz.server.log()

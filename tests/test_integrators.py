@@ -10,10 +10,11 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 
 import pytest
-from swiftclient.exceptions import ClientException
+
+from tests.support.installing import Unavailable, installPrograms
+from tests.support.swift import status
 
 CLIPS = {
     "20240501_101500_1.mkv": (os.urandom(300_000), "video/x-matroska"),
@@ -27,32 +28,10 @@ TYPES = {
 }
 
 
-class Unavailable(Exception):
-    """No rclone here, and it could not be installed: the rclone tests are skipped."""
-
-
 def installRclone() -> str:
-    """
-    The path of rclone, installing Debian's package if it is missing (the
-    tests run as root on a fresh machine).
-
-    @raise Unavailable: saying why it can't be had.
-    """
-    found = shutil.which("rclone")
-    if found:
-        return found
-    if shutil.which("apt-get") is None or os.geteuid() != 0:
-        raise Unavailable("rclone missing and apt-get as root is not available")
-    environment = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    # A failed update may still leave usable package lists: the install says.
-    subprocess.run(["apt-get", "update"], env=environment, capture_output=True)
-    done = subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "rclone"],
-                          env=environment, capture_output=True, text=True)
-    found = shutil.which("rclone")
-    if found is None:
-        raise Unavailable(f"rclone missing and installing it failed ({done.returncode}): "
-                          f"{done.stderr.strip()[-500:]}")
-    return found
+    """The path of rclone, installing Debian's package if it is missing."""
+    installPrograms(["rclone"], ["rclone"])
+    return shutil.which("rclone")
 
 
 @pytest.fixture
@@ -66,12 +45,6 @@ def stored(server, swift, recording):
         swift.put_object(container, name, data, headers=headers)
     swift.post_container(container, {"X-Container-Meta-Status": "Complete"})
     return server.addAccount("integrator", "reader"), container
-
-
-def status(function, *args, **kwargs) -> int:
-    with pytest.raises(ClientException) as caught:
-        function(*args, **kwargs)
-    return caught.value.http_status
 
 
 def test_heads_and_listings_say_what_is_held(server, stored):
@@ -120,10 +93,7 @@ def test_a_bad_content_type_is_refused(server, swift, recording):
 
 
 def swiftCLI(server, reader, *arguments) -> str:
-    done = subprocess.run(
-        [os.path.join(os.path.dirname(sys.executable), "swift"), "-A", server.authURL,
-         f"--user={reader.user}", f"--key={reader.key}", "--os-cacert", server.caFile, *arguments],
-        capture_output=True, text=True, timeout=60)
+    done = server.swiftCommand(reader, *arguments)
     assert done.returncode == 0, done.stderr
     return done.stdout
 

@@ -11,6 +11,8 @@ import os
 
 import pytest
 
+from tests.support.storage import fileSHA256
+
 SIZE = 2 << 30
 BLOCK_SIZE = 1 << 20
 RSS_LIMIT = 100 * 1000 * 1000
@@ -45,16 +47,8 @@ class HashingSource:
         return chunk
 
 
-def fileSHA256(path: str) -> str:
-    sha256 = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(BLOCK_SIZE):
-            sha256.update(chunk)
-    return sha256.hexdigest()
-
-
 @pytest.mark.slow
-def test_twoGiBUploadStreamsWithFlatMemory(server, swift):
+def test_two_gib_upload_streams_with_flat_memory(server, swift):
     """
     A 2 GiB object with Content-Length is stored whole and exact, and the
     server's resident memory stays under 100 MB throughout.

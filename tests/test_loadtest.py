@@ -15,7 +15,6 @@ import pty
 import re
 import select
 import subprocess
-import sys
 import threading
 
 import pytest
@@ -25,8 +24,8 @@ from bwscd.plugins import sizeInBytes as parseSize
 from bwscd.tools.loadcamera import Plan, identities
 from bwscd.tools.loadclient import Payload
 from bwscd.tools.loadtest import percentile, sizing
+from tests.support.server import BWSCD
 
-BWSCD = os.path.join(os.path.dirname(sys.executable), "bwscd")
 RECORDING = re.compile(r"^[0-9a-f-]{36}_[^_]+_[0-9]{8}T[0-9]{6}Z$")
 
 
@@ -59,10 +58,6 @@ def recordings(server) -> dict[str, dict[str, int]]:
     return found
 
 
-def ofType(server, kind: str) -> list[dict]:
-    return [event for event in server.events() if event["type"] == kind]
-
-
 # Against the real server.
 
 
@@ -91,15 +86,15 @@ def test_counts_match_what_the_server_stored(server):
     for name, clips in stored.items():
         assert sorted(clips.values()) == [262144] * 3, name
         assert os.path.exists(os.path.join(server.storage, name, "complete"))
-    clipEvents = ofType(server, "clip.stored")
+    clipEvents = server.eventsOf("clip.stored")
     assert len(clipEvents) == 18
     assert {event["length"] for event in clipEvents} == {262144}
     assert not any(event["alreadyStored"] for event in clipEvents)
-    assert len(ofType(server, "recording.started")) == 6
-    assert sorted(e["container"] for e in ofType(server, "recording.complete")) == sorted(stored)
-    assert len(ofType(server, "user.registered")) == 3
-    assert len(ofType(server, "device.registered")) == 3
-    assert not ofType(server, "recording.anomaly")
+    assert len(server.eventsOf("recording.started")) == 6
+    assert sorted(e["container"] for e in server.eventsOf("recording.complete")) == sorted(stored)
+    assert len(server.eventsOf("user.registered")) == 3
+    assert len(server.eventsOf("device.registered")) == 3
+    assert not server.eventsOf("recording.anomaly")
 
     # What the controller sends with a recording and with each clip.
     name = sorted(stored)[0]
@@ -129,8 +124,8 @@ def test_chunked_clip_size_and_clips_per_recording(server):
     stored = recordings(server)
     assert len(stored) == 2
     assert all(sorted(clips.values()) == [100001] * 5 for clips in stored.values())
-    assert len(ofType(server, "clip.stored")) == 10
-    assert len(ofType(server, "recording.complete")) == 2
+    assert len(server.eventsOf("clip.stored")) == 10
+    assert len(server.eventsOf("recording.complete")) == 2
 
 
 def test_a_wrong_key_is_reported_as_401(server, tmp_path):
@@ -150,7 +145,7 @@ def test_a_wrong_key_is_reported_as_401(server, tmp_path):
     # after a few, and the real controller may share it.
     assert "0 of 3 cameras logged in" in lines["setup"]
     assert recordings(server) == {}
-    assert not ofType(server, "clip.stored")
+    assert not server.eventsOf("clip.stored")
 
 
 def test_the_certificate_is_checked_against_the_connection_file(server, tmp_path):

@@ -5,15 +5,14 @@ one line naming the running one, and the first one's uploads go on.
 """
 
 import hashlib
-import http.client
 import os
-import ssl
 import subprocess
 import time
 
 import pytest
 
-HOST = "127.0.0.1"
+from tests.support.server import HOST
+
 PART = 1 << 20
 
 
@@ -30,20 +29,6 @@ def files(directory: str) -> dict[str, tuple[bytes, int, int]]:
                 found[path] = (hashlib.sha256(f.read()).digest(), status.st_ino,
                                status.st_mtime_ns)
     return found
-
-
-def startUpload(server, container: str, name: str, body: bytes) -> http.client.HTTPSConnection:
-    """A PUT of C{body} whose first L{PART} bytes are sent, and no more."""
-    swift = server.connection()
-    url, token = swift.get_auth()
-    client = http.client.HTTPSConnection(
-        HOST, server.port, context=ssl.create_default_context(cafile=server.caFile))
-    client.putrequest("PUT", url.split(str(server.port), 1)[1] + f"/{container}/{name}")
-    client.putheader("X-Auth-Token", token)
-    client.putheader("Content-Length", str(len(body)))
-    client.endheaders()
-    client.send(body[:PART])
-    return client
 
 
 def waitForTemporaryFile(temporary: str) -> None:
@@ -79,7 +64,7 @@ def test_a_second_server_leaves_an_upload_in_flight_alone(launch, dataDirectory,
     swift = first.connection()
     container = recording.start(swift)
     body = os.urandom(3 * PART)
-    client = startUpload(first, container, "clip.mkv", body)
+    client = first.startUpload(swift, f"/{container}/clip.mkv", len(body), body[:PART])
     waitForTemporaryFile(os.path.join(first.storage, ".bwscd", "tmp"))
     before = files(dataDirectory)
 

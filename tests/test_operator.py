@@ -7,7 +7,6 @@ C{twistd bwscd}.
 import base64
 import datetime
 import hashlib
-import http.client
 import json
 import os
 import re
@@ -15,7 +14,6 @@ import signal
 import socket
 import ssl
 import subprocess
-import sys
 import time
 
 import pytest
@@ -28,8 +26,8 @@ from cryptography.x509.oid import NameOID
 from swiftclient.exceptions import ClientException
 
 from bwscd.config import connectionfile
+from tests.support.server import BWSCD
 
-BWSCD = os.path.join(os.path.dirname(sys.executable), "bwscd")
 
 
 def bwscd(*arguments, check=True, cwd=None):
@@ -127,13 +125,7 @@ def test_renewed_certificate_reaches_new_clients_and_spares_uploads_in_flight(
     assert servedFingerprint(server.port) == fingerprintOf(old)
 
     # An upload starts with the old certificate...
-    context = ssl.create_default_context(cafile=server.caFile)
-    inflight = http.client.HTTPSConnection("127.0.0.1", server.port, context=context)
-    inflight.putrequest("PUT", url.split(str(server.port), 1)[1] + "/Users/inflight")
-    inflight.putheader("X-Auth-Token", token)
-    inflight.putheader("Content-Length", str(4 << 20))
-    inflight.endheaders()
-    inflight.send(b"a" * (2 << 20))
+    inflight = server.startUpload(swift, "/Users/inflight", 4 << 20, b"a" * (2 << 20))
 
     # ...the operator stages a new one: the connection file lists both...
     bwscd("cert", "--data", dataDirectory, "renew", "--new-key")

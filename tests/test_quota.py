@@ -8,31 +8,15 @@ controller can send it again once there is room.
 import os
 import subprocess
 
-import pytest
-from swiftclient.exceptions import ClientException
+from tests.support.storage import temporaryFiles
+from tests.support.swift import inPieces, status
 
 KiB = 1024
-
-
-def status(call, *args, **kwargs):
-    with pytest.raises(ClientException) as caught:
-        call(*args, **kwargs)
-    return caught.value.http_status
-
-
-def pieces(data, size=64 * KiB):
-    """A generator: swiftclient sends it chunked."""
-    for offset in range(0, len(data), size):
-        yield data[offset:offset + size]
 
 
 def used(swift) -> int:
     headers = swift.head_account()
     return int(headers["x-account-bytes-used"])
-
-
-def leftovers(server) -> list[str]:
-    return os.listdir(os.path.join(server.storage, ".bwscd", "tmp"))
 
 
 def test_uploads_beyond_the_quota_get_507_and_store_nothing(launch, dataDirectory,
@@ -49,13 +33,13 @@ def test_uploads_beyond_the_quota_get_507_and_store_nothing(launch, dataDirector
     # With a Content-Length: refused before the body.
     assert status(swift.put_object, container, "2.mkv", second) == 507
     # Chunked: refused once the bytes pass the quota.
-    assert status(swift.put_object, container, "2.mkv", pieces(second)) == 507
+    assert status(swift.put_object, container, "2.mkv", inPieces(second)) == 507
     assert status(swift.head_object, container, "2.mkv") == 404
-    assert leftovers(server) == []
+    assert temporaryFiles(server.storage) == []
     assert used(swift) == base + len(first)
     assert "the account's quota of 1048576 bytes is used up" in server.log()
     # What fits is stored, chunked or not.
-    swift.put_object(container, "3.mkv", pieces(os.urandom(200 * KiB)))
+    swift.put_object(container, "3.mkv", inPieces(os.urandom(200 * KiB)))
     swift.put_object(container, "4.mkv", os.urandom(100 * KiB))
     assert used(swift) == base + 900 * KiB
 

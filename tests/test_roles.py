@@ -7,22 +7,15 @@ also delete, and every deletion is an event.
 
 import hashlib
 import os
-import subprocess
-import sys
 
 import pytest
-from swiftclient.exceptions import ClientException
+
+from tests.support.swift import status
 
 USER = "0b9a3f2e-5c1d-4e8f-9a7b-2c3d4e5f6a7b"
 DEVICE = "B8A44F000001"
 RECORDING = f"{USER}_{DEVICE}_20240501T101500Z"
 SYSTEM_ID = "5f0e8d1c-2b3a-4c5d-8e7f-9a0b1c2d3e4f"
-
-
-def status(call, *args, **kwargs):
-    with pytest.raises(ClientException) as caught:
-        call(*args, **kwargs)
-    return caught.value.http_status
 
 
 @pytest.fixture
@@ -115,11 +108,7 @@ def test_an_admin_deletes_and_each_deletion_is_an_event(server, swift, stored):
 
 def test_an_admin_deletes_a_recording_with_the_swift_cli(server, stored):
     admin = server.addAccount("archive", "admin")
-    key = admin.key
-    done = subprocess.run(
-        [os.path.join(os.path.dirname(sys.executable), "swift"), "-A", server.authURL,
-         "--user=archive", f"--key={key}", "--os-cacert", server.caFile, "delete", RECORDING],
-        capture_output=True, text=True, timeout=60)
+    done = server.swiftCommand(admin, "delete", RECORDING)
     assert done.returncode == 0, done.stderr
     assert RECORDING not in [c["name"] for c in admin.get_account()[1]]
     assert not os.path.exists(os.path.join(server.data, "storage", RECORDING))

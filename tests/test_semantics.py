@@ -8,24 +8,24 @@ import http.server
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 
 import pytest
-from swiftclient.exceptions import ClientException
+
+from tests.support.server import BWSCD
+from tests.support.swift import refusal
 
 USER = "0b9a3f2e-5c1d-4e8f-9a7b-2c3d4e5f6a7b"
 OTHER_USER = "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f"
 DEVICE = "B8A44F000001"
-BWSCD = os.path.join(os.path.dirname(sys.executable), "bwscd")
 RECORDING = f"{USER}_{DEVICE}_20240501T101500Z"
 
 
-def status(call, *args, **kwargs):
-    with pytest.raises(ClientException) as caught:
-        call(*args, **kwargs)
-    return caught.value.http_status, caught.value.http_response_content.decode()
+def status(call, *args, **kwargs) -> tuple[int, str]:
+    """The status and the message with which the server refuses the call."""
+    refused = refusal(call, *args, **kwargs)
+    return refused.http_status, refused.http_response_content.decode()
 
 
 def registerUser(swift, user=USER, name="Anna%20Berg", userId="A-17", active="True"):
@@ -42,10 +42,6 @@ def registerDevice(swift, device=DEVICE):
         "X-Object-Meta-Active": "True"})
 
 
-def ofType(server, kind):
-    return [e for e in server.events() if e["type"] == kind]
-
-
 @pytest.mark.parametrize("container, message", [
     (f"{USER}_{DEVICE}_20240501T101500Z", f"user {USER} is not registered"),
     ("not-a-recording", "not a recording container name"),
@@ -55,7 +51,7 @@ def test_unregistered_or_malformed_recordings_are_refused(server, swift, contain
     registerDevice(swift)
     code, body = status(swift.put_container, container)
     assert code == 400 and message in body
-    refused = ofType(server, "recording.refused")[-1]
+    refused = server.eventsOf("recording.refused")[-1]
     assert refused["container"] == container and message in refused["reason"]
     assert not os.path.exists(os.path.join(server.storage, container))
 
@@ -78,12 +74,12 @@ def test_recording_started_shows_the_name_at_the_time_and_now(server, swift):
     swift.post_object("Users", USER, {"X-Object-Meta-Name": "Anna%20Lind",
                                       "X-Object-Meta-Userid": "A-17",
                                       "X-Object-Meta-Active": "True"})
-    renamed = ofType(server, "user.renamed")[-1]
+    renamed = server.eventsOf("user.renamed")[-1]
     assert renamed["name"] == "Anna Lind" and renamed["previous"]["name"] == "Anna Berg"
     # A recording made long before the rename (and before registration):
     old = f"{USER}_{DEVICE}_20200101T000000Z"
     swift.put_container(old)
-    started = ofType(server, "recording.started")[-1]
+    started = server.eventsOf("recording.started")[-1]
     assert started["userName"] == "Anna Berg (A-17)"
     assert started["userNameNow"] == "Anna Lind (A-17)"
     assert started["deviceName"] == "Cam 1"
@@ -100,7 +96,7 @@ def test_registry_and_events_survive_a_restart(launch, dataDirectory):
     second = launch(dataDirectory, port=first.port)
     assert second.events()[: len(before)] == before
     second.connection().put_container(RECORDING)  # the user and device are known
-    assert ofType(second, "recording.started")[-1]["container"] == RECORDING
+    assert second.eventsOf("recording.started")[-1]["container"] == RECORDING
 
 
 def test_system_connection_id_never_changes(server, swift):
@@ -108,17 +104,17 @@ def test_system_connection_id_never_changes(server, swift):
     system = "5f0e8d1c-2b3a-4c5d-8e7f-9a0b1c2d3e4f"
     swift.put_object("System", system, b"", headers={
         "X-Object-Meta-Connectionid": "conn-1", "X-Object-Meta-Systemname": "North"})
-    assert ofType(server, "system.registered")[-1]["connectionId"] == "conn-1"
+    assert server.eventsOf("system.registered")[-1]["connectionId"] == "conn-1"
     swift.post_object("System", system, {"X-Object-Meta-Connectionid": "conn-1",
                                          "X-Object-Meta-Systemname": "North%20site"})
-    assert ofType(server, "system.renamed")[-1]["systemName"] == "North site"
+    assert server.eventsOf("system.renamed")[-1]["systemName"] == "North site"
     code, body = status(swift.post_object, "System", system,
                         {"X-Object-Meta-Connectionid": "conn-2"})
     assert code == 403 and "ConnectionId" in body
     code, _ = status(swift.put_object, "System", system, b"",
                      headers={"X-Object-Meta-Connectionid": "conn-2"})
     assert code == 403
-    assert ofType(server, "system.connection-id-refused")[-1]["attempted"] == "conn-2"
+    assert server.eventsOf("system.connection-id-refused")[-1]["attempted"] == "conn-2"
     head = swift.head_object("System", system)
     assert head["x-object-meta-connectionid"] == "conn-1"
 
@@ -129,7 +125,7 @@ def test_rejected_content_is_never_refused(server, swift):
         "X-Container-Meta-Rejectedcontentoriginalcontainer": RECORDING,
         "X-Container-Meta-Rejectedcontentreason": "corrupt%20clip"})
     swift.put_object(container, "20240501_101502_1.mkv", b"bytes")
-    received = ofType(server, "rejected.received")[-1]
+    received = server.eventsOf("rejected.received")[-1]
     assert received["originalContainer"] == RECORDING
     assert received["reason"] == "corrupt clip"
 
@@ -152,24 +148,24 @@ def test_different_bytes_never_destroy_the_first_copy(server, swift, recording):
     copy = f"clip.mkv.conflict-{hashlib.sha256(second).hexdigest()[:16]}"
     with open(os.path.join(directory, copy), "rb") as f:
         assert f.read() == second
-    anomaly = ofType(server, "recording.anomaly")[-1]
+    anomaly = server.eventsOf("recording.anomaly")[-1]
     assert anomaly["object"] == "clip.mkv" and copy in anomaly["anomaly"]
     # Sending either again changes nothing and succeeds.
     swift.put_object(recording, "clip.mkv", first)
     swift.put_object(recording, "clip.mkv", second)
     assert sorted(n for n in os.listdir(directory) if n.startswith("clip.mkv")) == [
         "clip.mkv", copy]
-    stored = ofType(server, "clip.stored")
+    stored = server.eventsOf("clip.stored")
     assert stored[-1]["alreadyStored"] is True and stored[-1]["storedAs"] == copy
 
 
 def test_writes_after_complete_are_kept_and_reported(server, swift, recording):
     swift.post_container(recording, headers={"X-Container-Meta-Status": "Complete"})
-    assert ofType(server, "recording.complete")[-1]["container"] == recording
+    assert server.eventsOf("recording.complete")[-1]["container"] == recording
     swift.put_object(recording, "late.mkv", b"late bytes")
     with open(os.path.join(server.storage, recording, "late.mkv"), "rb") as f:
         assert f.read() == b"late bytes"
-    anomaly = ofType(server, "recording.anomaly")[-1]
+    anomaly = server.eventsOf("recording.anomaly")[-1]
     assert anomaly["object"] == "late.mkv" and "after the recording was Complete" in anomaly["anomaly"]
 
 
@@ -195,7 +191,7 @@ def test_bookmarks_key_objects_and_tracks_are_kept_exactly(server, swift, record
             assert f.read() == data
     with open(os.path.join(directory, f"{recording}.bookmark_20240501T101600Z_1.metadata.json")) as f:
         assert json.load(f)["Tags"] == "TriggerOn:Button;SomeTag:SomeValue"
-    flagged = ofType(server, "gnss.invalid")
+    flagged = server.eventsOf("gnss.invalid")
     assert [e["object"] for e in flagged] == [f"20240501_101500_2_{DEVICE}_gpstrail.json"]
 
 
@@ -210,7 +206,7 @@ def test_categories_command_updates_the_running_server(server, swift):
     assert headers["etag"] == hashlib.md5(body).hexdigest() != before[0]["etag"]
     names = [c["Name"] for c in json.loads(body)]
     assert "Vandalism" in names and "Testimony" not in names
-    changed = ofType(server, "category.changed")[-1]
+    changed = server.eventsOf("category.changed")[-1]
     assert changed["added"] == [{"Name": "Vandalism", "Id": "6"}]
     assert changed["removed"] == [{"Name": "Testimony", "Id": "1"}]
     mirrored = os.path.join(server.storage, "System", "Categories.json")
@@ -328,13 +324,13 @@ def test_an_earlier_versions_capabilities_are_regrouped_at_start(launch, dataDir
         settingsAfter = json.load(f)
     for key in ("capabilities", "published"):
         assert settingsAfter[key] == settingsBefore[key]
-    assert ofType(second, "capability.published") == [
+    assert second.eventsOf("capability.published") == [
         e for e in eventsBefore if e["type"] == "capability.published"]
 
 
 def test_published_capabilities_cannot_be_withdrawn(launch, dataDirectory, twistdCommand):
     first = launch(dataDirectory)
-    assert ofType(first, "capability.published")[-1]["capabilities"] == [
+    assert first.eventsOf("capability.published")[-1]["capabilities"] == [
         "ReadCategories", "StoreBookmarks", "StoreGNSSTrackRecording", "StoreReadSystemID",
         "StoreRejectedContent", "StoreSignedVideo", "StoreUserIDKey"]
     first.stop()
@@ -402,7 +398,7 @@ def test_a_lost_registry_is_rebuilt_from_the_stored_objects(launch, dataDirector
     os.remove(os.path.join(first.storage, ".bwscd", "state", "registry.json"))
     second = launch(dataDirectory, port=first.port)
     second.connection().put_container(RECORDING)  # user and device known again
-    started = ofType(second, "recording.started")[-1]
+    started = second.eventsOf("recording.started")[-1]
     assert started["userNameNow"] == "Anna Berg (A-17)" and started["deviceName"] == "Cam 1"
 
 

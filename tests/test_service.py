@@ -187,25 +187,17 @@ def test_help_lists_every_option(twistdCommand):
 
 
 def test_shutdown_during_an_upload_leaves_nothing_behind(launch, dataDirectory):
-    import http.client
-    import ssl
     import time
 
     server = launch(dataDirectory)
     swift = server.connection()
     swift.put_container("Users")
-    url, token = swift.get_auth()
-    context = ssl.create_default_context(cafile=server.caFile)
-    client = http.client.HTTPSConnection("127.0.0.1", server.port, context=context)
-    client.putrequest("PUT", url.split(str(server.port), 1)[1] + "/Users/half")
-    client.putheader("X-Auth-Token", token)
-    client.putheader("Content-Length", str(10_000_000))
-    client.endheaders()
-    client.send(b"x" * 1_000_000)
+    upload = server.startUpload(swift, "/Users/half", 10_000_000, b"x" * 1_000_000)
     time.sleep(0.5)
     started = time.monotonic()
     server.stop()
     assert time.monotonic() - started < 10
+    upload.close()
     # twistd re-raises the signal once it has shut down cleanly.
     assert server.process.returncode == -signal.SIGTERM
     assert not os.path.exists(os.path.join(server.storage, "Users", "half"))
@@ -213,47 +205,34 @@ def test_shutdown_during_an_upload_leaves_nothing_behind(launch, dataDirectory):
 
 
 def test_slow_request_headers_are_cut_off(launch, dataDirectory):
-    import socket
-    import ssl
     import time
 
     server = launch(dataDirectory, "--header-timeout", "2")
-    context = ssl.create_default_context(cafile=server.caFile)
-    with socket.create_connection(("127.0.0.1", server.port)) as raw:
-        with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
-            tls.sendall(b"PUT /v1/AUTH_x/c/o HTTP/1.1\r\nHost: 127.0.0.1\r\n")
-            started = time.monotonic()
-            tls.settimeout(10)
-            for _ in range(8):  # a byte now and then keeps the idle timeout away
-                try:
-                    tls.sendall(b"X")
-                except OSError:
-                    break
-                time.sleep(0.5)
-            assert tls.recv(1024) == b""
-            assert time.monotonic() - started < 6
+    with server.connectTLS(timeout=None) as tls:
+        tls.sendall(b"PUT /v1/AUTH_x/c/o HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        started = time.monotonic()
+        tls.settimeout(10)
+        for _ in range(8):  # a byte now and then keeps the idle timeout away
+            try:
+                tls.sendall(b"X")
+            except OSError:
+                break
+            time.sleep(0.5)
+        assert tls.recv(1024) == b""
+        assert time.monotonic() - started < 6
     assert "request headers took longer than 2 s" in server.log()
 
 
 def test_uploads_beyond_the_limit_get_503_with_retry_after(launch, dataDirectory):
-    import http.client
-    import ssl
-
     server = launch(dataDirectory, "--max-uploads", "1")
     swift = server.connection()
     swift.put_container("Users")
     url, token = swift.get_auth()
     path = url.split(str(server.port), 1)[1]
-    context = ssl.create_default_context(cafile=server.caFile)
-    first = http.client.HTTPSConnection("127.0.0.1", server.port, context=context)
-    first.putrequest("PUT", path + "/Users/first")
-    first.putheader("X-Auth-Token", token)
-    first.putheader("Content-Length", "1000")
-    first.endheaders()
-    first.send(b"x" * 10)
+    first = server.startUpload(swift, "/Users/first", 1000, b"x" * 10)
     import time
     time.sleep(0.5)
-    second = http.client.HTTPSConnection("127.0.0.1", server.port, context=context)
+    second = server.httpsConnection()
     second.request("PUT", path + "/Users/second", body=b"y", headers={"X-Auth-Token": token})
     answer = second.getresponse()
     assert answer.status == 503

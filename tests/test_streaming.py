@@ -20,6 +20,9 @@ from urllib.parse import urlsplit
 import pytest
 import swiftclient.client
 
+from tests.support.storage import temporaryFiles
+from tests.support.waiting import waitFor
+
 # An evidence container the server takes without any registration: objects
 # in it are plain write-once uploads, which is all these tests need.
 CONTAINER = "RejectedContent_UnknownTime_streaming"
@@ -57,11 +60,7 @@ class Client:
     """One raw TLS connection to the server."""
 
     def __init__(self, server, timeout=TIMEOUT):
-        context = ssl.create_default_context(cafile=server.caFile)
-        context.check_hostname = True
-        raw = socket.create_connection(("127.0.0.1", server.port), timeout=timeout)
-        self.sock = context.wrap_socket(raw, server_hostname="127.0.0.1")
-        self.sock.settimeout(timeout)
+        self.sock = server.connectTLS(timeout)
         self.buffer = b""
         self.received = b""  # everything ever received, for "never sent" checks
         self.eof = False
@@ -207,28 +206,13 @@ def chunked(*pieces: bytes) -> bytes:
     return b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces) + b"0\r\n\r\n"
 
 
-def temporaryFiles(server) -> list[str]:
-    return os.listdir(os.path.join(server.storage, ".bwscd", "tmp"))
-
-
 def containerFiles(server, container=CONTAINER) -> set[str]:
     return set(os.listdir(os.path.join(server.storage, container)))
 
 
-def waitFor(predicate, timeout=TIMEOUT, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            return result
-        time.sleep(interval)
-
-
 def assertNothingStored(server, name="obj", before=None):
     """No final file, no metadata file, no temporary file left."""
-    assert waitFor(lambda: temporaryFiles(server) == []), temporaryFiles(server)
+    assert waitFor(lambda: temporaryFiles(server.storage) == []), temporaryFiles(server.storage)
     files = containerFiles(server)
     assert name not in files
     assert f"{CONTAINER}.{name}.metadata.json" not in files
@@ -311,7 +295,7 @@ def storedBytes(server, name="obj", container=CONTAINER) -> bytes:
 # 1. Expect: 100-continue, accepted.
 
 
-def test_continueBeforeBody(server, account, client):
+def test_continue_before_body(server, account, client):
     """
     The C{100 Continue} comes before any body byte is sent; then the body
     is stored under its name, byte for byte, and the ETag is its MD5.
@@ -329,7 +313,7 @@ def test_continueBeforeBody(server, account, client):
     assert response.status == 201, response
     assert response.header("Etag") == md5(body)
     assert storedBytes(server) == body
-    assert temporaryFiles(server) == []
+    assert temporaryFiles(server.storage) == []
     assert not response.closes
 
 
@@ -352,7 +336,7 @@ def refusedBeforeBody(server, client, path, token, code,
 
 
 @pytest.mark.parametrize("token", ["BWS_not-a-token", "", None])
-def test_continueRefusedBadToken(onShared, token):
+def test_continue_refused_bad_token(onShared, token):
     server, account, client = onShared
     refusedBeforeBody(server, client, account.objectPath("badtoken"), token, 401)
     assertNothingStored(server, "badtoken")
@@ -362,15 +346,15 @@ def test_continueRefusedBadToken(onShared, token):
     [("Content-Length", 1000)],
     [("Transfer-Encoding", "chunked")],
 ])
-def test_continueRefusedMissingContainer(onShared, framing):
+def test_continue_refused_missing_container(onShared, framing):
     server, account, client = onShared
     refusedBeforeBody(server, client, account.objectPath("obj", container="Nope"),
                       account.token, 404, framing)
     assert not os.path.exists(os.path.join(server.storage, "Nope"))
-    assert temporaryFiles(server) == []
+    assert temporaryFiles(server.storage) == []
 
 
-def test_continueRefusedNoSpace(onShared):
+def test_continue_refused_no_space(onShared):
     """
     Refused by the backend (in a thread, after the headers): a body larger
     than the free space gets 507 and no C{100 Continue}.
@@ -389,14 +373,14 @@ def test_continueRefusedNoSpace(onShared):
 
 
 @pytest.mark.parametrize("name", ["a%2F..%2Fb", "a/../b", "..", "a/./b", "a//b"])
-def test_continueRefusedBadName(onShared, name):
+def test_continue_refused_bad_name(onShared, name):
     server, account, client = onShared
     before, top = containerFiles(server), sorted(os.listdir(server.storage))
     refusedBeforeBody(server, client, account.objectPath(name), account.token, 400)
     assert containerFiles(server) == before
     assert sorted(os.listdir(server.storage)) == top
     assert not os.path.exists(os.path.join(server.storage, "b"))
-    assert temporaryFiles(server) == []
+    assert temporaryFiles(server.storage) == []
 
 
 # 3. A Content-Length body cut short.
@@ -410,7 +394,7 @@ def cutShort(server, account, how):
                      headers=[("Content-Length", len(body))]))
     client.send(body[: len(body) // 2])
     # The body must have reached the writer before the cut.
-    assert waitFor(lambda: temporaryFiles(server), timeout=2)
+    assert waitFor(lambda: temporaryFiles(server.storage), timeout=2)
     how(client)
     assert waitFor(lambda: "nothing was stored" in server.log()), server.log()
     assertNothingStored(server, before=before)
@@ -421,14 +405,14 @@ def cutShort(server, account, how):
     connection.close()
     assert etag == md5(body)
     assert storedBytes(server) == body
-    assert temporaryFiles(server) == []
+    assert temporaryFiles(server.storage) == []
 
 
-def test_cutShortClose(server, account):
+def test_cut_short_close(server, account):
     cutShort(server, account, lambda client: client.close())
 
 
-def test_cutShortHalfClose(server, account):
+def test_cut_short_half_close(server, account):
     def halfClose(client):
         # SSLSocket.shutdown drops TLS: this is a bare TCP FIN, no close_notify.
         client.sock.shutdown(socket.SHUT_WR)
@@ -437,7 +421,7 @@ def test_cutShortHalfClose(server, account):
     cutShort(server, account, halfClose)
 
 
-def test_cutShortTLSClose(server, account):
+def test_cut_short_tls_close(server, account):
     """A clean TLS close_notify in the middle of the body: still a cut."""
 
     def tlsClose(client):
@@ -449,7 +433,7 @@ def test_cutShortTLSClose(server, account):
     cutShort(server, account, tlsClose)
 
 
-def test_stalledUploadBlocksNoOther(onShared):
+def test_stalled_upload_blocks_no_other(onShared):
     """One upload waiting for its body holds up neither the server nor another upload."""
     server, account, client = onShared
     slow, fast = os.urandom(20_000), os.urandom(20_000)
@@ -473,7 +457,7 @@ def test_stalledUploadBlocksNoOther(onShared):
     assert storedBytes(server, "fast") == fast
 
 
-def test_cutShortNoResponse(server, account):
+def test_cut_short_no_response(server, account):
     """
     A body that stops (without a close) gets no answer while it waits; the
     connection stays usable for the rest of it.
@@ -514,7 +498,7 @@ def test_chunked(server, account, client):
     assert response.status == 201, response
     assert response.header("Etag") == md5(data)
     assert storedBytes(server) == data
-    assert temporaryFiles(server) == []
+    assert temporaryFiles(server.storage) == []
     assert not response.closes
     # And the connection goes on.
     client.send(head("HEAD", account.objectPath("obj"), token=account.token))
@@ -524,7 +508,7 @@ def test_chunked(server, account, client):
     assert response.header("Etag") == md5(data)
 
 
-def test_chunkedWithExpectContinue(onShared):
+def test_chunked_with_expect_continue(onShared):
     server, account, client = onShared
     data = b"x" * 10 + b"y" * 20
     client.send(head("PUT", account.objectPath("chunked-continue"), token=account.token, headers=[
@@ -543,7 +527,7 @@ def test_chunkedWithExpectContinue(onShared):
     ([("Content-Length", "0")], b""),
     ([("Transfer-Encoding", "chunked")], b"0\r\n\r\n"),
 ])
-def test_emptyObject(onShared, framing, body, expect):
+def test_empty_object(onShared, framing, body, expect):
     """An empty body is an object too; the connection goes on after it."""
     server, account, client = onShared
     name = f"empty-{framing[0][0]}-{expect}"
@@ -564,19 +548,19 @@ def test_emptyObject(onShared, framing, body, expect):
     assert response.header("Content-Length") == "0"
 
 
-def test_chunkedTruncated(server, account, client):
+def test_chunked_truncated(server, account, client):
     before = containerFiles(server)
     client.send(head("PUT", account.objectPath("obj"), token=account.token,
                      headers=[("Transfer-Encoding", "chunked")]))
     client.send(b"1000\r\n" + b"z" * 100 + b"\r\n" + b"1000\r\n" + b"z" * 2000)
-    assert waitFor(lambda: temporaryFiles(server), timeout=2)
+    assert waitFor(lambda: temporaryFiles(server.storage), timeout=2)
     client.close()
     assert waitFor(lambda: "nothing was stored" in server.log()), server.log()
     assertNothingStored(server, before=before)
     assertQuietLog(server)
 
 
-def test_chunkedMalformedSize(server, account, client):
+def test_chunked_malformed_size(server, account, client):
     before = containerFiles(server)
     client.send(head("PUT", account.objectPath("obj"), token=account.token,
                      headers=[("Transfer-Encoding", "chunked")]))
@@ -590,7 +574,7 @@ def test_chunkedMalformedSize(server, account, client):
     assertQuietLog(server)
 
 
-def test_chunkedMalformedFirstSize(server, account, client):
+def test_chunked_malformed_first_size(server, account, client):
     """Malformed before any data: the upload is opened and must be dropped."""
     before = containerFiles(server)
     client.send(head("PUT", account.objectPath("obj"), token=account.token,
@@ -602,7 +586,7 @@ def test_chunkedMalformedFirstSize(server, account, client):
     assertQuietLog(server)
 
 
-def test_chunkedMissingCRLF(server, account, client):
+def test_chunked_missing_crlf(server, account, client):
     before = containerFiles(server)
     client.send(head("PUT", account.objectPath("obj"), token=account.token,
                      headers=[("Transfer-Encoding", "chunked")]))
@@ -627,7 +611,7 @@ def test_chunkedMissingCRLF(server, account, client):
     [("Content-Length", "-5")],
     [("Transfer-Encoding", "gzip, chunked")],
 ])
-def test_ambiguousFraming(onShared, framing):
+def test_ambiguous_framing(onShared, framing):
     server, account, client = onShared
     name = "framing-" + md5(repr(framing).encode())[:8]
     before = containerFiles(server)
@@ -648,7 +632,7 @@ def test_ambiguousFraming(onShared, framing):
     b"PUT {path} HTTP/1.1\r\nNo colon here\r\nContent-Length: 5\r\n\r\nhello",
     b"PUT {path} HTTP/1.1 extra\r\nContent-Length: 5\r\n\r\nhello",
 ], ids=["CL+TE", "CL+CL", "header", "request-line"])
-def test_badHeadIsQuiet(server, account, client, badHead):
+def test_bad_head_is_quiet(server, account, client, badHead):
     """
     A request refused while its head is parsed is never rendered; closing
     its connection is no error: nothing unhandled in the log.
@@ -661,7 +645,7 @@ def test_badHeadIsQuiet(server, account, client, badHead):
     assertStillServing(server, account)
 
 
-def test_headersCutShortIsQuiet(server, account, client):
+def test_headers_cut_short_is_quiet(server, account, client):
     """A client that goes away in the middle of its headers is no error."""
     client.send(f"PUT {account.objectPath('obj')} HTTP/1.1\r\nHost: 127.0.0.1\r\n".encode())
     time.sleep(0.1)
@@ -674,7 +658,7 @@ def test_headersCutShortIsQuiet(server, account, client):
 # 6. No framing at all.
 
 
-def test_noLength(server, account, client):
+def test_no_length(server, account, client):
     client.send(head("PUT", account.objectPath("obj"), token=account.token))
     response = client.readResponse("PUT")
     assert response.status == 400, response
@@ -689,7 +673,7 @@ def test_noLength(server, account, client):
 # 7. Keep-alive after streamed bodies.
 
 
-def test_keepAlive(server, account, client):
+def test_keep_alive(server, account, client):
     first, second = os.urandom(50_000), os.urandom(3)
     client.send(head("PUT", account.objectPath("obj"), token=account.token,
                      headers=[("Content-Length", len(first))]) + first)
@@ -747,7 +731,7 @@ def test_pipelined(server, account, client):
     assert storedBytes(server, "two") == b"abcde"
 
 
-def test_refusalAfterKeepAlive(server, account, client):
+def test_refusal_after_keep_alive(server, account, client):
     """
     A refusal before the body closes the connection: what the client sends
     next is the unread body, never taken as a request.
@@ -773,7 +757,7 @@ def test_refusalAfterKeepAlive(server, account, client):
     assert storedBytes(server) == b"ok"
 
 
-def test_refusalWithWholeBodyKeepsConnection(server, account, client):
+def test_refusal_with_whole_body_keeps_connection(server, account, client):
     """
     A refusal of a request whose small body came with its head: the body is
     read whole and dropped; the next request on the connection is answered.
@@ -786,10 +770,10 @@ def test_refusalWithWholeBodyKeepsConnection(server, account, client):
     assert not response.closes
     client.send(head("HEAD", account.objectPath("obj"), token=account.token))
     assert client.readResponse("HEAD").status == 404
-    assert temporaryFiles(server) == []
+    assert temporaryFiles(server.storage) == []
 
 
-def test_repeatedUploadsLeaveNoTemporaryFile(onShared):
+def test_repeated_uploads_leave_no_temporary_file(onShared):
     """
     The same name again on one connection, with the same bytes and then with
     others (evidence is write-once: those are kept beside it): every answer
@@ -804,21 +788,12 @@ def test_repeatedUploadsLeaveNoTemporaryFile(onShared):
         assert response.status == 201, response
         assert response.header("Etag") == md5(body)
         assert not response.closes
-        assert waitFor(lambda: temporaryFiles(server) == []), temporaryFiles(server)
+        assert waitFor(lambda: temporaryFiles(server.storage) == []), (
+            temporaryFiles(server.storage))
     assert storedBytes(server, "again") == first
 
 
 # 8. Backpressure.
-
-
-def status(pid: int) -> dict[str, int]:
-    values = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            name, _, value = line.partition(":")
-            if name in ("VmRSS", "VmHWM"):
-                values[name] = int(value.split()[0]) * 1024
-    return values
 
 
 def test_backpressure(server, account, client):
@@ -828,12 +803,11 @@ def test_backpressure(server, account, client):
     has caught up.  RSS is read while the client holds back mid-body and
     again at the end (VmHWM, the peak).
     """
-    pid = server.process.pid
     total, burst = 512 << 20, 64 << 20
     buffer = bytearray(os.urandom(1 << 20))
     view = memoryview(buffer)
     digest = hashlib.md5()
-    baseline = status(pid)["VmRSS"]
+    baseline = server.status()["VmRSS"]
     client.send(head("PUT", account.objectPath("big"), token=account.token,
                      headers=[("Content-Length", total)]))
     client.sock.settimeout(30)
@@ -844,7 +818,7 @@ def test_backpressure(server, account, client):
         digest.update(view)
         sent += len(view)
     time.sleep(0.5)
-    paused = status(pid)
+    paused = server.status()
     assert paused["VmRSS"] < 150 << 20, paused
     # Holding 64 MiB would show; a few MiB of buffers would not.
     assert paused["VmRSS"] - baseline < 40 << 20, (baseline, paused)
@@ -854,13 +828,13 @@ def test_backpressure(server, account, client):
         digest.update(view)
         sent += len(view)
         if sent % (64 << 20) == 0:
-            assert status(pid)["VmRSS"] < 150 << 20
+            assert server.status()["VmRSS"] < 150 << 20
     response = client.readResponse("PUT")
     assert response.status == 201, response
     assert response.header("Etag") == digest.hexdigest()
-    assert status(pid)["VmHWM"] < 150 << 20
+    assert server.status()["VmHWM"] < 150 << 20
     assert os.path.getsize(os.path.join(server.storage, CONTAINER, "big")) == total
-    assert temporaryFiles(server) == []
+    assert temporaryFiles(server.storage) == []
     # Reading paused and resumed many times: the connection still works.
     client.send(head("HEAD", account.objectPath("big"), token=account.token))
     response = client.readResponse("HEAD")
@@ -874,7 +848,7 @@ def test_backpressure(server, account, client):
 # 9. ETags.
 
 
-def test_etagMismatch(server, account, client):
+def test_etag_mismatch(server, account, client):
     body = b"some evidence"
     before = containerFiles(server)
     client.send(head("PUT", account.objectPath("obj"), token=account.token,
@@ -891,7 +865,7 @@ def test_etagMismatch(server, account, client):
     assert client.readResponse("HEAD").status == 404
 
 
-def test_etagMatchQuotedUpperCase(onShared):
+def test_etag_match_quoted_upper_case(onShared):
     server, account, client = onShared
     body = b"some evidence"
     client.send(head("PUT", account.objectPath("etag-quoted"), token=account.token,
@@ -903,7 +877,7 @@ def test_etagMatchQuotedUpperCase(onShared):
     assert storedBytes(server, "etag-quoted") == body
 
 
-def test_etagMismatchChunked(server, account, client):
+def test_etag_mismatch_chunked(server, account, client):
     before = containerFiles(server)
     client.send(head("PUT", account.objectPath("obj"), token=account.token,
                      headers=[("Transfer-Encoding", "chunked"), ("Etag", "0" * 32)])
@@ -913,7 +887,7 @@ def test_etagMismatchChunked(server, account, client):
     assertNothingStored(server, before=before)
 
 
-def test_malformedEtagBeforeBody(server, account, client):
+def test_malformed_etag_before_body(server, account, client):
     before = containerFiles(server)
     client.send(head("PUT", account.objectPath("obj"), token=account.token, headers=[
         ("Content-Length", 1000), ("Etag", "nothex"), ("Expect", "100-continue"),
@@ -972,7 +946,7 @@ def test_forbidden(onShared, method, path, code):
 
 
 @pytest.mark.parametrize("document", ["Capabilities.json", "Categories.json"])
-def test_publishedDocuments(onShared, document):
+def test_published_documents(onShared, document):
     server, account, client = onShared
     client.send(head("GET", f"{account.path}/System/{document}", token=account.token))
     response = client.readResponse("GET")

@@ -12,8 +12,13 @@ import pytest
 import swiftclient
 from swiftclient.exceptions import ClientException
 
+from tests.support.recording import Recording
+from tests.support.storage import temporaryFiles
+from tests.support.swift import status
+
 USER = "6a7c1a3e-8b1d-4c55-9a8e-3f1f2b7d9c01"
-RECORDING = f"{USER}_B1234567_20240501T101500Z"
+CAMERA = Recording(USER, "B1234567")
+RECORDING = CAMERA.container
 CLIP = "20240501_101502_4711.mkv"
 
 RECORDING_METADATA = {
@@ -40,17 +45,10 @@ RECORDING_METADATA = {
 }
 
 
-DEVICE = "B1234567"
-
-
-def register(swift, user=USER, device=DEVICE) -> None:
+def register(swift) -> None:
     """What the controller does before it sends a recording."""
-    swift.put_container("Users")
-    swift.put_object("Users", user, b"", headers={"X-Object-Meta-Name": "Officer",
-                                                  "X-Object-Meta-Active": "True"})
-    swift.put_container("Devices")
-    swift.put_object("Devices", device, b"", headers={"X-Object-Meta-Name": "Cam",
-                                                      "X-Object-Meta-Model": "W110"})
+    CAMERA.register(swift, user={"X-Object-Meta-Name": "Officer", "X-Object-Meta-Active": "True"},
+                    device={"X-Object-Meta-Name": "Cam", "X-Object-Meta-Model": "W110"})
 
 
 @pytest.fixture
@@ -65,16 +63,6 @@ def metadataFile(server, container, name=None) -> dict:
     filename = f"{container}.{name}.metadata.json" if name else f"{container}.metadata.json"
     with open(os.path.join(base, filename), encoding="utf-8") as f:
         return json.load(f)
-
-
-def status(call, *args, **kwargs) -> int:
-    with pytest.raises(ClientException) as caught:
-        call(*args, **kwargs)
-    return caught.value.http_status
-
-
-def leftovers(server) -> list[str]:
-    return os.listdir(os.path.join(server.storage, ".bwscd", "tmp"))
 
 
 def test_auth_returns_token_and_storage_url(server, swift):
@@ -217,7 +205,7 @@ def test_etag_mismatch_is_422_and_nothing_stored(server, swift, recording):
     data = os.urandom(100_000)
     assert status(swift.put_object, RECORDING, CLIP, data, etag="0" * 32) == 422
     assert not os.path.exists(os.path.join(server.storage, RECORDING, CLIP))
-    assert leftovers(server) == []
+    assert temporaryFiles(server.storage) == []
     assert "ETag mismatch" in server.log()
 
 

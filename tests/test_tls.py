@@ -17,7 +17,7 @@ import warnings
 
 import pytest
 
-HOST = "127.0.0.1"
+from tests.support.server import HOST
 
 
 class ControlServer:

@@ -15,8 +15,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager
 
-import pytest
 from swiftclient.exceptions import ClientException
+
+from tests.support.waiting import waitFor
 
 UPLOADS = 24
 
@@ -44,14 +45,6 @@ def connected(server):
         yield swift
     finally:
         swift.close()
-
-
-def waitFor(predicate, timeout=15):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail("timed out")
-        time.sleep(0.05)
 
 
 def alive(pid: int) -> bool:
@@ -102,7 +95,7 @@ def test_processes_share_the_port_the_registry_and_the_event_log(launch, dataDir
         events = server.events()
         return [sum(e["type"] == kind for e in events) for kind in kinds]
 
-    waitFor(lambda: counted() == [UPLOADS] * len(kinds))
+    assert waitFor(lambda: counted() == [UPLOADS] * len(kinds))
     time.sleep(0.5)  # and no more come
     assert counted() == [UPLOADS] * len(kinds)
     # The registry holds what every process registered.
@@ -143,7 +136,7 @@ def test_no_worker_outlives_its_main_process(launch, dataDirectory):
     offload(server, 1)
     server.process.send_signal(signal.SIGKILL)
     server.process.wait()
-    waitFor(lambda: not any(alive(pid) for pid in workers))
+    assert waitFor(lambda: not any(alive(pid) for pid in workers))
     # The port is free again, and what was stored is there.
     again = launch(dataDirectory, "--workers", "3", port=server.port)
     with connected(again) as swift:
@@ -160,7 +153,7 @@ def test_workers_start_in_the_source_directory(launch, dataDirectory):
     """
     repository = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     server = launch(dataDirectory, "--workers", "2", cwd=repository)
-    waitFor(lambda: "worker 1: AccessLoggingSite (TLS) starting" in server.log())
+    assert waitFor(lambda: "worker 1: AccessLoggingSite (TLS) starting" in server.log())
     assert "worker 1 ended" not in server.log()
 
 
@@ -168,7 +161,7 @@ def test_a_worker_that_dies_is_started_again(launch, dataDirectory):
     server = launch(dataDirectory, "--workers", "2")
     [worker] = workersOf(server)
     os.kill(worker, signal.SIGKILL)
-    waitFor(lambda: workersOf(server) - {worker})
+    assert waitFor(lambda: workersOf(server) - {worker})
     assert "worker 1 ended" in server.log()
     for number in range(4):
         offload(server, number)
@@ -177,8 +170,8 @@ def test_a_worker_that_dies_is_started_again(launch, dataDirectory):
 def test_stopping_the_service_stops_every_worker(launch, dataDirectory):
     server = launch(dataDirectory, "--workers", "3")
     workers = workersOf(server)
-    waitFor(lambda: all(f"worker {n}: AccessLoggingSite (TLS) starting" in server.log()
-                        for n in (1, 2)))
+    assert waitFor(lambda: all(f"worker {n}: AccessLoggingSite (TLS) starting" in server.log()
+                               for n in (1, 2)))
     server.stop()
     # twistd ends by the signal that stopped it, once shut down cleanly.
     assert server.process.returncode == -signal.SIGTERM
@@ -193,7 +186,7 @@ def test_connections_are_spread_between_the_processes(launch, dataDirectory):
     uploads starting together would: not all to the first one awake.
     """
     server = launch(dataDirectory, "--workers", "2")
-    waitFor(lambda: "worker 1: AccessLoggingSite (TLS) starting" in server.log())
+    assert waitFor(lambda: "worker 1: AccessLoggingSite (TLS) starting" in server.log())
     context = ssl.create_default_context(cafile=server.caFile)
     context.check_hostname = False
 
@@ -221,7 +214,7 @@ def test_connections_are_spread_between_the_processes(launch, dataDirectory):
         finally:
             for connection in connections:
                 connection.close()
-        waitFor(lambda: len(served()) == 8 * (round + 1))
+        assert waitFor(lambda: len(served()) == 8 * (round + 1))
         byWorker = sum("worker 1: " in line for line in served()[-8:])
         # 4 + 4 unless a process was busy for the whole of a deferral.
         assert 3 <= byWorker <= 5, served()
@@ -238,7 +231,7 @@ def test_a_stuck_worker_holds_no_connection_back(launch, dataDirectory):
     to it only for a moment, then takes it and the next ones itself.
     """
     server = launch(dataDirectory, "--workers", "2")
-    waitFor(lambda: "worker 1: AccessLoggingSite (TLS) starting" in server.log())
+    assert waitFor(lambda: "worker 1: AccessLoggingSite (TLS) starting" in server.log())
     [worker] = workersOf(server)
     os.kill(worker, signal.SIGSTOP)
     try:

@@ -4,69 +4,36 @@ conformance suite: the same tests hold for each.  So does the example
 backend that docs/backends.md gives in full, taken from the page itself.
 
 The reactor runs in a thread of its own for the whole session
-(C{runningReactor}, in tests/conftest.py); tests call into it with L{call},
-and call writers directly, as the upload engine does from its worker
-threads.
+(C{runningReactor}); tests call into it with L{tests.support.reactor.call},
+and call writers directly, as the upload engine does from its worker threads.
 """
 
 import importlib
 import importlib.util
 import os
-import re
 import sys
 from dataclasses import dataclass
 
 import pytest
-from twisted.internet import reactor
-from twisted.internet.threads import blockingCallFromThread
 from twisted.plugin import IPlugin
 
 from bwscd.interfaces import IBackendPlugin
 from bwscd.plugins import installedBackends, loadBackend
-
-sys.path.insert(0, os.path.dirname(__file__))
-
-DOCS = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "docs", "backends.md")
-DOCUMENTED = "memory (from docs/backends.md)"
-# The example's files, as the page names them in the line before each block.
-EXAMPLE_FILES = ["memorybackend.py", "twisted/plugins/memorybackend_plugin.py"]
-
-
-def call(function, *args, **kwargs):
-    """Run C{function} in the reactor thread and wait for its Deferred."""
-    return blockingCallFromThread(reactor, function, *args, **kwargs)
+from tests.support.backends import DOCUMENTED, EXAMPLE_FILES, writeDocumentedExample
+from tests.support.installing import Unavailable
+from tests.support.reactor import call
+from tests.support.sshd import SSHServer
 
 
 @pytest.fixture(scope="session")
 def sshServer(tmp_path_factory):
     """A real OpenSSH sshd on loopback, for the sftp backend."""
     try:
-        sshd = importlib.import_module("sshd")
-    except ImportError:
-        pytest.skip("no SSH test server (tests/backends/sshd.py)")
-    server = sshd.SSHServer.start(str(tmp_path_factory.mktemp("sshd")))
+        server = SSHServer.start(str(tmp_path_factory.mktemp("sshd")))
+    except Unavailable as e:
+        pytest.skip(str(e))
     yield server
     server.stop()
-
-
-def writeDocumentedExample(directory: str) -> str:
-    """
-    Write the example backend's C{```python} blocks from docs/backends.md
-    into C{directory}, each under the path the page gives it; return
-    C{directory}, for C{sys.path} or C{PYTHONPATH}.
-    """
-    with open(DOCS, encoding="utf-8") as f:
-        text = f.read()
-    blocks = re.findall(r"^`([\w./]+\.py)`[^\n]*:\n\n```python\n(.*?)^```$", text, re.M | re.S)
-    assert [path for path, _ in blocks] == EXAMPLE_FILES, (
-        f"docs/backends.md should give {EXAMPLE_FILES} as ```python blocks, each after "
-        f"a line naming it; found {[path for path, _ in blocks]}")
-    assert text.count("```python") == len(blocks), "a ```python block not part of the example"
-    for path, code in blocks:
-        os.makedirs(os.path.join(directory, os.path.dirname(path)), exist_ok=True)
-        with open(os.path.join(directory, path), "w", encoding="utf-8") as f:
-            f.write(code)
-    return directory
 
 
 @pytest.fixture(scope="session")

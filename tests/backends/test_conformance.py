@@ -9,17 +9,14 @@ import threading
 import time
 
 import pytest
-from conftest import call
 from twisted.logger import formatEvent, globalLogPublisher
 
 from bwscd.errors import Conflict, NotFound
 from bwscd.interfaces import Digests, IObjectWriter, IStorageBackend
+from tests.support.backends import digestsOf
+from tests.support.reactor import call
 
 RECORDING = "0b9a3f2e-5c1d-4e8f-9a7b-2c3d4e5f6a7b_B8A44F000001_20240501T101500Z"
-
-
-def digestsOf(data: bytes) -> Digests:
-    return Digests(len(data), hashlib.md5(data).hexdigest(), hashlib.sha256(data).hexdigest())
 
 
 def store(backend, container, name, data, metadata=None, writeOnce=False, chunk=65536,

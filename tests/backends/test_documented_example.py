@@ -10,20 +10,16 @@ import os
 import subprocess
 
 import pytest
-from conftest import DOCS, call
 from swiftclient.exceptions import ClientException
 from zope.interface.verify import verifyObject
 
 from bwscd.errors import InsufficientStorage
 from bwscd.interfaces import Digests, IObjectReader, IObjectWriter, IStorageBackend
+from tests.support.backends import DOCS
+from tests.support.reactor import call
+from tests.support.swift import status
 
 HELP = "$ PYTHONPATH=/opt/membackend twistd bwscd --help-backends"
-
-
-def status(function, *args, **kwargs) -> int:
-    with pytest.raises(ClientException) as caught:
-        function(*args, **kwargs)
-    return caught.value.http_status
 
 
 @pytest.fixture

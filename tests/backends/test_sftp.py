@@ -1,6 +1,6 @@
 """
 The SFTP backend through the real thing: C{twistd bwscd --backend sftp:...}
-storing on a real OpenSSH sshd on loopback (see L{sshd}), whose remote tree
+storing on a real OpenSSH sshd on loopback (see L{tests.support.sshd}), whose remote tree
 is a directory of this machine that the tests read directly.
 """
 
@@ -10,19 +10,20 @@ import os
 import signal
 import stat
 import subprocess
-import sys
 import threading
 import time
 
 import pytest
 from swiftclient.exceptions import ClientException
 
-sys.path.insert(0, os.path.dirname(__file__))
-from sshd import SSHServer, Unavailable, children  # noqa: E402
+from tests.support.installing import Unavailable
+from tests.support.recording import Recording
+from tests.support.processes import commandOf, descendantsOf, isRunning
+from tests.support.sshd import SSHServer
+from tests.support.swift import inPieces, status
 
-USER = "0b9a3f2e-5c1d-4e8f-9a7b-2c3d4e5f6a7b"
-DEVICE = "B8A44F000001"
-RECORDING = f"{USER}_{DEVICE}_20240501T101500Z"
+CAMERA = Recording()
+USER, RECORDING = CAMERA.user, CAMERA.container
 MiB = 1 << 20
 
 
@@ -49,11 +50,9 @@ def running(launch, dataDirectory, sshd):
 
 
 def register(swift):
-    swift.put_container("Users")
-    swift.put_object("Users", USER, b"", headers={"X-Object-Meta-Name": "Anna%20Berg"})
-    swift.put_container("Devices")
-    swift.put_object("Devices", DEVICE, b"", headers={"X-Object-Meta-Name": "Cam%201"})
-    swift.put_container(RECORDING, headers={"X-Container-Meta-Status": "Transferring"})
+    """The recording's user and camera, with names that need percent-encoding."""
+    CAMERA.start(swift, user={"X-Object-Meta-Name": "Anna%20Berg"},
+                 device={"X-Object-Meta-Name": "Cam%201"})
 
 
 def remote(sshd, *parts) -> str:
@@ -76,18 +75,6 @@ def tree(root) -> dict[str, bytes]:
     return found
 
 
-def chunked(data: bytes, size: int = 100_000):
-    """A generator body: swiftclient sends it with chunked transfer encoding."""
-    for start in range(0, len(data), size):
-        yield data[start : start + size]
-
-
-def status(call, *args, **kwargs) -> int:
-    with pytest.raises(ClientException) as caught:
-        call(*args, **kwargs)
-    return caught.value.http_status
-
-
 def test_the_remote_tree_is_the_filesystem_layout(launch, tmp_path, running, sshd):
     """
     The same requests to the filesystem backend and to the SFTP backend
@@ -104,7 +91,7 @@ def test_the_remote_tree_is_the_filesystem_layout(launch, tmp_path, running, ssh
             RECORDING, "20240501T101500Z_1.mkv", body,
             headers={"X-Object-Meta-Starttimeiso": "2024-05-01T10:15:00Z"},
         ) == hashlib.md5(body).hexdigest()
-        connection.put_object(RECORDING, "sub:dir/track.json", chunked(body[::-1]))
+        connection.put_object(RECORDING, "sub:dir/track.json", inPieces(body[::-1], 100_000))
         connection.post_container(RECORDING, headers={"X-Container-Meta-Status": "Complete"})
     local.close()
     remoteTree, localTree = tree(sshd.root), tree(reference.storage)
@@ -286,25 +273,8 @@ def test_losing_the_server_means_503_until_it_is_back(running, sshd):
 
 def sshProcesses(server) -> list[int]:
     """The ssh clients bwscd runs, by their process ids."""
-    found = []
-    for pid in children(server.process.pid):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                command = f.read().split(b"\0")
-        except OSError:
-            continue
-        if os.path.basename(command[0]) == b"ssh":
-            found.append(pid)
-    return found
-
-
-def isGone(pid: int) -> bool:
-    """Not running: no such process, or a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rpartition(")")[2].split()[0] == "Z"
-    except OSError:
-        return True
+    return [pid for pid in descendantsOf(server.process.pid)
+            if [os.path.basename(part) for part in commandOf(pid)[:1]] == ["ssh"]]
 
 
 def test_ssh_ending_means_503_until_it_is_back(running, sshd):
@@ -320,7 +290,7 @@ def test_ssh_ending_means_503_until_it_is_back(running, sshd):
     assert not os.path.exists(remote(sshd, RECORDING, "cut.mkv"))
     assert os.listdir(remote(sshd, ".bwscd", "tmp")) == []
     assert "lost the connection to the SFTP server" in server.log()
-    [again] = [pid for pid in sshProcesses(server) if not isGone(pid)]
+    [again] = [pid for pid in sshProcesses(server) if isRunning(pid)]
     assert again != ssh
 
 
@@ -333,12 +303,12 @@ def test_no_ssh_outlives_bwscd(running, sshd):
     server, swift = running
     started = sshProcesses(server)
     assert len(started) == 1
-    sessions = children(sshd.pid)
+    sessions = descendantsOf(sshd.pid)
     for pid in sessions:
         os.kill(pid, signal.SIGSTOP)
     server.stop()
     deadline = time.monotonic() + 10
-    while not all(isGone(pid) for pid in started):
+    while any(isRunning(pid) for pid in started):
         assert time.monotonic() < deadline, "ssh still runs after bwscd stopped"
         time.sleep(0.05)
 

@@ -15,7 +15,7 @@ from treq.testing import StubTreq
 from twisted.internet.defer import fail
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.task import Clock
-from twisted.logger import capturedLogs, formatEvent
+from twisted.logger import formatEvent
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
@@ -24,13 +24,6 @@ from bwscd.policy.events import (
 )
 
 URL = "http://webhook.example/events"
-
-
-@pytest.fixture
-def logged():
-    """The text of every log event emitted during the test."""
-    with capturedLogs() as events:
-        yield events
 
 
 def texts(events) -> list[str]:

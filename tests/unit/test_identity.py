@@ -48,21 +48,21 @@ class FakeClock:
 # --- account names and keys
 
 
-def test_newUserNameIsHeaderSafe():
+def test_new_user_name_is_header_safe():
     names = {tokens.newUserName() for _ in range(20)}
     assert len(names) == 20
     for name in names:
         assert re.fullmatch(r"[A-Za-z0-9-]{1,64}", name)
 
 
-def test_newKeyIsRandomAndFits():
+def test_new_key_is_random_and_fits():
     keys = {tokens.newKey() for _ in range(20)}
     assert len(keys) == 20
     for key in keys:
         assert re.fullmatch(r"[A-Za-z0-9_-]{1,64}", key)
 
 
-def test_keyHashRoundTrip():
+def test_key_hash_round_trip():
     key = tokens.newKey()
     encoded = tokens.hashKey(key)
     assert encoded.startswith("scrypt$16384$8$1$")
@@ -70,18 +70,18 @@ def test_keyHashRoundTrip():
     assert tokens.verifyKey(key, encoded)
 
 
-def test_keyHashSalted():
+def test_key_hash_salted():
     assert tokens.hashKey("same") != tokens.hashKey("same")
 
 
-def test_wrongKeyRejected():
+def test_wrong_key_rejected():
     encoded = tokens.hashKey("right key")
     assert not tokens.verifyKey("wrong key", encoded)
     assert not tokens.verifyKey("", encoded)
     assert not tokens.verifyKey("right key ", encoded)
 
 
-def test_nonASCIIKey():
+def test_non_ascii_key():
     encoded = tokens.hashKey("nyckel-åäö")
     assert tokens.verifyKey("nyckel-åäö", encoded)
     assert not tokens.verifyKey("nyckel-aao", encoded)
@@ -106,11 +106,11 @@ def test_nonASCIIKey():
         " " + "scrypt$16384$8$1$AAAA$AAAA",
     ],
 )
-def test_malformedHashIsNoMatch(encoded):
+def test_malformed_hash_is_no_match(encoded):
     assert tokens.verifyKey("key", encoded) is False
 
 
-def test_hashWithOtherParametersStillVerifies():
+def test_hash_with_other_parameters_still_verifies():
     """
     A hash written with another cost verifies with the cost it records.
     """
@@ -124,7 +124,7 @@ def test_hashWithOtherParametersStillVerifies():
 # --- tokens
 
 
-def test_tokenRoundTrip():
+def test_token_round_trip():
     clock = FakeClock()
     authority = TokenAuthority(SECRET, 900, clock)
     token, expiry = authority.issue("bws-0123456789ab")
@@ -134,19 +134,19 @@ def test_tokenRoundTrip():
     assert authority.verify(token) == "bws-0123456789ab"
 
 
-def test_tokensAreUnique():
+def test_tokens_are_unique():
     authority = TokenAuthority(SECRET, 900, FakeClock())
     assert authority.issue("a")[0] != authority.issue("a")[0]
 
 
-def test_tokenForNonASCIIAccount():
+def test_token_for_non_ascii_account():
     authority = TokenAuthority(SECRET, 900, FakeClock())
     token, _ = authority.issue("kamera-ö\u2603")
     assert token.isascii()
     assert authority.verify(token) == "kamera-ö\u2603"
 
 
-def test_tokenExpires():
+def test_token_expires():
     clock = FakeClock()
     authority = TokenAuthority(SECRET, 900, clock)
     token, expiry = authority.issue("a")
@@ -158,13 +158,13 @@ def test_tokenExpires():
     assert authority.verify(token) is None
 
 
-def test_tokenFromAnotherSecret():
+def test_token_from_another_secret():
     clock = FakeClock()
     token, _ = TokenAuthority(b"o" * 32, 900, clock).issue("a")
     assert TokenAuthority(SECRET, 900, clock).verify(token) is None
 
 
-def test_tamperedSignature():
+def test_tampered_signature():
     authority = TokenAuthority(SECRET, 900, FakeClock())
     token, _ = authority.issue("a")
     body, signature = token.rsplit(".", 1)
@@ -174,7 +174,7 @@ def test_tamperedSignature():
     assert authority.verify(body) is None
 
 
-def test_everyOneCharacterChangeRejected():
+def test_every_one_character_change_rejected():
     """
     No other spelling of a token is accepted, including base64 that differs
     only in its unused trailing bits.
@@ -188,7 +188,7 @@ def test_everyOneCharacterChangeRejected():
                 assert authority.verify(changed) is None, changed
 
 
-def test_forgedPayloadRejected():
+def test_forged_payload_rejected():
     """
     A payload naming another account or a later expiry, with the original
     signature, is rejected.
@@ -202,7 +202,7 @@ def test_forgedPayloadRejected():
     assert authority.verify(f"BWS_{forged.decode()}.{signature}") is None
 
 
-def test_issueRefusesUnverifiableToken():
+def test_issue_refuses_unverifiable_token():
     authority = TokenAuthority(SECRET, 900, FakeClock())
     with pytest.raises(ValueError):
         authority.issue("a" * 1000)
@@ -225,12 +225,12 @@ def test_issueRefusesUnverifiableToken():
         "\ud800",
     ],
 )
-def test_garbageTokens(token):
+def test_garbage_tokens(token):
     assert TokenAuthority(SECRET, 900, FakeClock()).verify(token) is None
 
 
 @given(st.text())
-def test_verifyNeverRaises(token):
+def test_verify_never_raises(token):
     assert TokenAuthority(SECRET, 900, FakeClock()).verify(token) is None
 
 
@@ -238,14 +238,14 @@ TOKEN_CHARACTERS = string.ascii_letters + string.digits + "-_.="
 
 
 @given(st.text(alphabet=TOKEN_CHARACTERS))
-def test_verifyNeverRaisesOnTokenShapedText(rest):
+def test_verify_never_raises_on_token_shaped_text(rest):
     assert TokenAuthority(SECRET, 900, FakeClock()).verify("BWS_" + rest) is None
 
 
 # --- certificate
 
 
-def test_subjectAltNamesForIPAndDNSName():
+def test_subject_alt_names_for_ip_and_dns_name():
     certPEM, _ = certificate.createSelfSigned(
         ["192.0.2.7", "bwscd.example", "2001:DB8:0:0::1"]
     )
@@ -256,7 +256,7 @@ def test_subjectAltNamesForIPAndDNSName():
     ]
 
 
-def test_privateKeyMatchesCertificate():
+def test_private_key_matches_certificate():
     certPEM, keyPEM = certificate.createSelfSigned(["localhost"])
     assert keyPEM.startswith(b"-----BEGIN PRIVATE KEY-----")
     key = serialization.load_pem_private_key(keyPEM, None)
@@ -265,7 +265,7 @@ def test_privateKeyMatchesCertificate():
     assert cert.public_key() == key.public_key()
 
 
-def test_certificateIsASelfSignedCAForItselfOnly():
+def test_certificate_is_a_self_signed_ca_for_itself_only():
     """
     OpenSSL 3 accepts a self-signed leaf as a trust anchor too, so the
     handshake tests below cannot tell; stricter clients need the CA flag
@@ -293,7 +293,7 @@ def test_certificateIsASelfSignedCAForItselfOnly():
     assert cert.subject.rfc4514_string() == "O=bwscd,CN=127.0.0.1"
 
 
-def test_commonNameTruncated():
+def test_common_name_truncated():
     name = "a" * 63 + "." + "b" * 20
     certPEM, _ = certificate.createSelfSigned([name, "127.0.0.1"])
     cert = x509.load_pem_x509_certificate(certPEM)
@@ -310,13 +310,13 @@ def test_validity():
     assert datetime.timedelta(days=29) < lifetime <= datetime.timedelta(days=30)
 
 
-def test_noAddresses():
+def test_no_addresses():
     with pytest.raises(ValueError):
         certificate.createSelfSigned([])
 
 
 @pytest.mark.parametrize("data", [b"", b"junk", b"-----BEGIN CERTIFICATE-----\n"])
-def test_unparseableCertificate(data):
+def test_unparseable_certificate(data):
     with pytest.raises(certificate.CertificateError):
         certificate.subjectAltNames(data)
     with pytest.raises(certificate.CertificateError):
@@ -364,23 +364,23 @@ def _handshake(tmp_path, serverAddresses, trustedPEM, serverHostname):
         listener.close()
 
 
-def test_certificateIsItsOwnTrustAnchor(tmp_path):
+def test_certificate_is_its_own_trust_anchor(tmp_path):
     assert _handshake(tmp_path, ["127.0.0.1"], None, "127.0.0.1") == b"hello"
 
 
-def test_certificateVerifiesDNSName(tmp_path):
+def test_certificate_verifies_dns_name(tmp_path):
     assert _handshake(tmp_path, ["127.0.0.1", "bwscd.test"], None, "bwscd.test") == (
         b"hello"
     )
 
 
-def test_otherCertificateNotTrusted(tmp_path):
+def test_other_certificate_not_trusted(tmp_path):
     otherPEM, _ = certificate.createSelfSigned(["127.0.0.1"])
     with pytest.raises(ssl.SSLCertVerificationError):
         _handshake(tmp_path, ["127.0.0.1"], otherPEM, "127.0.0.1")
 
 
-def test_wrongAddressNotAccepted(tmp_path):
+def test_wrong_address_not_accepted(tmp_path):
     with pytest.raises(ssl.SSLCertVerificationError):
         _handshake(tmp_path, ["192.0.2.7", "bwscd.test"], None, "127.0.0.1")
 
@@ -439,7 +439,7 @@ def assertInvalid(document, *attributes):
     return str(info.value)
 
 
-def test_buildValidateRoundTrip():
+def test_build_validate_round_trip():
     data = connectionfile.build(**buildArguments())
     document = connectionfile.validate(data)
     assert list(document) == [
@@ -469,7 +469,7 @@ def test_buildValidateRoundTrip():
     assert b'\n  "SiteName": "Station 7",\n' in data
 
 
-def test_buildPlainHTTP():
+def test_build_plain_http():
     document = connectionfile.validate(
         connectionfile.build(
             **buildArguments(
@@ -480,7 +480,7 @@ def test_buildPlainHTTP():
     assert "HTTPSCertificate" not in document
 
 
-def test_buildWithEncryption():
+def test_build_with_encryption():
     document = connectionfile.validate(
         connectionfile.build(
             **buildArguments(
@@ -501,7 +501,7 @@ def test_buildWithEncryption():
     assert list(document)[-3:] == ["WantEncryption", "PublicKey", "PublicKeyId"]
 
 
-def test_buildNonASCII():
+def test_build_non_ascii():
     siteName = "Polisstation Å" + "ö" * 49
     data = connectionfile.build(**buildArguments(siteName=siteName))
     assert "ö".encode() in data
@@ -518,13 +518,13 @@ def test_buildNonASCII():
         (dict(siteName="s" * 65, key=""), ["SiteName", "BlobAPIKey"]),
     ],
 )
-def test_buildRefusesInvalid(overrides, attributes):
+def test_build_refuses_invalid(overrides, attributes):
     with pytest.raises(ConnectionFileError) as info:
         connectionfile.build(**buildArguments(**overrides))
     assert [line.split(":")[0] for line in str(info.value).splitlines()] == attributes
 
 
-def test_lengthLimitsInCharacters():
+def test_length_limits_in_characters():
     document = validDocument()
     document.update(
         SiteName="ö" * 64,
@@ -550,7 +550,7 @@ def test_lengthLimitsInCharacters():
         ("AuthenticationTokenURI", ["https://h/" + "p" * 503]),
     ],
 )
-def test_tooLong(name, value):
+def test_too_long(name, value):
     document = validDocument()
     document[name] = value
     message = assertInvalid(document, name)
@@ -580,7 +580,7 @@ def test_tooLong(name, value):
         ("WantEncryption", None),
     ],
 )
-def test_badTypes(name, value):
+def test_bad_types(name, value):
     document = validDocument()
     document[name] = value
     assertInvalid(document, name)
@@ -599,20 +599,20 @@ def test_badTypes(name, value):
         "BlobAPIUserName",
     ],
 )
-def test_missingRequired(name):
+def test_missing_required(name):
     document = validDocument()
     del document[name]
     assert "required" in assertInvalid(document, name)
 
 
-def test_optionalAttributesMayBeAbsent():
+def test_optional_attributes_may_be_absent():
     document = validDocument()
     for name in ["ContainerType", "FullStoreAndReadSupport", "WantEncryption"]:
         del document[name]
     connectionfile.validate(encode(document))
 
 
-def test_tenURIsAllowedElevenNot():
+def test_ten_uris_allowed_eleven_not():
     document = validDocument()
     document["AuthenticationTokenURI"] = [f"https://h{i}/auth/v1.0" for i in range(10)]
     connectionfile.validate(encode(document))
@@ -620,7 +620,7 @@ def test_tenURIsAllowedElevenNot():
     assert "11" in assertInvalid(document, "AuthenticationTokenURI")
 
 
-def test_elevenCertificates():
+def test_eleven_certificates():
     document = validDocument()
     document["HTTPSCertificate"] = [b64(CERT_PEM)] * 11
     assertInvalid(document, "HTTPSCertificate")
@@ -638,7 +638,7 @@ def test_elevenCertificates():
         "https://[::1/auth",
     ],
 )
-def test_badURI(uri):
+def test_bad_uri(uri):
     document = validDocument()
     document["AuthenticationTokenURI"] = ["https://ok/auth/v1.0", uri]
     assert "entry 2" in assertInvalid(document, "AuthenticationTokenURI")
@@ -654,20 +654,20 @@ def test_badURI(uri):
         "A" * 16388,
     ],
 )
-def test_badCertificate(value):
+def test_bad_certificate(value):
     document = validDocument()
     document["HTTPSCertificate"] = [value]
     assertInvalid(document, "HTTPSCertificate")
 
 
-def test_httpsWithoutCertificate():
+def test_https_without_certificate():
     document = validDocument()
     del document["HTTPSCertificate"]
     message = assertInvalid(document, "HTTPSCertificate")
     assert "https" in message
 
 
-def test_mixedSchemesNeedCertificate():
+def test_mixed_schemes_need_certificate():
     document = validDocument()
     document["AuthenticationTokenURI"] = ["http://h/auth/v1.0", "https://h/auth/v1.0"]
     connectionfile.validate(encode(document))
@@ -675,7 +675,7 @@ def test_mixedSchemesNeedCertificate():
     assertInvalid(document, "HTTPSCertificate")
 
 
-def test_httpWithCertificate():
+def test_http_with_certificate():
     document = validDocument()
     document["AuthenticationTokenURI"] = ["http://h/auth/v1.0"]
     assertInvalid(document, "HTTPSCertificate")
@@ -689,19 +689,19 @@ def encryptedDocument():
     return document
 
 
-def test_encryptionConsistent():
+def test_encryption_consistent():
     connectionfile.validate(encode(encryptedDocument()))
 
 
 @pytest.mark.parametrize("missing", ["PublicKey", "PublicKeyId"])
-def test_encryptionWithoutKey(missing):
+def test_encryption_without_key(missing):
     document = encryptedDocument()
     del document[missing]
     assertInvalid(document, missing)
 
 
 @pytest.mark.parametrize("want", [False, None])
-def test_keyWithoutEncryption(want):
+def test_key_without_encryption(want):
     document = encryptedDocument()
     if want is None:
         del document["WantEncryption"]
@@ -722,25 +722,25 @@ def test_keyWithoutEncryption(want):
         ("PublicKeyId", 1),
     ],
 )
-def test_badEncryptionValues(name, value):
+def test_bad_encryption_values(name, value):
     document = encryptedDocument()
     document[name] = value
     assertInvalid(document, name)
 
 
-def test_unknownAttribute():
+def test_unknown_attribute():
     document = validDocument()
     document["Encryption"] = True
     assert "unknown" in assertInvalid(document, "Encryption")
 
 
-def test_repeatedAttribute():
+def test_repeated_attribute():
     data = connectionfile.build(**buildArguments())
     data = data.replace(b"{", b'{\n  "SiteName": "Other",', 1)
     assertInvalid(data, "SiteName")
 
 
-def test_allProblemsListed():
+def test_all_problems_listed():
     document = validDocument()
     document.update(SiteName=1, ContainerType="avi", Extra=1)
     del document["BlobAPIKey"]
@@ -750,13 +750,13 @@ def test_allProblemsListed():
 @pytest.mark.parametrize(
     "value", [" key", "key ", "nyckel-ö", "key\r\nX-Evil: 1", "\t"]
 )
-def test_credentialNotHeaderSafe(value):
+def test_credential_not_header_safe(value):
     document = validDocument()
     document["BlobAPIKey"] = value
     assertInvalid(document, "BlobAPIKey")
 
 
-def test_credentialWithInnerSpace():
+def test_credential_with_inner_space():
     document = validDocument()
     document["BlobAPIKey"] = "correct horse"
     connectionfile.validate(encode(document))
@@ -785,6 +785,6 @@ def test_oversize():
         "\ufeff{}".encode("utf-8"),
     ],
 )
-def test_notAJSONObject(data):
+def test_not_a_json_object(data):
     with pytest.raises(ConnectionFileError):
         connectionfile.validate(data)

@@ -21,7 +21,7 @@ SERVER = """
 """
 
 
-def test_filesystemServerImportsNoOtherBackend(tmp_path):
+def test_filesystem_server_imports_no_other_backend(tmp_path):
     # Not from the checkout's top directory: "python -c" puts the current
     # directory first on sys.path, and the checkout's bwscd/ is not the
     # installed package (bwscd.backends is mapped from backends/).

@@ -25,7 +25,7 @@ def runPython(code: str) -> str:
 
 
 @glibc
-def test_keyChecksGiveScryptsMemoryBack():
+def test_key_checks_give_scrypts_memory_back():
     """
     Each check needs 16 MiB (scrypt, n=2**14, r=8), in whichever thread runs
     it; afterwards the process is no bigger than before, however many

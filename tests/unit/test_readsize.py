@@ -59,7 +59,7 @@ SERVER = """
 
 
 @pytest.mark.parametrize("scheme", ["https", "http"])
-def test_readSize(scheme):
+def test_read_size(scheme):
     """
     The TCP connection under the channel is found (under Twisted's TLS
     layer too) and reads L{SOCKET_READ_SIZE} at a time, not Twisted's

@@ -13,21 +13,14 @@ from bwscd.errors import (
 )
 from bwscd.policy.events import Events
 from bwscd.policy.refusals import RefusalEpisodes
-
-
-class Recorder:
-    def __init__(self):
-        self.events = []
-
-    def emit(self, event):
-        self.events.append(event)
+from tests.support.events import EventRecorder
 
 
 @pytest.fixture
 def episodes():
     clock = Clock()
     clock.advance(1_700_000_000)
-    recorder = Recorder()
+    recorder = EventRecorder()
     episodes = RefusalEpisodes(Events([recorder], clock=clock.seconds), clock,
                                quietPeriod=60)
     episodes.startService()

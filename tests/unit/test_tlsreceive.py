@@ -70,7 +70,7 @@ def pair(request, serverContext, monkeypatch):
     return server, client
 
 
-def test_manyRecordsInOneReceive(pair):
+def test_many_records_in_one_receive(pair):
     """
     Everything the received records hold comes out of one C{recv}, not one
     record's 16 KiB: C{recv(2**15)} in a loop, as Twisted's TLS layer calls
@@ -85,7 +85,7 @@ def test_manyRecordsInOneReceive(pair):
         server.recv(2**15)
 
 
-def test_atMostTheLimit(pair, monkeypatch):
+def test_at_most_the_limit(pair, monkeypatch):
     """A receive stops once it has L{tlsreceive.RECEIVE_LIMIT} bytes or more."""
     monkeypatch.setattr(tlsreceive, "RECEIVE_LIMIT", 2 * RECORD)
     server, client = pair
@@ -102,7 +102,7 @@ def test_atMostTheLimit(pair, monkeypatch):
     assert [len(piece) for piece in pieces] == [2 * RECORD, 2 * RECORD, RECORD]
 
 
-def test_closeAfterData(pair):
+def test_close_after_data(pair):
     """
     The peer's close_notify right after its data: first the data, then, on
     the next call, L{SSL.ZeroReturnError}.
@@ -116,7 +116,7 @@ def test_closeAfterData(pair):
         server.recv(2**15)
 
 
-def test_corruptRecordAfterData(pair):
+def test_corrupt_record_after_data(pair):
     """
     A record that does not decrypt after good ones: the good ones' bytes,
     then the error.
@@ -146,7 +146,7 @@ def test_peek(pair):
     assert server.recv(2**15) == b"peek"
 
 
-def test_readsDirectlyWithThisPyOpenSSL():
+def test_reads_directly_with_this_pyopenssl():
     """
     The pyOpenSSL installed has the internals the direct path uses; if this
     fails after an upgrade, TLS still works, joining records, more slowly.
@@ -154,7 +154,7 @@ def test_readsDirectlyWithThisPyOpenSSL():
     assert tlsreceive._direct
 
 
-def test_theServerUsesIt(tmp_path):
+def test_the_server_uses_it(tmp_path):
     """The server's TLS connections are L{BatchedConnection}s."""
     from bwscd.security.certificate import createSelfSigned
     from bwscd.security.tls import ServerCertificate

@@ -12,6 +12,7 @@ from twisted.python.threadpool import ThreadPool
 
 from bwscd.transfer import upload
 from bwscd.transfer.upload import HIGH_WATER, LOW_WATER, Upload
+from tests.support.bodies import HandFedBody
 
 PIECE = HIGH_WATER // 2  # as a socket read brings them
 
@@ -49,7 +50,7 @@ class GatedWriter:
 
 
 @pytest.fixture
-def start(handFedBody):
+def start():
     """
     C{start()} begins an upload into a L{GatedWriter}: the fake reactor,
     the writer, the body, and the upload's result.  Afterwards a worker the
@@ -60,7 +61,7 @@ def start(handFedBody):
     started = []
 
     def start():
-        reactor, writer, body = FakeReactor(), GatedWriter(), handFedBody()
+        reactor, writer, body = FakeReactor(), GatedWriter(), HandFedBody()
         started.append((writer, body))
         return reactor, writer, body, Upload(reactor, pool, writer, None, None).receive(body)
 
@@ -73,7 +74,7 @@ def start(handFedBody):
     pool.stop()
 
 
-def test_pausesOverHighWaterAndResumesWithAPieceQueued(start):
+def test_pauses_over_high_water_and_resumes_with_a_piece_queued(start):
     reactor, writer, body, result = start()
     pieces = [bytes([i]) * PIECE for i in range(3)]
 
@@ -104,7 +105,7 @@ def test_pausesOverHighWaterAndResumesWithAPieceQueued(start):
     assert digests.sha256 == hashlib.sha256(b"".join(pieces)).hexdigest()
 
 
-def test_smallPiecesAreReportedTogether(start, monkeypatch):
+def test_small_pieces_are_reported_together(start, monkeypatch):
     """
     Small pieces (a slow client's) cost one report per L{REPORT_EVERY}
     bytes, not one each, and the last ones are reported before the worker

@@ -12,56 +12,26 @@ import socket
 import subprocess
 import time
 
+from tests.support.installing import installPrograms
+from tests.support.processes import descendantsOf, isRunning
+from tests.support.server import HOST, freePort
+
 SSHD = "/usr/sbin/sshd"
 # The SFTP backend runs OpenSSH's client; ssh-keygen comes with it.
 CLIENT = ("ssh", "ssh-keygen")
-HOST = "127.0.0.1"
 # sshd refuses to start without its privilege separation directory.
 PRIVILEGE_SEPARATION = "/run/sshd"
-
-
-class Unavailable(Exception):
-    """No sshd or ssh here, and they could not be installed: the tests are skipped."""
-
-
-def _missing() -> list[str]:
-    return ([SSHD] if not os.path.exists(SSHD) else []) + [
-        program for program in CLIENT if shutil.which(program) is None]
 
 
 def installSSHD() -> str:
     """
     The path of sshd, installing Debian's C{openssh-server} (which brings
-    C{openssh-client}, the C{ssh} the backend runs) if either is missing
-    (the tests run as root).
+    C{openssh-client}, the C{ssh} the backend runs) if either is missing.
 
     @raise Unavailable: saying why they can't be had.
     """
-    missing = _missing()
-    if not missing:
-        return SSHD
-    if shutil.which("apt-get") is None or os.geteuid() != 0:
-        raise Unavailable(f"{', '.join(missing)} missing and apt-get as root is not available")
-    environment = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    # A failed update may still leave usable package lists: the install says.
-    subprocess.run(["apt-get", "update"], env=environment, capture_output=True)
-    done = subprocess.run(
-        ["apt-get", "install", "-y", "--no-install-recommends",
-         "openssh-server", "openssh-client"],
-        env=environment, capture_output=True, text=True,
-    )
-    if _missing():
-        raise Unavailable(
-            f"{', '.join(_missing())} missing and installing openssh-server and "
-            f"openssh-client failed ({done.returncode}): {done.stderr.strip()[-500:]}"
-        )
+    installPrograms([SSHD, *CLIENT], ["openssh-server", "openssh-client"])
     return SSHD
-
-
-def _freePort() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 def _keygen(path: str) -> None:
@@ -69,27 +39,6 @@ def _keygen(path: str) -> None:
         ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "bwscd-test", "-f", path],
         check=True,
     )
-
-
-def children(pid: int) -> list[int]:
-    """Every descendant of C{pid}, from C{/proc}."""
-    parents = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    # The command name may hold spaces: the fields after it
-                    # start after its closing parenthesis.
-                    fields = f.read().rpartition(")")[2].split()
-            except OSError:
-                continue
-            parents.setdefault(int(fields[1]), []).append(int(entry))
-    found, pending = [], [pid]
-    while pending:
-        for child in parents.get(pending.pop(), []):
-            found.append(child)
-            pending.append(child)
-    return found
 
 
 class SSHServer:
@@ -102,7 +51,7 @@ class SSHServer:
 
     def __init__(self, directory: str):
         self.directory = directory
-        self.port = _freePort()
+        self.port = freePort()
         self.user = pwd.getpwuid(os.getuid()).pw_name
         self.hostKeyPath = os.path.join(directory, "ssh_host_ed25519_key")
         self.keyPath = os.path.join(directory, "id_ed25519")
@@ -199,7 +148,7 @@ class SSHServer:
         # own, so killing sshd alone leaves them running: stop sshd so that
         # it forks no more, then end it and its children by their ids.
         process.send_signal(signal.SIGSTOP)
-        sessions = children(process.pid)
+        sessions = descendantsOf(process.pid)
         for pid in sessions:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -208,19 +157,10 @@ class SSHServer:
         process.kill()
         process.wait(10)
         for pid in sessions:
-            while os.path.exists(f"/proc/{pid}") and _isRunning(pid):
+            while isRunning(pid):
                 time.sleep(0.01)
 
     def restart(self) -> None:
         """Start sshd again, on the same port with the same keys."""
         self.stop()
         self._run()
-
-
-def _isRunning(pid: int) -> bool:
-    """Not yet a zombie (a killed grandchild waits for init to reap it)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rpartition(")")[2].split()[0] != "Z"
-    except OSError:
-        return False
