@@ -2,7 +2,7 @@
 
 import time
 
-from bwscd.security import accounts, roles
+from bwscd.security import roles
 
 from bwscd.config import datadir
 from bwscd.config.settings import Settings

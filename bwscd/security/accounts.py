@@ -15,7 +15,7 @@ import secrets
 import time
 
 from bwscd.security import tokens
-from bwscd.security.roles import BWS, ROLES
+from bwscd.security.roles import BWS
 
 
 class Credentials:

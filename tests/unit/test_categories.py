@@ -13,13 +13,14 @@ from twisted.logger import formatEvent
 from bwscd.policy.categories import (
     DEFAULT_CATEGORIES, CategoryError, CategoryFile, PublishedCategories,
 )
+from bwscd.config import paths
 from bwscd.policy.events import Events
 from tests.support.events import EventRecorder
 
 
 @pytest.fixture
 def categoryFile(tmp_path) -> CategoryFile:
-    return CategoryFile(str(tmp_path))
+    return CategoryFile(str(tmp_path / paths.CATEGORIES))
 
 
 def writeRaw(categoryFile, text: str) -> None:

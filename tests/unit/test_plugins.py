@@ -36,13 +36,13 @@ def test_a_spec_with_a_bad_option_is_refused(spec, message):
 
 @pytest.mark.parametrize("text, size", [
     ("0", 0), ("512", 512), ("64K", 64 << 10), ("64k", 64 << 10), ("256M", 256 << 20),
-    ("2G", 2 << 30), ("1T", 1 << 40),
+    ("2G", 2 << 30), ("1T", 1 << 40), ("1 G", 1 << 30), ("1GB", 1 << 30), ("512MiB", 512 << 20),
 ])
 def test_sizes_are_in_powers_of_1024(text, size):
     assert parseSize("sqlite", "reserve", text) == size
 
 
-@pytest.mark.parametrize("text", ["", "M", "1.5G", "-1", "1 G", "1GB", "ten"])
+@pytest.mark.parametrize("text", ["", "M", "1.5G", "-1", "1 P", "1GiG", "ten"])
 def test_a_size_that_is_not_one_names_the_backend_and_option(text):
     with pytest.raises(ValueError) as refused:
         parseSize("sqlite", "reserve", text)
