@@ -24,7 +24,6 @@ import secrets
 import threading
 from collections import Counter
 
-from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -45,8 +44,13 @@ from bwscd.interfaces import (
     IStorageBackend,
     ObjectInfo,
 )
+from bwscd.threads import Pool
 
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+# Metadata operations at once (an object's bytes are written by its
+# upload's thread, read by a download thread): as many as Twisted's default
+# pool, which this replaces.
+STORAGE_THREADS = 10
 
 log = Logger()
 
@@ -88,6 +92,7 @@ class FilesystemBackend:
         # Writers open per container: a container being written to is not
         # empty, even before its first object appears.
         self._writers: Counter[str] = Counter()
+        self._pool = Pool(None, "storage", STORAGE_THREADS)
 
     # Paths, in the shared layout.
 
@@ -175,7 +180,7 @@ class FilesystemBackend:
     # IStorageBackend
 
     def open(self, recover=True):
-        return deferToThread(self._open, recover)
+        return self._pool.run(self._open, recover)
 
     def _open(self, recover: bool) -> None:
         os.makedirs(self._temporary, exist_ok=True)
@@ -193,7 +198,7 @@ class FilesystemBackend:
             )
 
     def containerInfo(self, container):
-        return deferToThread(self._guarded, "reading container metadata",
+        return self._pool.run(self._guarded, "reading container metadata",
                              self._containerInfo, container)
 
     def _containerInfo(self, container: str) -> ContainerInfo | None:
@@ -218,7 +223,7 @@ class FilesystemBackend:
         return ContainerInfo(container, metadata, count, used, modified)
 
     def putContainer(self, container, metadata):
-        return deferToThread(self._guarded, "creating a container",
+        return self._pool.run(self._guarded, "creating a container",
                              self._putContainer, container, metadata)
 
     def _putContainer(self, container: str, metadata: dict[str, str]) -> bool:
@@ -231,7 +236,7 @@ class FilesystemBackend:
         return created
 
     def updateContainer(self, container, metadata):
-        return deferToThread(self._guarded, "updating container metadata",
+        return self._pool.run(self._guarded, "updating container metadata",
                              self._updateContainer, container, metadata)
 
     def _updateContainer(self, container: str, metadata: dict[str, str]) -> ContainerInfo:
@@ -259,7 +264,7 @@ class FilesystemBackend:
             fsyncDirectory(os.path.dirname(marker))
 
     def objectInfo(self, container, name):
-        return deferToThread(self._guarded, "reading object metadata",
+        return self._pool.run(self._guarded, "reading object metadata",
                              self._objectInfo, container, name)
 
     def _objectInfo(self, container: str, name: str) -> ObjectInfo | None:
@@ -284,7 +289,7 @@ class FilesystemBackend:
         )
 
     def replaceObjectMetadata(self, container, name, metadata):
-        return deferToThread(self._guarded, "replacing object metadata",
+        return self._pool.run(self._guarded, "replacing object metadata",
                              self._replaceObjectMetadata, container, name, metadata)
 
     def _replaceObjectMetadata(self, container, name, metadata) -> ObjectInfo:
@@ -298,7 +303,7 @@ class FilesystemBackend:
 
     def openObject(self, container, name, metadata, length, writeOnce=False,
                    contentType=None):
-        return deferToThread(self._guarded, "opening an object", self._openObject,
+        return self._pool.run(self._guarded, "opening an object", self._openObject,
                              container, name, metadata, length, writeOnce, contentType)
 
     def _openObject(self, container, name, metadata, length, writeOnce,
@@ -331,7 +336,7 @@ class FilesystemBackend:
                 del self._writers[container]
 
     def deleteObject(self, container, name):
-        return deferToThread(self._guarded, "deleting an object",
+        return self._pool.run(self._guarded, "deleting an object",
                              self._deleteObject, container, name)
 
     def _deleteObject(self, container: str, name: str) -> ObjectInfo | None:
@@ -360,7 +365,7 @@ class FilesystemBackend:
         return info
 
     def deleteContainer(self, container):
-        return deferToThread(self._guarded, "deleting a container",
+        return self._pool.run(self._guarded, "deleting a container",
                              self._deleteContainer, container)
 
     def _deleteContainer(self, container: str) -> bool:
@@ -386,7 +391,7 @@ class FilesystemBackend:
         return True
 
     def listContainers(self, prefix, marker, limit):
-        return deferToThread(self._guarded, "listing containers",
+        return self._pool.run(self._guarded, "listing containers",
                              self._listContainers, prefix, marker, limit)
 
     def _listContainers(self, prefix, marker, limit) -> list[ContainerInfo]:
@@ -397,7 +402,7 @@ class FilesystemBackend:
                 for name in common.chosen(names, prefix, marker, limit)]
 
     def listObjects(self, container, prefix, marker, limit):
-        return deferToThread(self._guarded, "listing objects",
+        return self._pool.run(self._guarded, "listing objects",
                              self._listObjects, container, prefix, marker, limit)
 
     def _listObjects(self, container, prefix, marker, limit) -> list[ObjectInfo]:
@@ -425,7 +430,7 @@ class FilesystemBackend:
         return names
 
     def readObject(self, container, name, offset, length):
-        return deferToThread(self._guarded, "opening an object to read",
+        return self._pool.run(self._guarded, "opening an object to read",
                              self._readObject, container, name, offset, length)
 
     def _readObject(self, container, name, offset, length) -> "FileReader":
@@ -438,13 +443,13 @@ class FilesystemBackend:
         return FileReader(info, f, remaining)
 
     def readState(self, name):
-        return deferToThread(self._guarded, "reading service state", self._readState, name)
+        return self._pool.run(self._guarded, "reading service state", self._readState, name)
 
     def _readState(self, name: str) -> bytes | None:
         return readIfExists(self._path(layout.state(name)))
 
     def writeState(self, name, data):
-        return deferToThread(self._guarded, "writing service state",
+        return self._pool.run(self._guarded, "writing service state",
                              self._writeFile, self._path(layout.state(name)), data)
 
     def _guarded(self, what, function, *args):

@@ -30,15 +30,12 @@ which compares their bytes: listings are ordered as the API orders them.
 
 import json
 import os
-import queue
 import sqlite3
 import time
 import urllib.parse
 from contextlib import contextmanager
 
-from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
-from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from bwscd.backends import common
@@ -67,6 +64,7 @@ from bwscd.errors import (
 )
 from bwscd.interfaces import ContainerInfo, IStorageBackend, ObjectInfo
 from bwscd.plugins import checkOptions, parseSize
+from bwscd.threads import Pool
 
 log = Logger()
 
@@ -105,8 +103,10 @@ class SQLiteBackend:
         # database file, and some filesystems (NFS) make a flock one of them.
         self.lockPath = self.path + ".bwscd-lock"
         # Started on first use, so that building the backend (for --help,
-        # or a backup that only reads) starts no thread.
-        self._pool = ThreadPool(minthreads=1, maxthreads=1, name="bwscd-sqlite")
+        # or a backup that only reads) starts no thread; started after the
+        # service's pools, so stopped after the upload threads are joined,
+        # and none is left waiting for its abort.
+        self._pool = Pool(None, "sqlite", 1, last=self._close)
         self._db: sqlite3.Connection | None = None  # only ever used on _pool's thread
         # Uploads that open readers hold, by how many: not deleted when
         # their object is replaced (only used on _pool's thread).
@@ -116,35 +116,17 @@ class SQLiteBackend:
 
     def _defer(self, what, function, *args):
         """From the reactor: run C{function} on the database thread."""
-        from twisted.internet import reactor
-
-        if not self._pool.started:
-            self._pool.start()
-            # After the upload workers are joined (their trigger came first),
-            # so that none is left waiting for its abort.
-            reactor.addSystemEventTrigger("after", "shutdown", self._stop)
-        return deferToThreadPool(reactor, self._pool, self._guarded, what, function, *args)
+        return self._pool.run(self._guarded, what, function, *args)
 
     def _wait(self, what, function, *args):
-        """From an upload's worker: run C{function} on the database thread."""
-        outcome = queue.SimpleQueue()
-        self._pool.callInThreadWithCallback(
-            lambda *result: outcome.put(result), self._guarded, what, function, *args
-        )
-        succeeded, result = outcome.get()
-        if not succeeded:
-            result.raiseException()
-        return result
+        """From an upload's or a download's thread: run C{function} on the database thread."""
+        return self._pool.call(self._guarded, what, function, *args)
 
     def _guarded(self, what, function, *args):
         try:
             return function(*args)
         except sqlite3.OperationalError as e:
             raise storageError(e, what)
-
-    def _stop(self) -> None:
-        self._pool.callInThread(self._close)
-        self._pool.stop()
 
     def _close(self) -> None:
         # The last connection to close checkpoints the WAL into the

@@ -14,7 +14,6 @@ event (docs/events.md).
 import json
 
 from twisted.internet.defer import inlineCallbacks, succeed
-from twisted.internet.threads import deferToThreadPool
 
 from bwscd.constraints import GNSS_CHECK_LIMIT
 from bwscd.errors import Conflict, Forbidden, NotFound
@@ -49,12 +48,12 @@ class EvidenceRules:
         tracks are then not JSON, and not checked).
     """
 
-    def __init__(self, registry, backend, events, reactor, uploadPool, encrypted=False):
+    def __init__(self, registry, backend, events, checks, encrypted=False):
         self._registry = registry
         self._backend = backend
         self._events = events
-        self._reactor = reactor
-        self._uploadPool = uploadPool
+        self._checks = checks
+        """The L{bwscd.threads.Pool} that checks GNSS tracks."""
         self.encrypted = encrypted
 
     def isEvidence(self, container: str) -> bool:
@@ -205,7 +204,7 @@ class EvidenceRules:
             self._events.emit("gnss.unchecked", container=container, object=name,
                               reason=f"larger than {GNSS_CHECK_LIMIT} bytes")
             return
-        problem = yield deferToThreadPool(self._reactor, self._uploadPool, _jsonProblem, kept)
+        problem = yield self._checks.run(_jsonProblem, kept)
         if problem is not None:
             self._events.emit("gnss.invalid", container=container, object=name,
                               problem=problem)

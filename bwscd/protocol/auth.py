@@ -7,8 +7,6 @@ import re
 from http import HTTPStatus
 
 from twisted.internet.defer import inlineCallbacks
-from twisted.internet.threads import deferToThreadPool
-from twisted.python.threadpool import ThreadPool
 
 from bwscd.errors import MethodNotAllowed, Unauthorized
 from bwscd.protocol.response import Response, SwiftResource
@@ -38,18 +36,15 @@ def accountName(userName: str) -> str:
 class Authentication(SwiftResource):
     """C{GET /auth/v1.0}: credentials in, a signed, expiring token out."""
 
-    def __init__(self, credentials, authority: tokens.TokenAuthority, reactor):
+    def __init__(self, credentials, authority: tokens.TokenAuthority, reactor, checker):
         super().__init__()
         self._credentials = credentials
         self._authority = authority
-        self._reactor = reactor
-        # One key check at a time, on one thread: scrypt takes 16 MiB while
-        # it runs (given back after, see bwscd.security.tokens), and a flood of
-        # logins must not multiply that.
-        self._checker = ThreadPool(minthreads=0, maxthreads=1, name="bwscd-auth")
+        # One key check at a time (the service's auth pool, one thread):
+        # scrypt takes 16 MiB while it runs (given back after, see
+        # bwscd.security.tokens), and a flood of logins must not multiply that.
+        self._checker = checker
         self._failures = FailedLogins(reactor.seconds)
-        reactor.callWhenRunning(self._checker.start)
-        reactor.addSystemEventTrigger("during", "shutdown", self._checker.stop)
 
     @inlineCallbacks
     def handle(self, request):
@@ -66,8 +61,7 @@ class Authentication(SwiftResource):
         userName = user.decode("utf-8", "replace")
         # The key check costs real CPU (scrypt), so it runs off the reactor;
         # it runs whatever the user name, so timing tells nothing.
-        rightKey = yield deferToThreadPool(
-            self._reactor, self._checker,
+        rightKey = yield self._checker.run(
             self._credentials.accepts, userName, key.decode("utf-8", "replace"),
         )
         if not rightKey:

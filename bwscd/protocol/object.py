@@ -62,7 +62,7 @@ class ObjectHandler:
     """An object's methods, each called with the request and its L{Target}."""
 
     def __init__(self, backend, registry, evidence, documents, usage, quota, admission,
-                 reactor, uploadPool, minimumRate):
+                 reactor, pools, minimumRate):
         self._backend = backend
         self._registry = registry
         self._evidence = evidence
@@ -71,7 +71,8 @@ class ObjectHandler:
         self._quota = quota
         self._admission = admission
         self._reactor = reactor
-        self._uploadPool = uploadPool
+        self._pools = pools
+        """The service's L{bwscd.threads.Pools}."""
         self._minimumRate = minimumRate
         """Bytes per second an upload's body must bring, over periods of seconds."""
         self.methods = {"GET": self.get, "HEAD": self.head, "PUT": self.put,
@@ -104,7 +105,7 @@ class ObjectHandler:
         if wanted.partial:
             request.setHeader(b"Content-Range", wanted.contentRange)
         try:
-            yield Download(self._reactor, self._uploadPool, reader, request).start()
+            yield Download(self._pools.downloads, reader, request).start()
         finally:
             if self._evidence.isEvidence(target.container):
                 sent = request.sentLength  # counts only what a connected client was given
@@ -174,7 +175,7 @@ class ObjectHandler:
             writer = yield self._backend.openObject(container, name, metadata, length,
                                                     writeOnce=evidence,
                                                     contentType=contentType)
-            upload = Upload(self._reactor, self._uploadPool, allowance.meter(writer),
+            upload = Upload(self._reactor, self._pools.uploads, allowance.meter(writer),
                             length, expectedMD5,
                             keep=GNSS_CHECK_LIMIT if name.endswith(GNSS_SUFFIX) else 0)
             stored = yield upload.receive(body)

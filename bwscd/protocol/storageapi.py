@@ -57,21 +57,21 @@ class StorageAPI(SwiftResource):
     """
 
     def __init__(self, authority, credentials, backend, registry, events, reactor,
-                 uploadPool, documents, quota, refusals, encrypted=False, maxUploads=32,
+                 pools, documents, quota, refusals, encrypted=False, maxUploads=32,
                  minimumRate=(0, 60)):
         super().__init__()
         self._authority = authority
         self._credentials = credentials
         self._refusals = refusals
         """The L{bwscd.policy.refusals.RefusalEpisodes} told of every refusal."""
-        self._evidence = EvidenceRules(registry, backend, events, reactor, uploadPool,
+        self._evidence = EvidenceRules(registry, backend, events, pools.checks,
                                        encrypted)
         usage = AccountUsage(backend, reactor.seconds)
         self.handlers = {
             "account": AccountHandler(backend, usage, quota),
             "container": ContainerHandler(backend, self._evidence, usage),
             "object": ObjectHandler(backend, registry, self._evidence, documents, usage, quota,
-                                    Admission(quota, maxUploads), reactor, uploadPool,
+                                    Admission(quota, maxUploads), reactor, pools,
                                     minimumRate),
         }
         """Each level's handler, by level."""

@@ -15,10 +15,10 @@ from twisted.internet.defer import gatherResults, inlineCallbacks
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python import usage
-from twisted.python.threadpool import ThreadPool
 from twisted.protocols.tls import TLSMemoryBIOFactory
 
 from bwscd import __version__
+from bwscd.threads import Pools
 
 from bwscd.config import datadir, paths
 from bwscd.config.connectionfile import CONTAINER_TYPES
@@ -118,6 +118,9 @@ class Options(usage.Options):
         ["max-uploads", None, 32,
          "Uploads received at once, each with a worker thread, per process; "
          "more get 503 with Retry-After, and the controller tries again.", int],
+        ["max-downloads", None, 16,
+         "Reads from storage for downloads at once, each on a thread, per "
+         "process; more downloads take turns, and a slow client holds none.", int],
         ["workers", None, 1,
          "Processes that receive uploads, each on its own core: the main "
          "process and N - 1 workers sharing its port.", int],
@@ -222,8 +225,8 @@ class Options(usage.Options):
             raise usage.UsageError(f"--container-type must be {' or '.join(CONTAINER_TYPES)}")
         if self["token-lifetime"] < 60:
             raise usage.UsageError("--token-lifetime must be at least 60 seconds")
-        for option in ("max-uploads", "idle-timeout", "header-timeout", "workers",
-                       "refusal-quiet-period"):
+        for option in ("max-uploads", "max-downloads", "idle-timeout", "header-timeout",
+                       "workers", "refusal-quiet-period"):
             if self[option] < 1:
                 raise usage.UsageError(f"--{option} must be at least 1")
         for option, example in (("quota", "500G"), ("min-upload-rate", "16K")):
@@ -281,7 +284,7 @@ class DestinationService(Service):
     capability documents into it, and only then starts listening.
     """
 
-    def __init__(self, options, site, backend, registry, documents, events, uploadPool,
+    def __init__(self, options, site, backend, registry, documents, events, pools,
                  credentials, certificate, storage, authority, quota, workers, connections):
         self._options = options
         self._site = site
@@ -289,7 +292,7 @@ class DestinationService(Service):
         self._registry = registry
         self._documents = documents
         self._events = events
-        self._uploadPool = uploadPool
+        self._pools = pools
         self._credentials = credentials
         self._certificate = certificate
         self._storage = storage
@@ -307,10 +310,12 @@ class DestinationService(Service):
 
     def startService(self):
         super().startService()
-        self._uploadPool.start()
+        self._pools.start()
         # Joined only after the reactor has dropped every connection: a
         # worker waits for its upload's body until its connection is lost.
-        reactor.addSystemEventTrigger("after", "shutdown", self._uploadPool.stop)
+        # Before the backend's own pools, started with its first call: an
+        # upload's thread may wait for them.
+        reactor.addSystemEventTrigger("after", "shutdown", self._pools.stop)
         d = self._start()
         d.addErrback(self._failed)
 
@@ -486,22 +491,21 @@ def makeService(options) -> MultiService:
         destination.capabilities,
         PublishedCategories(destination.categoryFile, events),
     )
-    uploadPool = ThreadPool(minthreads=0, maxthreads=options["max-uploads"],
-                            name="bwscd-uploads")
+    pools = Pools(reactor, uploads=options["max-uploads"], downloads=options["max-downloads"])
     quota = Quota(options["quota"], os.path.join(destination.directory, paths.QUOTA_COUNTERS))
     # Stopped before the event log closes: its last events are written.
     refusals = RefusalEpisodes(events, reactor, options["refusal-quiet-period"])
     refusals.setServiceParent(service)
-    storage = StorageAPI(authority, credentials, backend, registry, events, reactor, uploadPool,
+    storage = StorageAPI(authority, credentials, backend, registry, events, reactor, pools,
                          documents, quota, refusals, encrypted=destination.encrypted,
                          maxUploads=options["max-uploads"],
                          minimumRate=(options["min-upload-rate"], options["idle-timeout"]))
-    root = Root(Authentication(credentials, authority, reactor), storage)
+    root = Root(Authentication(credentials, authority, reactor, pools.auth), storage)
     site = AccessLoggingSite(root, timeout=options["idle-timeout"])
     site.headerTimeout = options["header-timeout"]
     site.displayTracebacks = False
     DestinationService(
-        options, site, backend, registry, documents, events, uploadPool,
+        options, site, backend, registry, documents, events, pools,
         credentials, certificate, storage, authority, quota, workers, connections,
     ).setServiceParent(service)
     return service

@@ -15,10 +15,7 @@ room, while the worker still has a piece to work on.
 """
 
 import hashlib
-import threading
-from collections import deque
 
-from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.internet.interfaces import IConsumer
@@ -26,6 +23,7 @@ from zope.interface import implementer
 
 from bwscd.errors import UnprocessableEntity
 from bwscd.interfaces import Digests
+from bwscd.threads import HandOff
 
 log = Logger()
 
@@ -51,6 +49,8 @@ class Upload:
     """
     Receive an object's body into C{writer}.
 
+    @param pool: the L{bwscd.threads.Pool} one of whose threads receives
+        the body, from the start of the upload to its end.
     @param length: the declared Content-Length, or L{None} when chunked.
     @param expectedMD5: the client's ETag (lower-case hex), or L{None}.
     @param keep: keep a body of up to this many bytes in C{kept}, to be
@@ -60,19 +60,18 @@ class Upload:
         before C{result} fires.
     """
 
-    def __init__(self, reactor, threadpool, writer, length, expectedMD5, keep=0):
+    def __init__(self, reactor, pool, writer, length, expectedMD5, keep=0):
         self._reactor = reactor
         self._writer = writer
         self._length = length
         self._expectedMD5 = expectedMD5
-        self._queue: deque = deque()
-        self._ready = threading.Condition(threading.Lock())
+        self._queue = HandOff()
         self._waiting = 0  # bytes queued and not yet written, reactor's view
         self._producer = None
         self._pausedProducer = False
         self._keep = keep
         self.kept: bytes | None = None
-        self.result = deferToThreadPool(reactor, threadpool, self._work)
+        self.result = pool.run(self._work)
 
     def receive(self, body):
         """
@@ -86,9 +85,9 @@ class Upload:
             received = body.startProducing(self)
         except BaseException:
             # The worker is already waiting for bytes: tell it none come.
-            self._put(_ABORT)
+            self._queue.put(_ABORT)
             raise
-        received.addCallbacks(lambda _: self._put(_END), self._abort)
+        received.addCallbacks(lambda _: self._queue.put(_END), self._abort)
         self.result.addErrback(self._stopBody, body)
         return self.result
 
@@ -97,7 +96,7 @@ class Upload:
         return reason
 
     def _abort(self, reason: Failure) -> None:
-        self._put(_ABORT)
+        self._queue.put(_ABORT)
 
     # IConsumer, on the reactor thread.
 
@@ -109,7 +108,7 @@ class Upload:
 
     def write(self, data: bytes) -> None:
         self._waiting += len(data)
-        self._put(data)
+        self._queue.put(data)
         if self._waiting > HIGH_WATER and not self._pausedProducer:
             self._pausedProducer = True
             self._producer.pauseProducing()
@@ -120,18 +119,7 @@ class Upload:
             self._pausedProducer = False
             self._producer.resumeProducing()
 
-    def _put(self, item) -> None:
-        with self._ready:
-            self._queue.append(item)
-            self._ready.notify()
-
     # The worker thread.
-
-    def _take(self):
-        with self._ready:
-            while not self._queue:
-                self._ready.wait()
-            return self._queue.popleft()
 
     def _report(self, count: int) -> None:
         self._reactor.callFromThread(self._written, count)
@@ -142,7 +130,7 @@ class Upload:
         unreported = 0
         try:
             while True:
-                item = self._take()
+                item = self._queue.take()
                 if item is _END:
                     if kept is not None:
                         self.kept = b"".join(kept)
@@ -161,10 +149,9 @@ class Upload:
                 else:
                     kept = None
                 del item
-                # Without the lock: a stale answer only delays the report to
-                # the next piece, and an empty queue is reported before the
-                # worker waits.
-                if unreported >= REPORT_EVERY or not self._queue:
+                # A stale answer only delays the report to the next piece,
+                # and an empty queue is reported before the worker waits.
+                if unreported >= REPORT_EVERY or self._queue.empty():
                     self._report(unreported)
                     unreported = 0
         except BaseException:

@@ -14,7 +14,6 @@ from treq.testing import StubTreq
 from twisted.internet.defer import inlineCallbacks
 from twisted.internet.task import Clock, LoopingCall
 from twisted.internet.threads import blockingCallFromThread
-from twisted.python.threadpool import ThreadPool
 
 from bwscd.config import datadir
 from bwscd.config.processlock import ProcessLock
@@ -32,6 +31,7 @@ from bwscd.protocol.storageapi import StorageAPI
 from bwscd.security.accounts import Credentials
 from bwscd.security.roles import ADMIN, BWS, READER
 from bwscd.security.tokens import TokenAuthority
+from bwscd.threads import Pools
 from bwscd.transfer.quota import Quota
 
 
@@ -43,7 +43,7 @@ class Store:
     backend: object
     registry: Registry
     events: Events
-    pool: ThreadPool
+    pools: Pools
     seen: list[dict] = field(default_factory=list)
 
     def call(self, function, *args, **kwargs):
@@ -69,13 +69,13 @@ def store(runningReactor, tmp_path):
     backend = loadBackend(f"filesystem:root={tmp_path}/storage", str(tmp_path))
     lock = ProcessLock(os.path.join(str(tmp_path), "registry.lock"), runningReactor)
     registry = Registry(backend, events, lock)
-    pool = ThreadPool(minthreads=0, maxthreads=2, name="test-uploads")
-    pool.start()
-    store = Store(runningReactor, backend, registry, events, pool, seen)
+    pools = Pools(runningReactor, uploads=2, downloads=2)
+    pools.start()
+    store = Store(runningReactor, backend, registry, events, pools, seen)
     store.call(backend.open)
     store.call(registry.load)
     yield store
-    pool.stop()
+    pools.stop()
 
 
 USER = "0b9a3f2e-5c1d-4e8f-9a7b-2c3d4e5f6a7b"
@@ -178,9 +178,9 @@ def api(store, tmp_path) -> API:
 
     def assemble():
         storage = StorageAPI(authority, credentials, store.backend, store.registry,
-                             store.events, store.reactor, store.pool, documents, quota,
+                             store.events, store.reactor, store.pools, documents, quota,
                              refusals)
-        return storage, Root(Authentication(credentials, authority, store.reactor), storage)
+        return storage, Root(Authentication(credentials, authority, store.reactor, store.pools.auth), storage)
 
     storage, root = store.call(assemble)
     tokens = {BWS: authority.issue(credentials.userName)[0],

@@ -25,8 +25,7 @@ def rules(store):
         store.call(store.backend.putContainer, container, {})
         store.call(store.registry.record, container, name, {"Name": "Cam " + name})
     del store.seen[:]
-    rules = EvidenceRules(store.registry, store.backend, store.events, store.reactor,
-                          store.pool)
+    rules = EvidenceRules(store.registry, store.backend, store.events, store.pools.checks)
     rules.store = store
     return rules
 

@@ -8,8 +8,7 @@ import queue
 import threading
 
 import pytest
-from twisted.python.threadpool import ThreadPool
-
+from bwscd.threads import Pool
 from bwscd.transfer import upload
 from bwscd.transfer.upload import HIGH_WATER, LOW_WATER, Upload
 from tests.support.bodies import HandFedBody
@@ -56,22 +55,22 @@ def start():
     the writer, the body, and the upload's result.  Afterwards a worker the
     test left waiting (a failed assertion) is let go.
     """
-    pool = ThreadPool(1, 1)
-    pool.start()
     started = []
 
     def start():
         reactor, writer, body = FakeReactor(), GatedWriter(), HandFedBody()
-        started.append((writer, body))
+        pool = Pool(reactor, "uploads", 1)
+        pool.start()
+        started.append((writer, body, pool))
         return reactor, writer, body, Upload(reactor, pool, writer, None, None).receive(body)
 
     yield start
-    for writer, body in started:
+    for writer, body, pool in started:
         for _ in range(1000):
             writer.gate.release()
         if not body.done.called:
             body.done.errback(Exception("the test ended"))
-    pool.stop()
+        pool.stop()
 
 
 def test_pauses_over_high_water_and_resumes_with_a_piece_queued(start):
