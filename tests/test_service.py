@@ -181,8 +181,8 @@ def test_help_lists_every_option(twistdCommand):
     result = subprocess.run([*twistdCommand, "bwscd", "--help"], capture_output=True, text=True,
                             timeout=60)
     for option in ("--data", "--port", "--interface", "--backend", "--public-address",
-                   "--http", "--container-type", "--token-lifetime", "--max-uploads", "--max-downloads", "--idle-timeout",
-                   "--header-timeout",
+                   "--http", "--container-type", "--token-lifetime", "--max-uploads", "--idle-timeout", "--header-timeout",
+                   "--max-downloads",
                    "--help-backends", "--event-log-keep", "--refusal-quiet-period"):
         assert option in result.stdout
 
