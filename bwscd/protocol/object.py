@@ -105,7 +105,7 @@ class ObjectHandler:
         if wanted.partial:
             request.setHeader(b"Content-Range", wanted.contentRange)
         try:
-            yield Download(self._pools.downloads, reader, request).start()
+            yield Download(self._pools.downloads, reader, request, wanted.length).start()
         finally:
             if self._evidence.isEvidence(target.container):
                 sent = request.sentLength  # counts only what a connected client was given

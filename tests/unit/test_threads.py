@@ -157,9 +157,8 @@ def test_a_pool_started_by_its_first_run_stops_after_shutdown():
 
 def test_each_pool_has_its_own_threads():
     """Uploads filling their pool hold up no download, check or login."""
-    reactor = FakeReactor()
-    pools = Pools(reactor, uploads=2, downloads=1)
-    pools.startUntilShutdown()
+    pools = Pools(FakeReactor(), uploads=2, downloads=1)
+    pools.start()
     gate = Gate()
     try:
         for _ in range(2):
@@ -168,13 +167,12 @@ def test_each_pool_has_its_own_threads():
         for pool in (pools.downloads, pools.checks, pools.auth):
             assert f"bwscd-{pool.name}-" in pool.call(lambda: threading.current_thread().name)
         assert (pools.downloads.size, pools.checks.size, pools.auth.size) == (1, 2, 1)
-        assert {f.__self__ for _, _, f in reactor.triggers} == {
-            pools.uploads, pools.downloads, pools.checks, pools.auth}
     finally:
         gate.letOneThrough()
         gate.letOneThrough()
-        for _, _, stop in reactor.triggers:
-            stop()
+        pools.stop()
+    assert not any(pool.started for pool in (pools.uploads, pools.downloads, pools.checks,
+                                             pools.auth))
 
 
 def test_a_reactor_call_returns_what_the_reactor_answers():
