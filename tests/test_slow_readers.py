@@ -10,7 +10,8 @@ import socket
 import ssl
 import urllib.parse
 
-HOST = "127.0.0.1"
+from tests.support.server import HOST
+
 SIZE = 8 << 20
 READERS = 4  # more than --max-downloads and --max-uploads
 
@@ -21,11 +22,11 @@ def startReading(server, url: str, token: str, path: str) -> tuple[ssl.SSLSocket
     small receive buffer fills, and the server must wait for it.
     """
     raw = socket.socket()
+    # Before connecting (not server.connectTLS): the window is agreed then.
     raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 << 10)
     raw.settimeout(30)
     raw.connect((HOST, server.port))
-    tls = ssl.create_default_context(cafile=server.caFile).wrap_socket(
-        raw, server_hostname=HOST)
+    tls = server.clientContext().wrap_socket(raw, server_hostname=HOST)
     base = urllib.parse.urlsplit(url).path
     tls.sendall(f"GET {base}/{path} HTTP/1.1\r\nHost: {HOST}\r\n"
                 f"X-Auth-Token: {token}\r\n\r\n".encode("ascii"))
