@@ -108,11 +108,13 @@ class ObjectHandler:
             yield Download(self._pools.downloads, reader, request, wanted.length).start()
         finally:
             if self._evidence.isEvidence(target.container):
-                sent = request.sentLength  # counts only what a connected client was given
+                # sentLength counts only what a connected client was given:
+                # all of it is a complete read, even if the client is gone
+                # by the time this runs.
+                sent = request.sentLength
                 self._evidence.objectRead(
                     target.container, target.object, request.user, info,
-                    wanted.first, wanted.last, sent,
-                    complete=not request._disconnected and sent == wanted.length)
+                    wanted.first, wanted.last, sent, complete=sent == wanted.length)
         if not request._disconnected:
             request.finish()
 
