@@ -25,6 +25,7 @@ from bwscd.backends.sftp.session import (
 )
 from bwscd.backends.sftp.ssh import CONNECT_TIMEOUT, Peer, SSHProcess, Unreachable, Unusable
 from bwscd.errors import ServiceUnavailable
+from bwscd.threads import ReactorCalls
 
 RECONNECT_DELAYS = (1, 2, 5, 10, 30)
 """Seconds between attempts to connect again; the last one repeats."""
@@ -52,6 +53,8 @@ class Connection:
 
     def __init__(self, reactor, peer: Peer, root: str, requireReserve: bool):
         self.reactor = reactor
+        self.reactorCalls = ReactorCalls(reactor)
+        """What the upload threads' writers wait for on the reactor."""
         self._peer = peer
         self._root = root
         self._requireReserve = requireReserve
@@ -177,6 +180,7 @@ class Connection:
         # The reactor has dropped every connection; next, the upload threads
         # are joined from the reactor thread, which then runs nothing more:
         # a writer waiting for the reactor must stop waiting now.
+        self.reactorCalls.release()
         # list() copies the set in one step: worker threads discard from it.
         for writer in list(self.writers):
             writer.release()

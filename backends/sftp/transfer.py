@@ -8,7 +8,7 @@ wait each.  Either stops waiting for the reactor when it shuts down.
 import threading
 
 from twisted.conch.ssh import filetransfer
-from twisted.internet.defer import fail, inlineCallbacks, maybeDeferred, succeed
+from twisted.internet.defer import fail, inlineCallbacks, succeed
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -47,6 +47,8 @@ class SFTPWriter:
     def __init__(self, connection, placement, session, file, temporary, container, name,
                  metadata, writeOnce, contentType):
         self._connection = connection
+        # Calls on the reactor that give up at shutdown (bwscd.threads).
+        self._onReactor = connection.reactorCalls.call
         self._placement = placement
         self._reactor = connection.reactor
         self.session = session
@@ -150,30 +152,6 @@ class SFTPWriter:
         with self._settled:
             self._released = True
             self._settled.notify_all()
-
-    def _onReactor(self, function, *args):
-        """
-        C{function(*args)} run on the reactor, its result (a Deferred's)
-        returned or raised here: L{blockingCallFromThread}, except that it
-        lets go when the reactor shuts down and can no longer answer.
-        """
-        outcome = []
-
-        def finished(result):
-            with self._settled:
-                outcome.append(result)
-                self._settled.notify_all()
-
-        self._reactor.callFromThread(
-            lambda: maybeDeferred(function, *args).addBoth(finished))
-        with self._settled:
-            while not outcome and not self._released:
-                self._settled.wait()
-        if not outcome:
-            raise ServiceUnavailable("bwscd is shutting down")
-        if isinstance(outcome[0], Failure):
-            outcome[0].raiseException()
-        return outcome[0]
 
 
 @inlineCallbacks
