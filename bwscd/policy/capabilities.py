@@ -11,7 +11,6 @@ import json
 from dataclasses import dataclass
 
 from twisted.internet.defer import inlineCallbacks
-from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 
 from bwscd.constraints import SYSTEM
@@ -120,8 +119,10 @@ class PublishedDocuments:
     NAMES = (CAPABILITIES, CATEGORIES)
     """The objects in C{System} that are these documents, not systems."""
 
-    def __init__(self, backend, capabilities: Document, categories):
+    def __init__(self, backend, capabilities: Document, categories, writers):
         self._backend = backend
+        self._writers = writers
+        """The L{bwscd.threads.Pool} whose threads write objects (the uploads')."""
         self._capabilities = capabilities
         self._categories = categories
 
@@ -155,4 +156,4 @@ class PublishedDocuments:
     def _mirror(self, name: str, document: Document):
         writer = yield self._backend.openObject(SYSTEM, name, {}, len(document.body),
                                                 contentType="application/json")
-        yield deferToThread(_writeWhole, writer, document)
+        yield self._writers.run(_writeWhole, writer, document)

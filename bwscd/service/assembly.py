@@ -486,12 +486,13 @@ def makeService(options) -> MultiService:
     )
     registry = Registry(backend, events, ProcessLock(
         os.path.join(destination.directory, paths.REGISTRY_LOCK), reactor))
+    pools = Pools(reactor, uploads=options["max-uploads"], downloads=options["max-downloads"])
     documents = PublishedDocuments(
         backend,
         destination.capabilities,
         PublishedCategories(destination.categoryFile, events),
+        pools.uploads,
     )
-    pools = Pools(reactor, uploads=options["max-uploads"], downloads=options["max-downloads"])
     quota = Quota(options["quota"], os.path.join(destination.directory, paths.QUOTA_COUNTERS))
     # Stopped before the event log closes: its last events are written.
     refusals = RefusalEpisodes(events, reactor, options["refusal-quiet-period"])

@@ -171,7 +171,8 @@ def api(store, tmp_path) -> API:
     credentials = Credentials(settings)
     authority = TokenAuthority(credentials.tokenSecret, 3600)
     documents = PublishedDocuments(store.backend, destination.capabilities,
-                                   PublishedCategories(destination.categoryFile, store.events))
+                                   PublishedCategories(destination.categoryFile, store.events),
+                                   store.pools.uploads)
     store.call(documents.mirrorAll)
     quota = Quota(None, os.path.join(directory, "quota"))
     refusals = RefusalEpisodes(store.events, Clock(), 60)
