@@ -4,7 +4,8 @@ HTTP: the rules of evidence (L{evidence}: write once, Complete, what may be
 deleted, anomalies, GNSS tracks), the registry of users, devices and
 systems (L{registry}), the capability and category documents
 (L{capabilities}, L{categories}), the events every change is audited with
-(L{events}), and what the account holds (L{usage}).
+(L{events}), the refusals that stop offload, told once per episode
+(L{refusals}), and what the account holds (L{usage}).
 
 May import the top-level modules of L{bwscd}, L{bwscd.security} and the
 storage contract (L{bwscd.interfaces}); never L{bwscd.backends} (a
