@@ -621,7 +621,8 @@ def paths(draw):
 API_METHODS = [b"GET", b"HEAD", b"PUT", b"POST", b"DELETE", b"COPY"]
 METHODS = [b"OPTIONS", b"TRACE", b"PATCH", b"CONNECT", b"PROPFIND", b"MKCOL", b"put", b"Head",
            b"pOST", b"HEAD_account", b"PUT_container", b"_statusOf", b"__init__", b"render",
-           b"GET_object", b"HEAD_object", b"PUT_object_object"]
+           b"GET_object", b"HEAD_object", b"PUT_object_object", b"get", b"delete", b"handle",
+           b"methods"]
 method = weighted(
     (5, st.sampled_from(API_METHODS)),
     (1, st.sampled_from(METHODS)),
