@@ -3,6 +3,7 @@ C{twistd bwscd}: options, and the service that ties the parts together.
 """
 
 import errno
+import gc
 import os
 import signal
 import socket
@@ -339,6 +340,13 @@ class DestinationService(Service):
         if main:
             yield self._mainProcessStart(destination)
         self._port = self._listen()
+        # What start-up made (modules, classes, settings) lives as long as
+        # the process: out of the collector's sight, a full collection no
+        # longer walks it, which held the reactor for tens of milliseconds,
+        # long enough for --workers' balancing to take this process for
+        # stuck (tests/test_workers.py) and for uploads to stall meanwhile.
+        gc.collect()
+        gc.freeze()
         self._watching.start(RELOAD_INTERVAL, now=False)
         signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(self._hangUp))
         if not main:
