@@ -41,6 +41,7 @@ from bwscd.protocol.auth import Authentication
 from bwscd.protocol.routing import Root
 from bwscd.protocol.storageapi import StorageAPI
 from bwscd.security.tls import ServerCertificate
+from bwscd.service.signals import handleStopSignals
 from bwscd.service.workers import WorkerProcesses
 
 log = Logger()
@@ -311,6 +312,7 @@ class DestinationService(Service):
 
     def startService(self):
         super().startService()
+        reactor.callWhenRunning(handleStopSignals)  # after the reactor's own
         self._pools.start()
         # Joined only after the reactor has dropped every connection: a
         # worker waits for its upload's body until its connection is lost.

@@ -12,7 +12,6 @@ import signal
 import sys
 
 from twisted.internet import reactor, stdio
-from twisted.internet.error import ReactorNotRunning
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger, formatEvent, globalLogBeginner, jsonFileLogObserver
 from zope.interface import implementer
@@ -58,27 +57,6 @@ def logToMainProcess() -> None:
     globalLogBeginner.beginLoggingTo([sendFormatted], redirectStandardIO=False)
 
 
-def _stopOnSignal(number: int, frame) -> None:
-    # Twisted's own handlers log from inside the signal handler: a record
-    # that interrupts another's write to the main process is lost (the
-    # write is not reentrant), so the worker logs and stops on the reactor.
-    reactor.callFromThread(_stop, signal.Signals(number).name)
-
-
-def _stop(name: str) -> None:
-    log.info("Received {name}, shutting down.", name=name)
-    try:
-        reactor.stop()
-    except ReactorNotRunning:  # a second signal, while stopping
-        pass
-
-
-def handleStopSignals() -> None:
-    """Stop on SIGTERM (the main process stopping) and SIGINT (a terminal's ^C)."""
-    for number in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(number, _stopOnSignal)
-
-
 def main(arguments: list[str]) -> None:
     """A worker, with the main process's options and its own (the module's docstring)."""
     _dieWithTheMainProcess()
@@ -88,7 +66,6 @@ def main(arguments: list[str]) -> None:
     output = stdio.StandardIO(Protocol())
     options["events"] = MainProcessSink(output)
     service = makeService(options)
-    reactor.callWhenRunning(handleStopSignals)  # after Twisted's own
     reactor.callWhenRunning(service.startService)
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
     reactor.run()

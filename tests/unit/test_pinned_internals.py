@@ -8,6 +8,7 @@ it, rather than in a server under load.
     bwscd.protocol.swift     Request._disconnected
     bwscd.service.balance    tcp.Port._fromListeningDescriptor, numberAccepts,
                              transport; tcp.Server's constructor
+    bwscd.service.signals    the reactor's _exitSignal (twistd's exit status)
     bwscd.security.tlsreceive  OpenSSL._util, Connection._ssl and
                              Connection._raise_ssl_error
 """
@@ -122,3 +123,10 @@ def test_pyopenssl_bindings():
          callable(getattr(SSL.Connection, "_raise_ssl_error", None))
          and len(parameters(SSL.Connection._raise_ssl_error)) == 3),
     ]) == []
+
+
+def test_the_exit_signal_twistd_reads():
+    from twisted.application import app
+    from twisted.internet import base
+    assert hasattr(base.ReactorBase, "_exitSignal")
+    assert "reactor._exitSignal" in inspect.getsource(app.ApplicationRunner)

@@ -1,6 +1,6 @@
 """
-A worker's log records reach the main process, also the one a stop
-signal makes while another record is being written.
+A stop signal is logged, also when it interrupts
+another record's write (bwscd.service.signals).
 """
 
 import signal
@@ -14,11 +14,11 @@ import time
 CHATTY_WORKER = textwrap.dedent("""
     from twisted.internet import reactor
     from twisted.logger import Logger
-    from bwscd.service import workerprocess
+    from bwscd.service import signals, workerprocess
 
     log = Logger()
     workerprocess.logToMainProcess()
-    reactor.callWhenRunning(workerprocess.handleStopSignals)
+    reactor.callWhenRunning(signals.handleStopSignals)
 
     def chatter():
         for line in range(3000):
