@@ -190,8 +190,8 @@ class CatalogQuery:
 
     def _people(self, db, only):
         counts = {row[0]: (row[1], row[2]) for row in db.execute(
-            "SELECT person, COUNT(*), MAX(triggerTime) FROM recordings "
-            + ("WHERE person = ? " if only else "") + "GROUP BY person",
+            "SELECT person, COUNT(*), MAX(triggerTime) FROM recordings WHERE rejected = 0 "
+            + ("AND person = ? " if only else "") + "GROUP BY person",
             (only,) if only else ())}
         rows = db.execute(
             "SELECT uuid, name, userId, display, active, history FROM people "
@@ -212,9 +212,12 @@ class CatalogQuery:
     # recordings
 
     def recordings(self, person=None, device=None, category=None, trigger=None, from_=None,
-                   to=None, near=None, q=None, status=None, rejected=None, limit=DEFAULT_LIMIT,
-                   cursor=None):
-        """C{{"items": [RecordingJSON...], "next": cursor or None}}."""
+                   to=None, near=None, q=None, status=None, rejected=False,
+                   limit=DEFAULT_LIMIT, cursor=None):
+        """
+        C{{"items": [RecordingJSON...], "next": cursor or None}}: recordings,
+        or with C{rejected} the rejected content kept apart (L{None}: both).
+        """
         if person is not None:
             try:
                 person = str(uuids.UUID(person))
