@@ -26,7 +26,11 @@ BOOKMARK_PREFIX = "bookmark_"
 VIDEO_TYPES = ("mkv", "mp4")
 
 # A signed decimal number, as the location strings hold them.
-_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
+_DIGITS = r"(?:\d+(?:\.\d*)?|\.\d+)"
+_NUMBER = re.compile(rf"[+-]?{_DIGITS}")
+# Numbers, each after a separator or a sign, and nothing else (never two
+# ways to split the digits: no backtracking to speak of).
+_LOCATION = re.compile(rf"[\s,;]*[+-]?{_DIGITS}(?:(?:[\s,;]+[+-]?|[+-]){_DIGITS})*[\s,;]*")
 _POINT = re.compile(r"^\s*POINT\s*\(\s*(\S+)\s+(\S+)\s*\)\s*$", re.IGNORECASE)
 _REJECTED_TIME = re.compile(r"^RejectedContent_([0-9]{8}T[0-9]{6}Z)_")
 _COMPACT = "%Y%m%dT%H%M%SZ"
@@ -63,7 +67,7 @@ def parseLocation(text: str | None) -> Location | None:
     taken too.  L{None} for an empty or unparseable string, or a place off
     the globe.
     """
-    if not text:
+    if not text or _LOCATION.fullmatch(text) is None:
         return None
     numbers = [_finite(n) for n in _NUMBER.findall(text)]
     if len(numbers) < 2 or None in numbers[:2]:
