@@ -277,11 +277,12 @@ class CatalogIndex:
         return self._writes.run(self._transaction, function, *args)
 
     @inlineCallbacks
-    def collect(self, name: str, info=None):
+    def collect(self, name: str, info=None, catalogued=True):
         """
         Read container C{name} from storage (C{info}: its L{ContainerInfo},
         if the caller just listed it), reading only the bookmarks and tracks
-        whose bytes the catalog does not hold yet.
+        whose bytes the catalog does not hold yet (none, if the caller knows
+        the container is not C{catalogued}).
 
         @return: L{Deferred} firing with a L{Collected}.
         """
@@ -301,7 +302,7 @@ class CatalogIndex:
         contents = {}
         if wanted:
             names = {o.name for o in objects}
-            known = yield self._writes.run(self._known, name)
+            known = (yield self._writes.run(self._known, name)) if catalogued else {}
             for o in wanted:
                 if known.get(o.name) == o.digests.sha256:
                     continue  # read before: its rows are kept

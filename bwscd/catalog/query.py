@@ -264,11 +264,20 @@ class CatalogQuery:
 
     def _recordings(self, db, f):
         where, args = [], []
-        if f["category"] is not None:
+        narrow = f["person"] is not None or f["device"] is not None
+        if f["category"] is not None and not narrow:
             # Driven by the category's index, newest first.
             source = "recording_categories c CROSS JOIN recordings r ON r.id = c.recording"
             order = ("c.triggerTime", "c.recording")
             where.append("c.category = ?")
+            args.append(categoryKey(f["category"]))
+        elif f["category"] is not None:
+            # A person's or a device's recordings are few: driven by their
+            # index, each looked up in the category's.
+            source = "recordings r"
+            order = ("r.triggerTime", "r.id")
+            where.append("EXISTS (SELECT 1 FROM recording_categories c WHERE c.category = ? "
+                         "AND c.triggerTime = r.triggerTime AND c.recording = r.id)")
             args.append(categoryKey(f["category"]))
         else:
             source = "recordings r"

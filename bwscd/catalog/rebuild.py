@@ -106,7 +106,7 @@ def rebuild(index, backend, eventLog: str | None, full: bool):
         yield index.store([c for c in collected if c is not None])
 
     def collect(info):
-        d = semaphore.run(index.collect, info.name, info)
+        d = semaphore.run(index.collect, info.name, info, info.name in catalogued)
 
         def failed(reason):
             log.failure("catalog: could not read {name} from storage; left as it was",

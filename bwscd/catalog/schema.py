@@ -105,6 +105,8 @@ CREATE TABLE IF NOT EXISTS custody (
 _INDICES = """
 CREATE INDEX IF NOT EXISTS recordings_time ON recordings (triggerTime, id);
 CREATE INDEX IF NOT EXISTS recordings_person ON recordings (person, triggerTime, id);
+CREATE INDEX IF NOT EXISTS recordings_counted ON recordings (person, triggerTime)
+    WHERE rejected = 0;
 CREATE INDEX IF NOT EXISTS recordings_device ON recordings (device, triggerTime, id);
 CREATE INDEX IF NOT EXISTS recordings_trigger ON recordings (triggerOn, triggerTime, id);
 CREATE INDEX IF NOT EXISTS recordings_place ON recordings (triggerLat, triggerLon)
