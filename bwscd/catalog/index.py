@@ -55,10 +55,18 @@ def _deleteRecording(db, recording: str) -> None:
     """Every row derived from the container's contents (not custody, not anomalies)."""
     db.execute("DELETE FROM bookmark_text WHERE rowid IN "
                "(SELECT textRow FROM bookmarks WHERE recording = ?)", (recording,))
+    db.execute("DELETE FROM track_points WHERE rkey = "
+               "(SELECT key FROM recording_keys WHERE id = ?)", (recording,))
     for table in ("recordings WHERE id", "objects WHERE recording", "clips WHERE recording",
                   "keys WHERE recording", "bookmarks WHERE recording",
-                  "recording_categories WHERE recording", "track_points WHERE recording"):
+                  "recording_categories WHERE recording", "tracks WHERE recording"):
         db.execute(f"DELETE FROM {table} = ?", (recording,))
+
+
+def recordingKey(db, recording: str) -> int:
+    """The small integer that stands for C{recording} in track_points, made once."""
+    db.execute("INSERT OR IGNORE INTO recording_keys (id) VALUES (?)", (recording,))
+    return db.execute("SELECT key FROM recording_keys WHERE id = ?", (recording,)).fetchone()[0]
 
 
 _RECORDING_COLUMNS = (
@@ -106,11 +114,17 @@ def writeRecord(db, record: records.Record) -> None:
     db.executemany(
         "INSERT INTO recording_categories (category, triggerTime, recording) VALUES (?, ?, ?)",
         [(category, row["triggerTime"], rid) for category in record.categories])
-    for name, points in record.tracks.items():
+    first = 0
+    if record.tracks:
+        key = recordingKey(db, rid)
+    for name, points in record.tracks.items():  # in listing order: by name
+        db.execute("INSERT INTO tracks (recording, object, first, count) VALUES (?, ?, ?, ?)",
+                   (rid, name, first, len(points)))
         db.executemany(
-            "INSERT INTO track_points (recording, object, seq, lat, lon, seconds, time) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(rid, name, seq, p.lat, p.lon, p.seconds, p.time) for seq, p in enumerate(points)])
+            "INSERT INTO track_points (rkey, seq, lat, lon, seconds, time) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [(key, first + n, p.lat, p.lon, p.seconds, p.time) for n, p in enumerate(points)])
+        first += len(points)
 
 
 def dropRecording(db, recording: str) -> None:
@@ -256,8 +270,12 @@ class CatalogIndex:
             for o in c.objects:
                 if records.objectKind(o.name, o.metadata) == "track" and o.name not in c.contents:
                     known[o.name] = [TrackPoint(*row) for row in db.execute(
-                        "SELECT lat, lon, seconds, time FROM track_points WHERE recording = ? "
-                        "AND object = ? ORDER BY seq", (c.name, o.name))]
+                        "SELECT p.lat, p.lon, p.seconds, p.time FROM tracks t "
+                        "JOIN recording_keys k ON k.id = t.recording "
+                        "JOIN track_points p ON p.rkey = k.key "
+                        "AND p.seq BETWEEN t.first AND t.first + t.count - 1 "
+                        "WHERE t.recording = ? AND t.object = ? ORDER BY p.seq",
+                        (c.name, o.name))]
                 elif records.objectKind(o.name, o.metadata) == "bookmark" \
                         and o.name not in c.contents:
                     row = db.execute("SELECT text FROM bookmarks WHERE recording = ? AND "

@@ -238,17 +238,23 @@ class CatalogQuery:
 
     def _nearby(self, db, lat, lon, metres) -> list[str]:
         south, north, ranges = boundingBox(lat, lon, metres)
-        found = set()
+        found, keys = set(), set()
         for west, east in ranges:
-            for table, latCol, lonCol, idCol in (("track_points", "lat", "lon", "recording"),
-                                                 ("recordings", "triggerLat", "triggerLon",
-                                                  "id")):
-                for rid, plat, plon in db.execute(
-                        f"SELECT {idCol}, {latCol}, {lonCol} FROM {table} WHERE {latCol} "
-                        f"BETWEEN ? AND ? AND {lonCol} BETWEEN ? AND ?",
-                        (south, north, west, east)):
-                    if rid not in found and distance(lat, lon, plat, plon) <= metres:
-                        found.add(rid)
+            box = (south, north, west, east)
+            for key, plat, plon in db.execute(
+                    "SELECT rkey, lat, lon FROM track_points WHERE lat BETWEEN ? AND ? "
+                    "AND lon BETWEEN ? AND ?", box):
+                if key not in keys and distance(lat, lon, plat, plon) <= metres:
+                    keys.add(key)
+            for rid, plat, plon in db.execute(
+                    "SELECT id, triggerLat, triggerLon FROM recordings WHERE triggerLat "
+                    "BETWEEN ? AND ? AND triggerLon BETWEEN ? AND ?", box):
+                if rid not in found and distance(lat, lon, plat, plon) <= metres:
+                    found.add(rid)
+        if keys:
+            found.update(row[0] for row in db.execute(
+                "SELECT id FROM recording_keys WHERE key IN (SELECT value FROM json_each(?))",
+                (json.dumps(sorted(keys)),)))
         return sorted(found)
 
     def _matching(self, db, text: str) -> tuple[list[str], list[str], str | None]:
@@ -412,8 +418,8 @@ class CatalogQuery:
             return None
         return [{"lat": lat, "lon": lon, "time": time, "seconds": seconds}
                 for lat, lon, time, seconds in db.execute(
-                    "SELECT lat, lon, time, seconds FROM track_points WHERE recording = ? "
-                    "ORDER BY object, seq", (id,))]
+                    "SELECT lat, lon, time, seconds FROM track_points WHERE rkey = "
+                    "(SELECT key FROM recording_keys WHERE id = ?) ORDER BY seq", (id,))]
 
     def custody(self, id: str):
         """The custody events of recording C{id}, oldest first."""

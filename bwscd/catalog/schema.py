@@ -4,6 +4,9 @@ of bwscd does: WAL (readers in every process never wait for the writer, nor
 it for them), a busy timeout (the writer's checkpoints), foreign keys off
 (rows of a recording are replaced together, in one transaction).
 
+GNSS points, the bulk of a catalog (100 a recording), name their
+recording by a small integer of C{recording_keys}, which is never reused.
+
 One writer, the main process (L{bwscd.catalog.index}); readers open it
 with C{query_only}.  Everything here is derived from storage and the event
 log: a schema change bumps L{VERSION}, and a catalog of another version is
@@ -13,7 +16,7 @@ rebuilt rather than migrated.
 import os
 import sqlite3
 
-VERSION = 1
+VERSION = 2
 """C{PRAGMA user_version} of the catalog this code reads and writes."""
 
 BUSY_TIMEOUT_MS = 10_000
@@ -86,10 +89,18 @@ CREATE TABLE IF NOT EXISTS recording_categories (
 CREATE VIRTUAL TABLE IF NOT EXISTS bookmark_text USING fts5(
     recording UNINDEXED, text, tokenize = 'unicode61 remove_diacritics 2'
 );
+CREATE TABLE IF NOT EXISTS recording_keys (
+    key INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS tracks (
+    recording TEXT NOT NULL, object TEXT NOT NULL, first INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (recording, object)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS track_points (
-    recording TEXT NOT NULL, object TEXT NOT NULL, seq INTEGER NOT NULL,
+    rkey INTEGER NOT NULL, seq INTEGER NOT NULL,
     lat REAL NOT NULL, lon REAL NOT NULL, seconds REAL, time TEXT,
-    PRIMARY KEY (recording, object, seq)
+    PRIMARY KEY (rkey, seq)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS anomalies (
     recording TEXT NOT NULL, object TEXT, anomaly TEXT NOT NULL, time TEXT,
@@ -111,7 +122,7 @@ CREATE INDEX IF NOT EXISTS recordings_device ON recordings (device, triggerTime,
 CREATE INDEX IF NOT EXISTS recordings_trigger ON recordings (triggerOn, triggerTime, id);
 CREATE INDEX IF NOT EXISTS recordings_place ON recordings (triggerLat, triggerLon)
     WHERE triggerLat IS NOT NULL;
-CREATE INDEX IF NOT EXISTS track_places ON track_points (lat, lon, recording);
+CREATE INDEX IF NOT EXISTS track_places ON track_points (lat, lon);
 CREATE INDEX IF NOT EXISTS categories_recording ON recording_categories (recording);
 CREATE INDEX IF NOT EXISTS custody_recording ON custody (recording, time);
 CREATE INDEX IF NOT EXISTS anomalies_recording ON anomalies (recording);
