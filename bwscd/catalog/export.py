@@ -409,7 +409,8 @@ class PackageStream:
         self._busy = False
         if self._stopped:
             return self._fail(Failure(PackageAborted("the client went away")))
-        self._readNext()
+        # The header's write may have paused us.
+        self._continue(self._readNext)
 
     def _readNext(self) -> None:
         self._busy = True
@@ -431,6 +432,10 @@ class PackageStream:
                                 "sha256": reading.hash.hexdigest()})
             self._index += 1
             then = self._begin
+        self._continue(then)
+
+    def _continue(self, then) -> None:
+        """C{then()} now, or once resumed."""
         if self._paused:
             self._then = then
         else:
