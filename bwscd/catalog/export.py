@@ -373,6 +373,8 @@ class PackageStream:
         self._ended = False
         self._then = None
         """What to do once resumed: read on, or begin the next entry."""
+        self.stopReason = "the client went away"
+        """Why L{stopProducing} was called, as the consumer may say (a file it could not write)."""
         self._done = Deferred()
 
     def start(self, consumer) -> Deferred:
@@ -408,7 +410,7 @@ class PackageStream:
         self._reading = _Reading(entry, reader)
         self._busy = False
         if self._stopped:
-            return self._fail(Failure(PackageAborted("the client went away")))
+            return self._fail(Failure(PackageAborted(self.stopReason)))
         # The header's write may have paused us.
         self._continue(self._readNext)
 
@@ -420,7 +422,7 @@ class PackageStream:
         data, last = result
         self._busy = False
         if self._stopped:
-            return self._fail(Failure(PackageAborted("the client went away")))
+            return self._fail(Failure(PackageAborted(self.stopReason)))
         if data:
             # May pause or stop us: what comes next is decided below.
             self._consumer.write(data)
@@ -493,7 +495,7 @@ class PackageStream:
         self._stopped = True
         then, self._then = self._then, None
         if then is not None or not self._busy:
-            self._fail(Failure(PackageAborted("the client went away")))
+            self._fail(Failure(PackageAborted(self.stopReason)))
 
 
 def _flatten(event: dict) -> dict:
