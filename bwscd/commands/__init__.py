@@ -19,12 +19,11 @@ class CommandError(Exception):
     """A command that can't be done; the message says why, in one line."""
 
 
-def waitFor(start, *args):
+def runReactorUntil(start, *args):
     """
     Run the reactor until the L{Deferred} that C{start(*args)} returns has
-    fired; return its result or raise its error (a storage backend's as a
-    L{CommandError}).  A reactor runs once per process, so a command calls
-    this once.
+    fired; return its result or raise its error.  A reactor runs once per
+    process, so a command calls this once.
     """
     from twisted.internet import reactor
 

@@ -11,7 +11,7 @@ from bwscd.config import backup
 
 from bwscd.config import paths
 from bwscd.files import writeAtomically
-from bwscd.commands import CommandError, waitFor
+from bwscd.commands import CommandError, runReactorUntil
 from bwscd.plugins import loadBackend
 from bwscd.config.processlock import InUse, claimStorage
 
@@ -59,7 +59,7 @@ def runBackup(arguments) -> None:
     path = arguments.file
     if os.path.lexists(path) and not arguments.force:
         raise CommandError(f"{path} exists: give --force to replace it")
-    snapshot = waitFor(backup.takeSnapshot, arguments.data, _backend(arguments))
+    snapshot = runReactorUntil(backup.takeSnapshot, arguments.data, _backend(arguments))
     sealed = backup.seal(snapshot, _passphrase(arguments, confirm=True))
     # Checked again after the slow key derivation; a file made in the
     # instant between this and the rename would still be replaced.
@@ -90,7 +90,7 @@ def runRestore(arguments) -> None:
         claimStorage(arguments.data, backend)
     except InUse as e:
         raise CommandError(str(e))
-    waitFor(backup.restoreSnapshot, snapshot, arguments.data, backend)
+    runReactorUntil(backup.restoreSnapshot, snapshot, arguments.data, backend)
     manifest = snapshot.manifest
     print(
         f"restored {backup.describe(snapshot)} from {arguments.file} (made "

@@ -20,7 +20,7 @@ from twisted.internet.interfaces import IConsumer
 from zope.interface import implementer
 
 from bwscd.catalog.export import Exporter, PackageAborted, checkReason, readContent
-from bwscd.commands import CommandError, waitFor
+from bwscd.commands import CommandError, runReactorUntil
 from bwscd.commands.decrypt import privateKeyId
 from bwscd.commands.keys import readPassphrase
 from bwscd.config import paths
@@ -214,7 +214,7 @@ def run(arguments) -> None:
                                      suffix=".partial")
     try:
         with open(fd, "wb") as file:
-            exported = waitFor(_export, arguments, backend, privateKey, file, output)
+            exported = runReactorUntil(_export, arguments, backend, privateKey, file, output)
         placeNew(temporary, output)
     except FileExistsError:
         raise CommandError(f"{output} exists: not overwriting it")
