@@ -499,17 +499,17 @@ class PackageStream:
 
 
 def _flatten(event: dict) -> dict:
-    """A custody event with its C{detail} (a dict, or its JSON) among its fields."""
-    flat = {key: value for key, value in event.items() if key != "detail"}
-    detail = event.get("detail")
-    if isinstance(detail, str):
-        try:
-            detail = json.loads(detail)
-        except ValueError:
-            detail = {"detail": detail}
-    if isinstance(detail, dict):
-        for key, value in detail.items():
-            flat.setdefault(key, value)
+    """
+    A custody event (L{bwscd.catalog.query.CatalogQuery.custody}: C{time},
+    C{type}, C{account}, C{object}, and the whole C{event}) as one flat
+    dict: the event's own fields, which the catalog's columns win over.
+    """
+    flat = {key: value for key, value in event.items() if key != "event"}
+    whole = event.get("event")
+    if isinstance(whole, dict):
+        for key, value in whole.items():
+            if flat.get(key) is None:
+                flat[key] = value
     return flat
 
 
