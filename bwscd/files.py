@@ -62,6 +62,27 @@ def replacingFile(path: str, mode: int = 0o600):
     fsyncDirectory(directory)
 
 
+def placeNew(temporary: str, path: str) -> None:
+    """
+    Give the file C{temporary} the name C{path}, never replacing a file
+    that is there (or appeared there meanwhile).
+
+    @raise FileExistsError: if C{path} exists; C{temporary} is left as it is.
+    """
+    try:
+        # A link, unlike a rename, fails if the name is taken.
+        os.link(temporary, path)
+    except FileExistsError:
+        raise
+    except OSError:
+        # No hard links (a FAT-formatted USB stick): check, then rename.
+        if os.path.lexists(path):
+            raise FileExistsError(f"{path} exists: not overwriting it")
+        os.rename(temporary, path)
+    else:
+        os.unlink(temporary)
+
+
 def fileStamp(path: str) -> tuple[int, int, int] | None:
     """
     What tells a changed file from the same one: its modification time,

@@ -19,6 +19,7 @@ from bwscd.config import connectionfile
 
 from bwscd.config import datadir, paths
 from bwscd.config.settings import Settings
+from tests.support.encryption import encryptAsTheController, openssl
 from tests.support.server import BWSCD
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None,
@@ -31,11 +32,6 @@ MiB = 1 << 20
 
 def bwscd(*arguments: str, cwd: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([BWSCD, *arguments], capture_output=True, text=True, cwd=cwd)
-
-
-def openssl(*arguments: str, input: bytes | None = None) -> bytes:
-    return subprocess.run(["openssl", *arguments], input=input, capture_output=True,
-                          check=True).stdout
 
 
 def newDataDirectory(path: str) -> str:
@@ -77,31 +73,6 @@ def keyPair(tmp_path_factory) -> KeyPair:
     with open(publicKey, "wb") as f:
         f.write(base64.b64decode(document["PublicKey"]))
     return KeyPair(data, privateKey, publicKey, document["PublicKeyId"], generated)
-
-
-def encryptAsTheController(plaintext: str, content: str, keyObject: str,
-                           publicKey: str, keyId: str | None, nested=False) -> None:
-    """
-    Encrypt C{plaintext} to C{content} as the controller does, with a new
-    AES-256 key wrapped with RSA-OAEP in the key object.
-    """
-    key = openssl("rand", "32")
-    iv = openssl("rand", "16")
-    openssl("enc", "-aes-256-cbc", "-K", key.hex(), "-iv", iv.hex(),
-            "-in", plaintext, "-out", content)
-    wrapped = openssl("pkeyutl", "-encrypt", "-pubin", "-inkey", publicKey,
-                      "-pkeyopt", "rsa_padding_mode:oaep", input=key)
-    encryptedKey = base64.b64encode(wrapped).decode()
-    document = {"ContentEncryptionIV": base64.b64encode(iv).decode()}
-    if nested:
-        document["WrappedContentKey"] = {"KeyId": keyId, "EncryptedKey": encryptedKey,
-                                         "Algorithm": "RSA-OAEP"}
-    else:
-        document["EncryptedKey"] = encryptedKey
-        if keyId is not None:
-            document["PublicKeyId"] = keyId
-    with open(keyObject, "w") as f:
-        json.dump(document, f, indent=2)
 
 
 def writeRandom(path: str, size: int) -> None:

@@ -23,7 +23,7 @@ def defaultOutput(contentPath: str) -> str:
     return stem + DECRYPTED + extension
 
 
-def _privateKeyId(directory: str, privateKey) -> str:
+def privateKeyId(directory: str, privateKey) -> str:
     """
     The id the data directory gave this key, if it is the data directory's
     key; otherwise the id C{bwscd keys generate} gives by default.  The
@@ -51,7 +51,7 @@ def run(arguments) -> None:
     keyObject = decryptFile(
         arguments.content, output, privateKey,
         keyObjectPath=arguments.key_object,
-        privateKeyId=_privateKeyId(arguments.data, privateKey),
+        privateKeyId=privateKeyId(arguments.data, privateKey),
     )
     print(f"decrypted {arguments.content} to {output} (key object {keyObject.path})")
 

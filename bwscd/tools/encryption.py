@@ -32,6 +32,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.padding import MGF1, OAEP
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from bwscd.files import placeNew
+
 KEY_SUFFIX = ".key"
 CHUNK = 1 << 20
 BLOCK = 16
@@ -167,7 +169,16 @@ def readKeyObject(path: str) -> KeyObject:
     @raise DecryptionError: if the key object can't be read, or lacks what
         decryption needs.
     """
-    data = _read(path, "key object")
+    return parseKeyObject(_read(path, "key object"), path)
+
+
+def parseKeyObject(data: bytes, path: str) -> KeyObject:
+    """
+    The key object whose bytes are C{data}; C{path} says where it came
+    from, in messages (a file, or an object of a recording).
+
+    @raise DecryptionError: if it lacks what decryption needs.
+    """
     try:
         document = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -219,34 +230,57 @@ def unwrapKey(
     return key
 
 
+class ContentDecryptor:
+    """
+    AES-256-CBC with PKCS#7 padding undone piece by piece: L{update} with
+    each piece of ciphertext gives the plaintext so far, L{finalize} the
+    rest, once the ciphertext has ended.
+
+    @param name: what is decrypted, for messages.
+    """
+
+    def __init__(self, key: bytes, iv: bytes, name: str = "the content"):
+        self._decryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).decryptor()
+        # The unpadder holds back the last block it has seen until finalize,
+        # so the padding is only ever looked for at the real end.
+        self._unpadder = padding.PKCS7(BLOCK * 8).unpadder()
+        self._name = name
+        self._size = 0
+
+    def update(self, ciphertext: bytes) -> bytes:
+        self._size += len(ciphertext)
+        return self._unpadder.update(self._decryptor.update(ciphertext))
+
+    def finalize(self) -> bytes:
+        """
+        @raise DecryptionError: if the ciphertext is not a whole number of
+            blocks, or its padding is wrong (corrupt, truncated, or another
+            key).
+        """
+        if self._size == 0 or self._size % BLOCK:
+            raise DecryptionError(
+                f"{self._name} is {self._size} bytes, not a positive multiple of {BLOCK}: "
+                "truncated, or not encrypted")
+        try:
+            return self._unpadder.update(self._decryptor.finalize()) + self._unpadder.finalize()
+        except ValueError as e:
+            raise DecryptionError(
+                f"{self._name} does not end in valid padding: corrupt, or encrypted with "
+                "another key") from e
+
+
 def decryptStream(source: BinaryIO, sink: BinaryIO, key: bytes, iv: bytes,
                   name: str = "the content") -> None:
     """
-    Decrypt AES-256-CBC with PKCS#7 padding from C{source} to C{sink}, one
-    L{CHUNK} at a time.
+    Decrypt from C{source} to C{sink} (L{ContentDecryptor}), one L{CHUNK}
+    at a time.
 
-    @param name: what C{source} is, for messages.
-    @raise DecryptionError: if the ciphertext is not a whole number of
-        blocks, or its padding is wrong (corrupt, truncated, or another key).
+    @raise DecryptionError: as L{ContentDecryptor.finalize}.
     """
-    decryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).decryptor()
-    # The unpadder holds back the last block it has seen until finalize,
-    # so the padding is only ever looked for at the real end.
-    unpadder = padding.PKCS7(BLOCK * 8).unpadder()
-    size = 0
+    decryptor = ContentDecryptor(key, iv, name)
     while chunk := source.read(CHUNK):
-        size += len(chunk)
-        sink.write(unpadder.update(decryptor.update(chunk)))
-    if size == 0 or size % BLOCK:
-        raise DecryptionError(
-            f"{name} is {size} bytes, not a positive multiple of {BLOCK}: "
-            "truncated, or not encrypted")
-    try:
-        sink.write(unpadder.update(decryptor.finalize()) + unpadder.finalize())
-    except ValueError as e:
-        raise DecryptionError(
-            f"{name} does not end in valid padding: corrupt, or encrypted with "
-            "another key") from e
+        sink.write(decryptor.update(chunk))
+    sink.write(decryptor.finalize())
 
 
 def decryptFile(
@@ -291,7 +325,10 @@ def decryptFile(
                 decryptStream(source, sink, key, keyObject.iv, contentPath)
                 sink.flush()
                 os.fsync(sink.fileno())
-            _renameNew(temporary, outputPath)
+            try:
+                placeNew(temporary, outputPath)
+            except FileExistsError as e:
+                raise DecryptionError(f"{outputPath} exists: not overwriting it") from e
         except OSError as e:
             _removeIfThere(temporary)
             raise DecryptionError(
@@ -305,25 +342,6 @@ def decryptFile(
 def _removeIfThere(path: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-
-
-def _renameNew(temporary: str, path: str) -> None:
-    """
-    Give C{temporary} the name C{path}, refusing to replace a file that
-    appeared there meanwhile.
-    """
-    try:
-        # A link, unlike a rename, fails if the name is taken.
-        os.link(temporary, path)
-    except FileExistsError as e:
-        raise DecryptionError(f"{path} exists: not overwriting it") from e
-    except OSError:
-        # No hard links (a FAT-formatted USB stick): check, then rename.
-        if os.path.lexists(path):
-            raise DecryptionError(f"{path} exists: not overwriting it")
-        os.rename(temporary, path)
-    else:
-        os.unlink(temporary)
 
 
 def _read(path: str, what: str) -> bytes:
