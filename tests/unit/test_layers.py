@@ -12,6 +12,7 @@ counts as much as one at the top.
     3  bwscd.config
     4  bwscd.transfer
     5  bwscd.protocol
+    5.5 bwscd.viewer: the web viewer (protocol and below)
     6  bwscd.service
     7  bwscd.tools
     8  bwscd.commands
@@ -31,6 +32,7 @@ LAYERS = {
     "bwscd.config": 3,
     "bwscd.transfer": 4,
     "bwscd.protocol": 5,
+    "bwscd.viewer": 5.5,
     "bwscd.service": 6,
     "bwscd.tools": 7,
     "bwscd.commands": 8,
