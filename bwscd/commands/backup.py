@@ -7,15 +7,11 @@ import getpass
 import os
 import sys
 
-from twisted.internet.defer import maybeDeferred
-from twisted.python.failure import Failure
-
 from bwscd.config import backup
 
 from bwscd.config import paths
 from bwscd.files import writeAtomically
-from bwscd.commands import CommandError
-from bwscd.errors import SwiftError
+from bwscd.commands import CommandError, runReactorUntil
 from bwscd.plugins import loadBackend
 from bwscd.config.processlock import InUse, claimStorage
 
@@ -59,37 +55,11 @@ def _backend(arguments):
         raise CommandError(str(e))
 
 
-def _wait(start, *args):
-    """
-    Run the reactor until the L{Deferred} that C{start(*args)} returns has
-    fired; return its result or raise its error.  A reactor runs once per
-    process, so a command calls this once.
-    """
-    from twisted.internet import reactor
-
-    outcome = []
-
-    def begin():
-        d = maybeDeferred(start, *args)
-        d.addBoth(outcome.append)
-        d.addBoth(lambda _: reactor.stop())
-
-    reactor.callWhenRunning(begin)
-    reactor.run()
-    if not outcome:
-        raise CommandError("interrupted")
-    if isinstance(outcome[0], Failure):
-        if outcome[0].check(SwiftError):
-            raise CommandError(f"storage backend: {outcome[0].value.message}")
-        outcome[0].raiseException()
-    return outcome[0]
-
-
 def runBackup(arguments) -> None:
     path = arguments.file
     if os.path.lexists(path) and not arguments.force:
         raise CommandError(f"{path} exists: give --force to replace it")
-    snapshot = _wait(backup.takeSnapshot, arguments.data, _backend(arguments))
+    snapshot = runReactorUntil(backup.takeSnapshot, arguments.data, _backend(arguments))
     sealed = backup.seal(snapshot, _passphrase(arguments, confirm=True))
     # Checked again after the slow key derivation; a file made in the
     # instant between this and the rename would still be replaced.
@@ -120,7 +90,7 @@ def runRestore(arguments) -> None:
         claimStorage(arguments.data, backend)
     except InUse as e:
         raise CommandError(str(e))
-    _wait(backup.restoreSnapshot, snapshot, arguments.data, backend)
+    runReactorUntil(backup.restoreSnapshot, snapshot, arguments.data, backend)
     manifest = snapshot.manifest
     print(
         f"restored {backup.describe(snapshot)} from {arguments.file} (made "

@@ -14,7 +14,8 @@ from bwscd.commands import CommandError
 DEFAULT_DATA = "bwscd-data"
 
 # Each a module in bwscd.commands.
-COMMANDS = ["categories", "backup", "init", "connection_file", "cert", "credentials", "keys", "decrypt", "loadtest"]
+COMMANDS = ["categories", "backup", "init", "connection_file", "cert", "credentials", "keys", "decrypt",
+            "catalog", "loadtest"]
 
 
 class CommandParser(argparse.ArgumentParser):

@@ -32,3 +32,8 @@ REGISTRY_LOCK = "registry.lock"
 QUOTA_COUNTERS = "quota.counters"
 """What the account stores, shared by the main process and its workers."""
 
+CATALOG = "catalog.sqlite"
+"""
+The evidence catalog (L{bwscd.catalog}): what storage holds, indexed for
+finding recordings; rebuilt from storage and the event log when lost.
+"""

@@ -126,6 +126,20 @@ class EvidenceRules:
             # The controller is still sending it, or will send it again.
             raise Conflict(f"recording {container!r} is not Complete yet")
 
+    def metadataChanged(self, container: str, name: str | None, account: str) -> None:
+        """
+        C{account} changed the metadata of recording (or rejected content)
+        C{container}, or of its object C{name}.
+        """
+        if not self.isEvidence(container):
+            return
+        fields = {"object": name} if name is not None else {}
+        self._events.emit("recording.updated", container=container, account=account, **fields)
+
+    def recordingViewed(self, container: str, account: str, via: str) -> None:
+        """C{account} looked at a recording's catalog entry, C{via} the API or the viewer."""
+        self._events.emit("recording.viewed", container=container, account=account, via=via)
+
     def containerDeleted(self, container: str, account: str) -> None:
         self._events.emit("container.deleted", container=container, account=account)
 
@@ -163,7 +177,7 @@ class EvidenceRules:
 
     @inlineCallbacks
     def objectStored(self, container: str, name: str, stored, afterComplete: bool,
-                     kept: bytes | None):
+                     kept: bytes | None, account: str | None = None):
         """
         Evidence C{name} was sent and is stored (as C{stored}, an
         L{bwscd.interfaces.ObjectInfo}): say so, and what did not fit.
@@ -171,11 +185,13 @@ class EvidenceRules:
         @param afterComplete: whether the recording was Complete before.
         @param kept: a GNSS track's bytes, or L{None} if it was too large
             to keep for checking.
+        @param account: the account that sent it.
         """
         self._events.emit(
             "clip.stored",
             container=container,
             object=name,
+            account=account,
             storedAs=stored.name,
             length=stored.digests.length,
             md5=stored.digests.md5,

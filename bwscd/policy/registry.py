@@ -61,6 +61,18 @@ def isRejectedContent(container: str) -> bool:
     return _REJECTED.match(container) is not None
 
 
+def recordingNameParts(container: str) -> tuple[str, str, datetime] | None:
+    """
+    The user, device and trigger time a recording container's name gives
+    (C{<UserUUID>_<BWCSerialNumber>_<YYYYMMDDTHHMMSSZ>}), not checked
+    against the registry; L{None} for another name.
+    """
+    match = _RECORDING.match(container)
+    if _nameProblem(match) is not None:
+        return None
+    return match["user"], match["device"], _triggerOn(match)
+
+
 @dataclass(frozen=True)
 class Recording:
     """What a recording container's name says, checked against the registry."""

@@ -35,6 +35,8 @@ class ContainerHandler:
         if created:
             self._usage.changed()
             self._evidence.containerCreated(container, changes, recording)
+        elif changes:
+            self._evidence.metadataChanged(container, None, request.user)
         self._evidence.noteCompletion(container, before, changes)
         return Response(HTTPStatus.CREATED if created else HTTPStatus.ACCEPTED)
 
@@ -43,6 +45,7 @@ class ContainerHandler:
         changes = constraints.parseMetadata(request.requestHeaders, CONTAINER)
         before = yield self._evidence.statusOf(target.container)
         yield self._backend.updateContainer(target.container, changes)
+        self._evidence.metadataChanged(target.container, None, request.user)
         self._evidence.noteCompletion(target.container, before, changes)
         return Response(HTTPStatus.NO_CONTENT)
 

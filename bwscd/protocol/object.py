@@ -58,6 +58,40 @@ def _created(stored) -> Response:
     )
 
 
+@inlineCallbacks
+def serveObject(request, backend, downloads, evidence, container: str, name: str,
+                account: str):
+    """
+    Send object C{name} of C{container} (the C{Range} asked for, or all of
+    it) to C{request}, read on the C{downloads} pool, and audit the read
+    of evidence as C{account}'s (L{EvidenceRules.objectRead}).
+    """
+    info = yield backend.objectInfo(container, name)
+    if info is None:
+        raise NotFound(f"no object {name!r} in {container!r}")
+    wanted = byteRange(request.getHeader(b"range"), info.digests.length)
+    reader = yield backend.readObject(container, name, wanted.first, wanted.length)
+    request.setResponseCode(HTTPStatus.PARTIAL_CONTENT if wanted.partial else HTTPStatus.OK)
+    for header, value in _objectHeaders(info):
+        request.responseHeaders.addRawHeader(header, value)
+    request.setHeader(b"Accept-Ranges", b"bytes")
+    request.setHeader(b"Content-Length", b"%d" % wanted.length)
+    if wanted.partial:
+        request.setHeader(b"Content-Range", wanted.contentRange)
+    try:
+        yield Download(downloads, reader, request, wanted.length).start()
+    finally:
+        if evidence.isEvidence(container):
+            # sentLength counts only what a connected client was given:
+            # all of it is a complete read, even if the client is gone by
+            # the time this runs.
+            sent = request.sentLength
+            evidence.objectRead(container, name, account, info, wanted.first, wanted.last,
+                                sent, complete=sent == wanted.length)
+    if not request._disconnected:
+        request.finish()
+
+
 class ObjectHandler:
     """An object's methods, each called with the request and its L{Target}."""
 
@@ -91,32 +125,8 @@ class ObjectHandler:
         # The controller reads back only its system records (StoreReadSystemID).
         if request.role == BWS and target.container != SYSTEM:
             raise Forbidden("stored objects can't be read with this account")
-        info = yield self._backend.objectInfo(target.container, target.object)
-        if info is None:
-            raise NotFound(f"no object {target.object!r} in {target.container!r}")
-        wanted = byteRange(request.getHeader(b"range"), info.digests.length)
-        reader = yield self._backend.readObject(
-            target.container, target.object, wanted.first, wanted.length)
-        request.setResponseCode(HTTPStatus.PARTIAL_CONTENT if wanted.partial else HTTPStatus.OK)
-        for name, value in _objectHeaders(info):
-            request.responseHeaders.addRawHeader(name, value)
-        request.setHeader(b"Accept-Ranges", b"bytes")
-        request.setHeader(b"Content-Length", b"%d" % wanted.length)
-        if wanted.partial:
-            request.setHeader(b"Content-Range", wanted.contentRange)
-        try:
-            yield Download(self._pools.downloads, reader, request, wanted.length).start()
-        finally:
-            if self._evidence.isEvidence(target.container):
-                # sentLength counts only what a connected client was given:
-                # all of it is a complete read, even if the client is gone
-                # by the time this runs.
-                sent = request.sentLength
-                self._evidence.objectRead(
-                    target.container, target.object, request.user, info,
-                    wanted.first, wanted.last, sent, complete=sent == wanted.length)
-        if not request._disconnected:
-            request.finish()
+        yield serveObject(request, self._backend, self._pools.downloads, self._evidence,
+                          target.container, target.object, request.user)
 
     @inlineCallbacks
     def head(self, request, target):
@@ -152,6 +162,8 @@ class ObjectHandler:
         yield self._backend.replaceObjectMetadata(target.container, target.object, metadata)
         if registered:
             yield self._registry.record(target.container, target.object, metadata)
+        else:
+            self._evidence.metadataChanged(target.container, target.object, request.user)
         return Response(HTTPStatus.ACCEPTED)
 
     @inlineCallbacks
@@ -185,5 +197,6 @@ class ObjectHandler:
         if not evidence:
             yield self._registry.record(container, name, metadata)
             return _created(stored)
-        yield self._evidence.objectStored(container, name, stored, afterComplete, upload.kept)
+        yield self._evidence.objectStored(container, name, stored, afterComplete, upload.kept,
+                                          account=request.user)
         return _created(stored)

@@ -1,6 +1,6 @@
 """
-The top of the resource tree: C{/auth/v1.0} (also C{/auth/v1}) and
-C{/v1/...}; a 404 anywhere else.
+The top of the resource tree: C{/auth/v1.0} (also C{/auth/v1}),
+C{/v1/...} and the catalog's C{/catalog/v1/...}; a 404 anywhere else.
 """
 
 from twisted.web.resource import Resource
@@ -15,16 +15,19 @@ class NotFoundResource(SwiftResource):
 
 
 class Root(Resource):
-    """C{/auth/v1.0} (also C{/auth/v1}) and C{/v1/...}; a 404 anywhere else."""
+    """C{/auth/v1.0} (also C{/auth/v1}), C{/v1/...}, C{/catalog/v1/...}; a 404 anywhere else."""
 
-    def __init__(self, authentication, storage):
+    def __init__(self, authentication, storage, catalog=None):
         super().__init__()
         self._auth = authentication
         self._storage = storage
+        self._catalog = catalog
 
     def getChild(self, name, request):
         if name == b"auth" and request.postpath in ([b"v1.0"], [b"v1"]):
             return self._auth
         if name == b"v1":
             return self._storage
+        if name == b"catalog" and request.postpath[:1] == [b"v1"] and self._catalog is not None:
+            return self._catalog
         return NotFoundResource()

@@ -77,6 +77,11 @@ class StorageAPI(SwiftResource):
         """Each level's handler, by level."""
 
     @property
+    def evidence(self) -> EvidenceRules:
+        """The evidence rules the handlers follow (the catalog's API audits through them too)."""
+        return self._evidence
+
+    @property
     def encrypted(self) -> bool:
         """Whether the controller encrypts content (its GNSS tracks are not JSON)."""
         return self._evidence.encrypted

@@ -28,6 +28,16 @@ RIGHTS: dict[str, frozenset[tuple[str, str]]] = {
 """Each role's (method, level) pairs; the levels are Swift's: C{account},
 C{container}, C{object}."""
 
+CATALOG_READERS = frozenset({READER, ADMIN})
+"""
+The roles that may read the evidence catalog (C{/catalog/v1/}, the viewer):
+not the controller's, which never reads evidence.
+"""
+
+
+def mayReadCatalog(role: str) -> bool:
+    return role in CATALOG_READERS
+
 
 def allowed(role: str, method: str, level: str) -> bool:
     """Whether C{role} may send C{method} to a path of C{level}."""

@@ -37,7 +37,12 @@ from bwscd.config.processlock import InUse, ProcessLock, claimStorage
 from bwscd.transfer.quota import Quota
 from bwscd.policy.refusals import QUIET_PERIOD, RefusalEpisodes
 from bwscd.policy.registry import Registry
+from bwscd.catalog.index import CatalogIndex
+from bwscd.catalog.query import CatalogQuery
+from bwscd.catalog.rebuild import startUp as catalogStartUp
+from bwscd.catalog.upkeep import CatalogUpkeep
 from bwscd.protocol.auth import Authentication
+from bwscd.protocol.catalogapi import CatalogAPI, tokenAccount
 from bwscd.protocol.routing import Root
 from bwscd.protocol.storageapi import StorageAPI
 from bwscd.security.tls import ServerCertificate
@@ -286,8 +291,11 @@ class DestinationService(Service):
     """
 
     def __init__(self, options, site, backend, registry, documents, events, pools,
-                 credentials, certificate, storage, authority, quota, workers, connections):
+                 credentials, certificate, storage, authority, quota, workers, connections,
+                 catalog=None):
         self._options = options
+        self._catalog = catalog
+        """The main process's L{CatalogUpkeep}; L{None} in a worker."""
         self._site = site
         self._backend = backend
         self._registry = registry
@@ -371,6 +379,15 @@ class DestinationService(Service):
             self._counting.start(QUOTA_COUNT_INTERVAL, now=False)
         if destination.newlyPublished:
             self._events.emit("capability.published", capabilities=destination.newlyPublished)
+        if self._catalog is not None:
+            # The file exists before any worker reads it; what it lacks is
+            # indexed in the background, while uploads are taken.
+            yield self._catalog.index.open()
+            self._catalog.start()
+            catalogStartUp(self._catalog.index, self._backend,
+                           os.path.join(destination.directory, paths.EVENT_LOG)).addErrback(
+                lambda reason: log.failure("catalog: could not bring it up to date with "
+                                           "storage", reason))
 
     def _listen(self):
         options = self._options
@@ -471,12 +488,18 @@ def makeService(options) -> MultiService:
     destination = options["destination"]
     backend = options["storage"]
     service = MultiService()
-    workers = connections = None
+    workers = connections = upkeep = None
+    catalogPath = os.path.join(destination.directory, paths.CATALOG)
+    settings = Settings.load(destination.directory)
     if options.get("worker") is None:
         eventLog = EventLog(os.path.join(destination.directory, paths.EVENT_LOG),
                             retention=options["event-log-keep"])
         webhooks = [WebhookSink(url, reactor) for url in options["webhook"]]
-        events = Events([LogSink(), eventLog, *webhooks])
+        # The catalog's one writer: workers' events come here too.
+        upkeep = CatalogUpkeep(CatalogIndex(
+            backend, catalogPath, reactor,
+            signed="StoreSignedVideo" in (settings.capabilities or ())), reactor)
+        events = Events([LogSink(), eventLog, *webhooks, upkeep])
         if options["workers"] > 1:
             connections = ConnectionTable.create(options["workers"])
         workers = WorkerProcesses(options.arguments + ["--data", options["data"]],
@@ -488,7 +511,7 @@ def makeService(options) -> MultiService:
         connections = ConnectionTable(options["connections-fd"], options["workers"],
                                       options["worker"])
     authority = TokenAuthority(destination.tokenSecret, options["token-lifetime"])
-    credentials = Credentials(Settings.load(destination.directory))
+    credentials = Credentials(settings)
     certificate = None if options["http"] else ServerCertificate(
         destination.certificatePath, destination.privateKeyPath
     )
@@ -509,12 +532,14 @@ def makeService(options) -> MultiService:
                          documents, quota, refusals, encrypted=destination.encrypted,
                          maxUploads=options["max-uploads"],
                          minimumRate=(options["min-upload-rate"], options["idle-timeout"]))
-    root = Root(Authentication(credentials, authority, reactor, pools.auth), storage)
+    catalog = CatalogAPI(CatalogQuery(catalogPath, reactor), tokenAccount(authority, credentials),
+                         backend, storage.evidence, pools.downloads)
+    root = Root(Authentication(credentials, authority, reactor, pools.auth), storage, catalog)
     site = AccessLoggingSite(root, timeout=options["idle-timeout"])
     site.headerTimeout = options["header-timeout"]
     site.displayTracebacks = False
     DestinationService(
         options, site, backend, registry, documents, events, pools,
-        credentials, certificate, storage, authority, quota, workers, connections,
+        credentials, certificate, storage, authority, quota, workers, connections, upkeep,
     ).setServiceParent(service)
     return service

@@ -10,6 +10,7 @@ counts as much as one at the top.
     1  bwscd.security, bwscd.backends: layer 0 only (not each other)
     2  bwscd.policy: layers 0 and 1, not bwscd.backends
     3  bwscd.config
+    3.5  bwscd.catalog
     4  bwscd.transfer
     5  bwscd.protocol
     5.5 bwscd.viewer: the web viewer (protocol and below)
@@ -30,6 +31,7 @@ LAYERS = {
     "bwscd.backends": 1,
     "bwscd.policy": 2,
     "bwscd.config": 3,
+    "bwscd.catalog": 3.5,
     "bwscd.transfer": 4,
     "bwscd.protocol": 5,
     "bwscd.viewer": 5.5,
