@@ -132,13 +132,13 @@ def sameOrigin(request) -> bool:
     """
     Whether a state-changing request says it comes from a page of this
     viewer: its C{Origin} (browsers send it on every POST), or failing that
-    its C{Referer}, names the host it was sent to, over HTTPS.  Neither is
+    its C{Referer}, names the host it was sent to, with the scheme it came by.  Neither is
     trusted alone: the CSRF token is checked too.
     """
     host = request.getHeader(b"host")
     if not host:
         return False
-    expected = ("https", host.decode("latin-1").lower())
+    expected = ("https" if request.isSecure() else "http", host.decode("latin-1").lower())
     for header in (b"origin", b"referer"):
         value = request.getHeader(header)
         if value is None:
