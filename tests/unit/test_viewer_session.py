@@ -88,6 +88,7 @@ def test_each_session_has_its_own_csrf_token_and_the_login_form_one_bound_to_its
     one, _ = sessions.start("clerk")
     two, _ = sessions.start("clerk")
     assert one.csrf != two.csrf
+    assert one.token not in one.csrf  # pages carry it; the session's cookie stays unseen
     token, header = sessions.loginForm()
     assert sessions.loginFormToken(requestWith({LOGIN_COOKIE: cookieValue(header)})) == token
     other, otherHeader = sessions.loginForm()
