@@ -73,6 +73,7 @@ def test_recordings_are_newest_first_without_the_rejected_content(reader):
     ({"q": "Cam 2"}, [R3, R2]),  # a device's name
     ({"q": "B-3"}, [R2]),  # a person's UserID
     ({"q": "anna"}, [R3, R2, R1]),
+    ({"q": "%"}, []),  # taken as it is, not as a pattern
     ({"status": "Transferring"}, [R3]),
     ({"person": ANNA_1, "device": CAM_2, "trigger": "Button"}, [R3]),
     ({"person": ANNA_1, "category": "theft", "near": f"{MALMO[0]},{MALMO[1]},50"}, [R1]),

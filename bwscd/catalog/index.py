@@ -15,6 +15,9 @@ the same code.
 
 import hashlib
 import json
+import os
+import sqlite3
+import time
 
 from twisted.internet.defer import inlineCallbacks
 from twisted.logger import Logger
@@ -208,7 +211,18 @@ class CatalogIndex:
 
     def _connection(self):
         if self._db is None:
-            self._db = schema.open(self.path)
+            try:
+                self._db = schema.open(self.path)
+            except sqlite3.DatabaseError as e:
+                # Derived data: a catalog SQLite can't use (damaged, or of
+                # another version) is kept aside for a look, and made again.
+                aside = f"{self.path}.unusable-{int(time.time())}"
+                log.warn("catalog: {path} can't be used ({why}); moved to {aside}, and "
+                         "rebuilt from storage", path=self.path, why=str(e), aside=aside)
+                for suffix in ("-wal", "-shm", ""):
+                    if os.path.exists(self.path + suffix):
+                        os.replace(self.path + suffix, aside + suffix)
+                self._db = schema.open(self.path)
         return self._db
 
     def _close(self):

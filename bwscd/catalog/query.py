@@ -252,11 +252,13 @@ class CatalogQuery:
         return sorted(found)
 
     def _matching(self, db, text: str) -> tuple[list[str], list[str], str | None]:
-        folded = f"%{text.casefold()}%"
+        escaped = text.casefold().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        folded = f"%{escaped}%"
         people = [r[0] for r in db.execute(
             "SELECT uuid FROM people WHERE searchName LIKE ? ESCAPE '\\'", (folded,))]
         devices = [r[0] for r in db.execute(
-            "SELECT id FROM devices WHERE searchName LIKE ? OR id LIKE ? ESCAPE '\\'",
+            "SELECT id FROM devices WHERE searchName LIKE ? ESCAPE '\\' "
+            "OR id LIKE ? ESCAPE '\\'",
             (folded, folded))]
         return people, devices, _ftsQuery(text)
 

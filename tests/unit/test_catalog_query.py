@@ -188,3 +188,13 @@ def test_upkeep_follows_the_events(api, catalog):
 def test_the_catalog_file_is_the_services_own(catalog):
     index = catalog[0]
     assert os.stat(index.path).st_mode & 0o777 == 0o600
+
+
+def test_an_unusable_catalog_is_moved_aside_and_made_again(api, tmp_path):
+    path = tmp_path / "catalog.sqlite"
+    path.write_bytes(b"not a database at all, " * 100)
+    index = CatalogIndex(api.store.backend, str(path), api.store.reactor)
+    api.store.call(rebuild, index, api.store.backend, None, True)
+    aside = [p.name for p in tmp_path.iterdir() if p.name.startswith("catalog.sqlite.unusable-")]
+    assert len(aside) == 1
+    assert api.store.call(CatalogQuery(str(path), api.store.reactor).people) == []
