@@ -187,7 +187,10 @@ def test_the_recording_plays_from_its_trigger_with_its_trail_on_the_map(
     assert driver.find_elements("css selector", "#map img[alt='Trigger location']")
     bookmarks = driver.find_elements("css selector", "svg.timeline circle.bookmark")
     assert len(bookmarks) == 1
+    driver.execute_script("window.scrollTo(0, 0)")
     screenshot(driver, str(tmp_path), "recording")
+    driver.execute_script("document.getElementById('map-heading').scrollIntoView()")
+    screenshot(driver, str(tmp_path), "map")
     viewed = [e for e in server.eventsOf("recording.viewed") if e["container"] == RECORDING]
     assert {(e["account"], e["via"]) for e in viewed} >= {("clerk", "viewer")}
 

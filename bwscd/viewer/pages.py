@@ -14,6 +14,8 @@ from html import escape
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bwscd.policy.registry import displayName
+
 STATUSES = ("Complete", "Transferring")
 SEARCH_FIELDS = ("person", "device", "category", "trigger", "from", "to",
                  "lat", "lon", "metres", "q", "status")
@@ -226,7 +228,7 @@ def recordingRows(items: list[dict], showPerson: bool = True) -> str:
     personHeader = '<th scope="col">Person</th>' if showPerson else ""
     return (
         '<table class="recordings"><caption>Recordings, newest first</caption><thead><tr>'
-        f'<th scope="col">Triggered</th>{personHeader}<th scope="col">Camera</th>'
+        f'<th scope="col">Triggered (UTC)</th>{personHeader}<th scope="col">Camera</th>'
         '<th scope="col">Started by</th><th scope="col">Length</th>'
         '<th scope="col">Categories</th><th scope="col">Clips</th>'
         f'<th scope="col">Status</th></tr></thead><tbody>{"".join(rows)}</tbody></table>'
@@ -244,10 +246,15 @@ def personPage(person: dict, result: dict, session, cursor: str | None = None) -
     earlier = ('<p class="paging"><a href="/people/' + e(person["uuid"]) +
                '">Newest recordings</a></p>') if cursor else ""
     history = ""
-    names = [h for h in person.get("history") or [] if isinstance(h, dict)]
+    # The registry's history ends with the current entry; earlier names are
+    # those that differ from how the person is shown now.
+    names = []
+    for entry in (person.get("history") or [])[:-1]:
+        shown = displayName(entry) if isinstance(entry, dict) else None
+        if shown and shown != person["display"] and shown not in names:
+            names.append(shown)
     if names:
-        history = "<p>Earlier names: " + ", ".join(
-            e(h.get("display") or h.get("name")) for h in names) + ".</p>"
+        history = "<p>Earlier names: " + ", ".join(e(name) for name in names) + ".</p>"
     body = (
         f'<p>UserID: {e(person.get("userId") or "none")}; {e(person.get("recordings", 0))} '
         f'recordings. <a href="/search?{e(urlencode({"person": person["uuid"]}))}">Search '
@@ -417,7 +424,7 @@ def recordingPage(recording: dict, track: list[dict] | None, session, tiles: str
     ]
     details = "".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in facts)
     clipRows = "".join(
-        f'<tr><td>{e(c.get("position", i + 1))}</td><td><a href="{e(c["url"])}" download>'
+        f'<tr><td>{i + 1}</td><td><a href="{e(c["url"])}" download>'
         f'{e(c["name"])}</a></td><td>{e(localTime(c.get("start"), zoneName))}</td>'
         f'<td>{e(duration(seconds(c.get("start"), c.get("stop"))))}</td>'
         f'<td class="number">{e(size(c.get("length")))}</td>'

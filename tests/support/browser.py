@@ -30,7 +30,7 @@ def startBrowser(downloads: str):
     options.binary_location = CHROMIUM
     for argument in ("--headless=new", "--no-sandbox", "--disable-gpu",
                      "--disable-dev-shm-usage", "--ignore-certificate-errors",
-                     "--window-size=1200,1400", "--autoplay-policy=no-user-gesture-required",
+                     "--window-size=1000,900", "--autoplay-policy=no-user-gesture-required",
                      "--mute-audio", "--no-first-run", "--disable-extensions",
                      "--disable-background-networking"):
         options.add_argument(argument)
