@@ -25,6 +25,7 @@ from tests.support.video import makeClip
 
 RECORDING = f"{ANNA_1}_{CAM_1}_20240501T101500Z"
 OTHER = f"{ANNA_2}_{CAM_2}_20240502T080000Z"
+BROKEN = f"{ANNA_2}_{CAM_2}_20240503T090000Z"
 START = 1714558497  # 10:14:57Z: three seconds of pre-buffer before the trigger
 TRIGGER = START + 4  # in the second clip, a second into it
 CLIP_SECONDS = 3
@@ -38,8 +39,27 @@ def stamp(epoch: int, form: str) -> str:
 
 def sendRecordings(swift, clips: dict) -> None:
     """Two people named Anna Berg; hers a recording of three MP4 clips, a bookmark
-    and a GNSS trail; the other's one Matroska clip, elsewhere."""
+    and a GNSS trail; the other's one Matroska clip, elsewhere, and a clip
+    that is no video."""
     register(swift)
+    swift.put_container(OTHER, headers=meta("Container", {
+        "Containername": OTHER, "Triggeron": "Holster", "Triggerontime": 1714636800,
+        "Starttime": 1714636800, "Timezone": "Europe/Stockholm", "Status": "Transferring",
+        "Triggeronlocation": "59.30,18.00,5,1714636800"}))
+    swift.put_object(OTHER, "clip_0.mkv", clips["mkv"], content_type="video/x-matroska",
+                     headers=meta("Object", {"Starttime": 1714636800, "Stoptime": 1714636803,
+                                             "Containertype": "mkv"}))
+    swift.post_container(OTHER, headers=meta("Container", {"Status": "Complete"}))
+    # Bytes no browser can play, as a clip: the page must say so.
+    swift.put_container(BROKEN, headers=meta("Container", {
+        "Containername": BROKEN, "Triggeron": "Button", "Triggerontime": 1714726800,
+        "Starttime": 1714726800, "Status": "Transferring"}))
+    swift.put_object(BROKEN, "20240503_090000_3.mkv", b"not a video " * 100,
+                     content_type="video/x-matroska", headers=meta("Object", {
+                         "Starttime": 1714726800, "Stoptime": 1714726803,
+                         "Containertype": "mkv"}))
+    swift.post_container(BROKEN, headers=meta("Container", {"Status": "Complete"}))
+    # Last: once it is catalogued, so are the others.
     swift.put_container(RECORDING, headers=meta("Container", {
         "Containername": RECORDING, "Triggeron": "Button", "Triggerontime": TRIGGER,
         "Starttime": START, "Timezone": "Europe/Stockholm", "Bwcmodel": "W110",
@@ -63,14 +83,6 @@ def sendRecordings(swift, clips: dict) -> None:
     swift.post_container(RECORDING, headers=meta("Container", {
         "Status": "Complete", "Triggeroff": "Button", "Triggerofftime": START + 9,
         "Stoptime": START + 9}))
-    swift.put_container(OTHER, headers=meta("Container", {
-        "Containername": OTHER, "Triggeron": "Holster", "Triggerontime": 1714636800,
-        "Starttime": 1714636800, "Timezone": "Europe/Stockholm", "Status": "Transferring",
-        "Triggeronlocation": "59.30,18.00,5,1714636800"}))
-    swift.put_object(OTHER, "clip_0.mkv", clips["mkv"], content_type="video/x-matroska",
-                     headers=meta("Object", {"Starttime": 1714636800, "Stoptime": 1714636803,
-                                             "Containertype": "mkv"}))
-    swift.post_container(OTHER, headers=meta("Container", {"Status": "Complete"}))
 
 
 @pytest.fixture(scope="module")
@@ -193,6 +205,18 @@ def test_the_recording_plays_from_its_trigger_with_its_trail_on_the_map(
     screenshot(driver, str(tmp_path), "map")
     viewed = [e for e in server.eventsOf("recording.viewed") if e["container"] == RECORDING]
     assert {(e["account"], e["via"]) for e in viewed} >= {("clerk", "viewer")}
+
+
+def test_a_clip_the_browser_cannot_play_is_said_so_with_its_download(viewer, loggedIn, tmp_path):
+    server, _, _ = viewer
+    driver = loggedIn
+    driver.get(url(server, f"/recordings/{BROKEN}"))
+    waitUntil(driver, "return !document.getElementById('cannot-play').hidden")
+    assert "cannot play video/x-matroska (20240503_090000_3.mkv)" in \
+        driver.find_element("id", "cannot-play").text
+    assert driver.find_element("css selector", "table.clips a[download]").get_attribute(
+        "href").endswith(f"/catalog/v1/recordings/{BROKEN}/clips/20240503_090000_3.mkv")
+    screenshot(driver, str(tmp_path), "unplayable")
 
 
 def test_search_by_category_and_near_a_place(viewer, loggedIn, tmp_path):
