@@ -332,3 +332,26 @@ def test_an_export_is_the_zip_with_the_manifests_hashes(viewer, loggedIn):
     assert checked >= 5  # three clips, the track, the bookmark at least
     exported = server.eventsOf("recording.exported")
     assert exported[-1]["account"] == "clerk" and exported[-1]["reason"] == "court order 17"
+
+
+def test_failed_logins_are_throttled_together_with_the_swift_apis(viewer):
+    """Last in the module: it leaves loopback throttled for a minute."""
+    server, reader, _ = viewer
+    client = clientOf(server)
+
+    def logIn(key):
+        token = re.search(r'name="csrf" value="([^"]+)"',
+                          client.get(url(server, "/login")).text).group(1)
+        return client.post(url(server, "/login"), data={
+            "csrf": token, "user": reader.user, "key": key},
+            headers={"Origin": f"https://{HOST}:{server.viewerPort}"}, allow_redirects=False)
+
+    for _ in range(10):
+        answer = logIn("wrong")
+        assert answer.status_code == 401 and "Wrong user name or key" in answer.text
+    answer = logIn(reader.key)
+    assert answer.status_code == 401 and "Too many failed logins" in answer.text
+    swift = requests.get(server.authURL, headers={"X-Auth-User": reader.user,
+                                                  "X-Auth-Key": reader.key},
+                         verify=server.caFile, timeout=10)
+    assert swift.status_code == 401 and "too many failed logins" in swift.text
