@@ -274,7 +274,12 @@ def test_the_session_cookie_and_the_security_headers(viewer, loggedIn):
     assert page.headers["Referrer-Policy"] == "same-origin"
     assert page.headers["Cache-Control"] == "no-store"
     assert "<script>" not in page.text and " style=" not in page.text
-    assert client.get(url(server, "/static/leaflet/leaflet.js")).status_code == 200
+    script = client.get(url(server, "/static/leaflet/leaflet.js"))
+    assert script.status_code == 200 and "javascript" in script.headers["Content-Type"]
+    for path in ("/static/", "/static/leaflet/", "/static/nosuch.js", "/nosuch"):
+        answer = client.get(url(server, path))
+        assert answer.status_code == 404, path  # no listing of a folder, no 5xx
+        assert "Content-Security-Policy" in answer.headers
 
 
 @pytest.mark.parametrize("csrf, origin", [(None, "same"), ("wrong", "same"),

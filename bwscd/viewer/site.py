@@ -57,16 +57,18 @@ def secure(request, policy: bytes, cacheable: bool = False) -> None:
     request.setHeader(b"Cache-Control", b"public, max-age=3600" if cacheable else b"no-store")
 
 
-class StaticFiles(File):
-    """A folder's files, never a listing of it."""
-
-    def directoryListing(self):
-        return _NotFound()
-
-
 class _NotFound(SwiftResource):
     def handle(self, request):
         raise NotFound("no such file")
+
+
+class StaticFiles(File):
+    """A folder's files, never a listing of it; a missing one is a refusal as any other."""
+
+    childNotFound = _NotFound()
+
+    def directoryListing(self):
+        return _NotFound()
 
 
 def htmlAnswer(body: bytes, code=HTTPStatus.OK, headers=()) -> Response:
