@@ -9,11 +9,13 @@ refusals.  Screenshots are kept (tests/artefacts/).
 """
 
 import hashlib
+import html
 import io
 import json
 import re
 import time
 import zipfile
+from urllib.parse import urlencode
 
 import pytest
 import requests
@@ -337,6 +339,27 @@ def test_an_export_is_the_zip_with_the_manifests_hashes(viewer, loggedIn):
     assert checked >= 5  # three clips, the track, the bookmark at least
     exported = server.eventsOf("recording.exported")
     assert exported[-1]["account"] == "clerk" and exported[-1]["reason"] == "court order 17"
+
+
+@pytest.mark.parametrize("back, landing", [
+    (f"/recordings/{RECORDING}", f"/recordings/{RECORDING}"),
+    ("//evil.example/", "/people"), ("https://evil.example/", "/people")])
+def test_a_page_asked_for_before_login_is_shown_after_it_and_only_the_viewers(
+        viewer, back, landing):
+    server, reader, _ = viewer
+    client = clientOf(server)
+    if back.startswith("/recordings"):
+        asked = client.get(url(server, back), allow_redirects=False)
+        assert asked.status_code == 303
+        assert asked.headers["Location"] == "/login?" + urlencode({"next": back})
+    form = client.get(url(server, "/login?" + urlencode({"next": back}))).text
+    token = re.search(r'name="csrf" value="([^"]+)"', form).group(1)
+    action = html.unescape(re.search(r'form class="login" method="post" action="([^"]+)"',
+                                     form).group(1))
+    answer = client.post(url(server, action), data={
+        "csrf": token, "user": reader.user, "key": reader.key},
+        headers={"Origin": f"https://{HOST}:{server.viewerPort}"}, allow_redirects=False)
+    assert (answer.status_code, answer.headers["Location"]) == (303, landing)
 
 
 def test_failed_logins_are_throttled_together_with_the_swift_apis(viewer):

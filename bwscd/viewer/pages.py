@@ -151,10 +151,12 @@ def page(title: str, body: str, session=None, scripts=(), styles=(), heading=Non
     ).encode("utf-8")
 
 
-def loginPage(csrf: str, message: str | None = None, user: str = "") -> bytes:
+def loginPage(csrf: str, message: str | None = None, user: str = "", back: str = "") -> bytes:
+    """The login form; C{back}: the viewer's page to go to after it."""
     error = f'<p class="error" role="alert">{e(message)}</p>' if message else ""
+    action = "/login?" + urlencode({"next": back}) if back else "/login"
     body = (
-        f'{error}<form class="login" method="post" action="/login">'
+        f'{error}<form class="login" method="post" action="{e(action)}">'
         f'<input type="hidden" name="csrf" value="{e(csrf)}">'
         '<p><label for="user">User name</label>'
         f'<input id="user" name="user" autocomplete="username" required value="{e(user)}"></p>'
