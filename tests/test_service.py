@@ -101,6 +101,10 @@ def test_backend_options(launch, dataDirectory, tmp_path):
     (["--backend", "filesystem:reserve=lots"], "reserve='lots' is not a size"),
     (["--container-type", "avi"], "--container-type must be mkv or mp4"),
     (["--port", "0"], "--port must be 1 to 65535"),
+    (["--catalog-port", "web"], "--catalog-port 'web': a port from 1 to 65535, or 0 or off"),
+    (["--port", "9000", "--catalog-port", "9000"], "--catalog-port must differ from --port"),
+    (["--map-tiles", "http://tiles.example/{z}/{x}/{y}.png"],
+     "--map-tiles 'http://tiles.example/{z}/{x}/{y}.png': an https URL with {z}, {x} and {y}"),
 ])
 def test_bad_options_fail_at_start_with_one_clear_line(twistdCommand, tmp_path, arguments,
                                                       message):

@@ -36,7 +36,8 @@ def accountName(userName: str) -> str:
 class Authentication(SwiftResource):
     """C{GET /auth/v1.0}: credentials in, a signed, expiring token out."""
 
-    def __init__(self, credentials, authority: tokens.TokenAuthority, reactor, checker):
+    def __init__(self, credentials, authority: tokens.TokenAuthority, reactor, checker,
+                 failures: FailedLogins | None = None):
         super().__init__()
         self._credentials = credentials
         self._authority = authority
@@ -44,7 +45,8 @@ class Authentication(SwiftResource):
         # scrypt takes 16 MiB while it runs (given back after, see
         # bwscd.security.tokens), and a flood of logins must not multiply that.
         self._checker = checker
-        self._failures = FailedLogins(reactor.seconds)
+        # Shared with the web viewer's login when there is one.
+        self._failures = failures or FailedLogins(reactor.seconds)
 
     @inlineCallbacks
     def handle(self, request):

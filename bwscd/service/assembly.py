@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import sys
+from urllib.parse import urlsplit
 
 import twisted
 from twisted.application.service import MultiService, Service
@@ -43,6 +44,9 @@ from bwscd.catalog.rebuild import startUp as catalogStartUp
 from bwscd.catalog.upkeep import CatalogUpkeep
 from bwscd.protocol.auth import Authentication
 from bwscd.protocol.catalogapi import CatalogAPI, tokenAccount
+from bwscd.security.logins import FailedLogins
+from bwscd.viewer.session import Sessions
+from bwscd.viewer.site import Viewer, ViewerRoot, sessionOrToken
 from bwscd.protocol.routing import Root
 from bwscd.protocol.storageapi import StorageAPI
 from bwscd.security.tls import ServerCertificate
@@ -59,6 +63,7 @@ EXPIRY_CHECK_INTERVAL = 24 * 60 * 60
 # deletions keep the count between, this takes in what changed on the
 # server itself (files removed by the operator).
 QUOTA_COUNT_INTERVAL = 10 * 60
+VIEWER_PORT = 8444
 # Connections waiting to be accepted, as Twisted's listenTCP has it.
 BACKLOG = 50
 
@@ -104,6 +109,25 @@ def bindPort(port: int, interface: str) -> socket.socket:
     return bound
 
 
+def viewerPort(text: str) -> int | None:
+    """C{--catalog-port}: a port, or L{None} for no viewer (C{0} or C{off})."""
+    if text.strip().lower() in ("0", "off"):
+        return None
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise usage.UsageError(f"--catalog-port {text!r}: a port from 1 to 65535, or 0 or off")
+    return int(text)
+
+
+def checkTileURL(url: str) -> None:
+    """C{--map-tiles}: an https URL with C{{z}}, C{{x}} and C{{y}} in it."""
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.netloc or not all(
+            f"{{{name}}}" in url for name in "zxy"):
+        raise usage.UsageError(
+            f"--map-tiles {url!r}: an https URL with {{z}}, {{x}} and {{y}}, e.g. "
+            "https://tile.openstreetmap.org/{z}/{x}/{y}.png")
+
+
 class Options(usage.Options):
     synopsis = "[options]"
     longdesc = (
@@ -146,6 +170,14 @@ class Options(usage.Options):
          "Delete rotated event log files beyond this: a total size (e.g. 50G) "
          "or an age in days (e.g. 400d).  Default: keep every event, as long "
          "as the evidence."],
+        ["catalog-port", None, str(VIEWER_PORT),
+         "TCP port of the web viewer for evidence clerks (HTTPS, the same "
+         "certificate), in the main process; 0 or off: no viewer."],
+        ["catalog-interface", None, None,
+         "Address the web viewer listens on (default: --interface's)."],
+        ["map-tiles", None, None,
+         "Map tiles for the viewer's maps: an https URL with {z}, {x} and {y} "
+         "(default: none, the GNSS trail on a plain background)."],
         ["refusal-quiet-period", None, QUIET_PERIOD,
          "Seconds without a 503 or 507 of a kind after which its refusal.ended "
          "event says that episode is over.", int],
@@ -224,6 +256,8 @@ class Options(usage.Options):
         except OSError as e:
             raise cannotStart(unusable(e))
         self["socket"] = bindPort(self["port"], self["interface"])
+        if self["catalog-port"] is not None:
+            self["viewer-socket"] = bindPort(self["catalog-port"], self["catalog-interface"])
 
     def postOptions(self):
         if not 0 < self["port"] < 65536:
@@ -243,6 +277,13 @@ class Options(usage.Options):
                 except ValueError:
                     raise usage.UsageError(
                         f"--{option} {self[option]!r} is not a size like {example}")
+        self["catalog-port"] = viewerPort(self["catalog-port"])
+        if self["catalog-port"] == self["port"]:
+            raise usage.UsageError("--catalog-port must differ from --port (or be off)")
+        if self["catalog-interface"] is None:
+            self["catalog-interface"] = self["interface"]
+        if self["map-tiles"] is not None:
+            checkTileURL(self["map-tiles"])
         if self["event-log-keep"] is not None:
             try:
                 self["event-log-keep"] = Retention.parse(self["event-log-keep"])
@@ -293,8 +334,11 @@ class DestinationService(Service):
 
     def __init__(self, options, site, backend, registry, documents, events, pools,
                  credentials, certificate, storage, authority, quota, workers, connections,
-                 catalog=None):
+                 catalog=None, viewerSite=None):
         self._options = options
+        self._viewerSite = viewerSite
+        """The web viewer's site, in the main process with --catalog-port; else L{None}."""
+        self._viewerPort = None
         self._catalog = catalog
         """The main process's L{CatalogUpkeep}; L{None} in a worker."""
         self._site = site
@@ -350,6 +394,8 @@ class DestinationService(Service):
         if main:
             yield self._mainProcessStart(destination)
         self._port = self._listen()
+        if self._viewerSite is not None:
+            self._viewerPort = self._listenViewer()
         # What start-up made (modules, classes, settings) lives as long as
         # the process: out of the collector's sight, a full collection no
         # longer walks it, which held the reactor for tens of milliseconds,
@@ -408,6 +454,20 @@ class DestinationService(Service):
         os.close(fd)  # adopted as a copy
         return port
 
+    def _listenViewer(self):
+        """The web viewer's port: HTTPS with the same certificate, main process only."""
+        factory = self._viewerSite
+        if self._certificate is not None:
+            factory = TLSMemoryBIOFactory(self._certificate, False, self._viewerSite)
+        bound = self._options["viewer-socket"]
+        bound.listen(BACKLOG)
+        family, fd = bound.family, bound.detach()
+        port = reactor.adoptStreamPort(fd, family, factory)
+        os.close(fd)  # adopted as a copy
+        address = port.getHost()
+        log.info("web viewer: https://{host}:{port}/", host=address.host, port=address.port)
+        return port
+
     def _hangUp(self):
         """SIGHUP: reload now, in every process."""
         if self._workers is not None:
@@ -459,8 +519,10 @@ class DestinationService(Service):
         for call in (self._watching, self._expiry, self._counting):
             if call.running:
                 call.stop()
-        if self._port is not None:
-            return self._port.stopListening()
+        stopping = [port.stopListening() for port in (self._port, self._viewerPort)
+                    if port is not None]
+        if stopping:
+            return gatherResults(stopping)
 
 
 class EventSinksService(Service):
@@ -484,6 +546,20 @@ class EventSinksService(Service):
         d.addBoth(lambda _: gatherResults([webhook.stop() for webhook in self._webhooks]))
         d.addBoth(lambda _: self._eventLog.close())
         return d
+
+
+def makeViewer(options, credentials, authority, failures, pools, backend, storage, query):
+    """The web viewer's site: its pages, and the catalog API that accepts its session."""
+    sessions = Sessions(credentials, reactor.seconds)
+    catalog = CatalogAPI(query, sessionOrToken(sessions, tokenAccount(authority, credentials)),
+                         backend, storage.evidence, pools.downloads, via="viewer")
+    pages = Viewer(sessions, credentials, failures, pools.auth, query, catalog,
+                   storage.evidence, options["map-tiles"])
+    site = AccessLoggingSite(ViewerRoot(pages, catalog, options["map-tiles"]),
+                             timeout=options["idle-timeout"])
+    site.headerTimeout = options["header-timeout"]
+    site.displayTracebacks = False
+    return site
 
 
 def makeService(options) -> MultiService:
@@ -536,12 +612,20 @@ def makeService(options) -> MultiService:
                          minimumRate=(options["min-upload-rate"], options["idle-timeout"]))
     catalog = CatalogAPI(CatalogQuery(catalogPath, reactor), tokenAccount(authority, credentials),
                          backend, storage.evidence, pools.downloads)
-    root = Root(Authentication(credentials, authority, reactor, pools.auth), storage, catalog)
+    # One throttle for both logins, so the viewer is no second way to guess keys.
+    failures = FailedLogins(reactor.seconds)
+    root = Root(Authentication(credentials, authority, reactor, pools.auth, failures),
+                storage, catalog)
     site = AccessLoggingSite(root, timeout=options["idle-timeout"])
     site.headerTimeout = options["header-timeout"]
     site.displayTracebacks = False
+    viewerSite = None
+    if workers is not None and options["catalog-port"] is not None:
+        viewerSite = makeViewer(options, credentials, authority, failures, pools, backend,
+                                storage, CatalogQuery(catalogPath, reactor))
     DestinationService(
         options, site, backend, registry, documents, events, pools,
         credentials, certificate, storage, authority, quota, workers, connections, upkeep,
+        viewerSite,
     ).setServiceParent(service)
     return service

@@ -233,6 +233,10 @@ def startServer(data: str, *arguments: str, port: int | None = None, https=True,
         "--data", data, "--port", str(port), "--interface", HOST,
         "--public-address", HOST, *arguments,
     ]
+    if not any(argument.startswith("--catalog-port") for argument in arguments):
+        # The web viewer's default port is one for the whole machine: only
+        # the tests that want a viewer get one, on a port of their own.
+        command += ["--catalog-port", "off"]
     if not https:
         command.append("--http")
     log = open(logPath, "ab")

@@ -13,6 +13,7 @@ counts as much as one at the top.
     3.5  bwscd.catalog
     4  bwscd.transfer
     5  bwscd.protocol
+    5.5 bwscd.viewer: the web viewer (protocol and below)
     6  bwscd.service
     7  bwscd.tools
     8  bwscd.commands
@@ -33,6 +34,7 @@ LAYERS = {
     "bwscd.catalog": 3.5,
     "bwscd.transfer": 4,
     "bwscd.protocol": 5,
+    "bwscd.viewer": 5.5,
     "bwscd.service": 6,
     "bwscd.tools": 7,
     "bwscd.commands": 8,
