@@ -7,9 +7,12 @@ account is refused; worker processes' uploads are catalogued too.
 """
 
 import hashlib
+import io
+import json
 import os
 import subprocess
 import xml.etree.ElementTree as ElementTree
+import zipfile
 
 import pytest
 
@@ -306,3 +309,44 @@ def test_a_server_started_without_its_catalog_rebuilds_it(launch, dataDirectory)
     reader = CatalogClient(again, reader.token)
     reader.waitFor()
     assert reader.snapshot() == before
+
+
+def test_an_export_through_the_api_is_the_recording_with_its_custody(catalogued, reader):
+    server, swift, _ = catalogued
+    reason = "Court case 2024/17"
+    answer = reader.get(f"recordings/{R1}/export", {"reason": reason})
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["Content-Type"] == "application/zip"
+    assert f'filename="{R1}.zip"' in answer.headers["Content-Disposition"]
+    with zipfile.ZipFile(io.BytesIO(answer.content)) as package:
+        files = {name: package.read(name) for name in package.namelist()}
+    manifest = json.loads(files["manifest.json"])
+    for listed in manifest["files"]:
+        assert hashlib.sha256(files[listed["name"]]).hexdigest() == listed["sha256"]
+    stored = {o["name"]: o for o in reader.json(f"recordings/{R1}")["objects"]}
+    for name, described in stored.items():
+        assert hashlib.md5(files[f"objects/{name}"]).hexdigest() == described["md5"]
+    custody = json.loads(files["custody.json"])
+    arrived = {a["storedAs"]: a for a in custody["arrivals"]}
+    assert set(arrived) == set(stored)
+    assert {a["account"] for a in arrived.values()} == {swift.user}
+    assert custody["export"]["account"] == "clerk" and custody["export"]["reason"] == reason
+    event = server.eventsOf("recording.exported")[-1]
+    assert (event["container"], event["account"], event["reason"]) == (R1, "clerk", reason)
+    assert event["sha256"] == hashlib.sha256(files["manifest.json"]).hexdigest()
+
+
+@pytest.mark.parametrize("params, problem", [
+    ({}, "reason"),
+    ({"reason": ""}, "reason"),
+    ({"reason": "why", "format": "tar"}, "only a reason"),
+])
+def test_an_export_needs_a_reason(reader, params, problem):
+    answer = reader.get(f"recordings/{R1}/export", params)
+    assert answer.status_code == 400 and problem in answer.text
+
+
+def test_the_controller_cannot_export(catalogued):
+    server, swift, _ = catalogued
+    controller = CatalogClient.of(server, swift)
+    assert controller.get(f"recordings/{R1}/export", {"reason": "x"}).status_code == 403

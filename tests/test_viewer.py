@@ -324,8 +324,6 @@ def test_an_export_is_the_zip_with_the_manifests_hashes(viewer, loggedIn):
     answer = client.post(url(server, f"/recordings/{RECORDING}/export"),
                          data={"csrf": token, "reason": "court order 17"},
                          headers={"Origin": f"https://{HOST}:{server.viewerPort}"})
-    if answer.status_code == 404 and "not available" in answer.text:
-        pytest.xfail("the catalog API's export route (branch cat-export) is not merged yet")
     assert answer.status_code == 200, answer.text
     package = zipfile.ZipFile(io.BytesIO(answer.content))
     names = package.namelist()

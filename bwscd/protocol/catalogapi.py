@@ -74,16 +74,18 @@ class CatalogAPI(SwiftResource):
     @param query: the L{bwscd.catalog.query.CatalogQuery}.
     @param accountOf: C{request -> (user, role)} or L{None} (or a Deferred of either).
     @param evidence: the L{bwscd.policy.evidence.EvidenceRules} that audit.
+    @param exporter: the L{bwscd.catalog.export.Exporter} of evidence packages.
     @param via: what C{recording.viewed} names this resource: C{api} or C{viewer}.
     """
 
-    def __init__(self, query, accountOf, backend, evidence, downloads, via="api"):
+    def __init__(self, query, accountOf, backend, evidence, downloads, exporter, via="api"):
         super().__init__()
         self._query = query
         self._accountOf = accountOf
         self._backend = backend
         self._evidence = evidence
         self._downloads = downloads
+        self._exporter = exporter
         self._via = via
         self.routes = [
             (re.compile(r"people"), self.people),
@@ -93,6 +95,7 @@ class CatalogAPI(SwiftResource):
             (re.compile(r"recordings/(?P<id>[^/]+)/track\.geojson"), self.trackGeoJSON),
             (re.compile(r"recordings/(?P<id>[^/]+)/track\.gpx"), self.trackGPX),
             (re.compile(r"recordings/(?P<id>[^/]+)/clips/(?P<name>.+)"), self.clip),
+            (re.compile(r"recordings/(?P<id>[^/]+)/export"), self.export),
         ]
         """C{(pattern of the path below /catalog/v1/, handler(request, account, **groups))}."""
 
@@ -175,6 +178,34 @@ class CatalogAPI(SwiftResource):
             raise NotFound(f"{container!r} is not a recording")
         yield serveObject(request, self._backend, self._downloads, self._evidence,
                           container, name, user)
+
+    @inlineCallbacks
+    def export(self, request, user, id):
+        arguments = _arguments(request)
+        unknown = sorted(set(arguments) - {"reason"})
+        if unknown:
+            raise BadRequest(f"an export takes only a reason (given: {', '.join(unknown)})")
+        if "reason" not in arguments:
+            raise BadRequest("give the export's reason: ?reason=... (kept in its custody record)")
+        container = constraints.containerName(id.encode("utf-8"))
+        if not self._evidence.isEvidence(container):
+            raise NotFound(f"{container!r} is not a recording")
+        package = yield self._exporter.prepare(container, user, arguments["reason"], self._via)
+        request.setResponseCode(HTTPStatus.OK)
+        request.setHeader(b"Content-Type", b"application/zip")
+        request.setHeader(b"Content-Disposition",
+                          b'attachment; filename="%s"' % package.filename.encode("ascii", "replace"))
+        try:
+            yield package.stream(request)
+        except Exception:
+            # The headers are gone: only a cut connection tells the client
+            # that what it got is no package (package.stream logged the
+            # recording.export-failed event).
+            if request.channel is not None:
+                request.channel.forceAbortClient()
+            return
+        if not request._disconnected:
+            request.finish()
 
 
 def _noArguments(request) -> None:

@@ -38,6 +38,7 @@ from bwscd.config.processlock import InUse, ProcessLock, claimStorage
 from bwscd.transfer.quota import Quota
 from bwscd.policy.refusals import QUIET_PERIOD, RefusalEpisodes
 from bwscd.policy.registry import Registry
+from bwscd.catalog.export import Exporter
 from bwscd.catalog.index import CatalogIndex
 from bwscd.catalog.query import CatalogQuery
 from bwscd.catalog.rebuild import startUp as catalogStartUp
@@ -548,11 +549,14 @@ class EventSinksService(Service):
         return d
 
 
-def makeViewer(options, credentials, authority, failures, pools, backend, storage, query):
+def makeViewer(options, credentials, authority, failures, pools, backend, storage, query,
+               events):
     """The web viewer's site: its pages, and the catalog API that accepts its session."""
     sessions = Sessions(credentials, reactor.seconds)
     catalog = CatalogAPI(query, sessionOrToken(sessions, tokenAccount(authority, credentials)),
-                         backend, storage.evidence, pools.downloads, via="viewer")
+                         backend, storage.evidence, pools.downloads,
+                         Exporter(backend, pools.downloads, events, custody=query.custody),
+                         via="viewer")
     pages = Viewer(sessions, credentials, failures, pools.auth, query, catalog,
                    storage.evidence, options["map-tiles"])
     site = AccessLoggingSite(ViewerRoot(pages, catalog, options["map-tiles"]),
@@ -610,8 +614,10 @@ def makeService(options) -> MultiService:
                          documents, quota, refusals, encrypted=destination.encrypted,
                          maxUploads=options["max-uploads"],
                          minimumRate=(options["min-upload-rate"], options["idle-timeout"]))
-    catalog = CatalogAPI(CatalogQuery(catalogPath, reactor), tokenAccount(authority, credentials),
-                         backend, storage.evidence, pools.downloads)
+    query = CatalogQuery(catalogPath, reactor)
+    catalog = CatalogAPI(query, tokenAccount(authority, credentials), backend, storage.evidence,
+                         pools.downloads,
+                         Exporter(backend, pools.downloads, events, custody=query.custody))
     # One throttle for both logins, so the viewer is no second way to guess keys.
     failures = FailedLogins(reactor.seconds)
     root = Root(Authentication(credentials, authority, reactor, pools.auth, failures),
@@ -622,7 +628,7 @@ def makeService(options) -> MultiService:
     viewerSite = None
     if workers is not None and options["catalog-port"] is not None:
         viewerSite = makeViewer(options, credentials, authority, failures, pools, backend,
-                                storage, CatalogQuery(catalogPath, reactor))
+                                storage, CatalogQuery(catalogPath, reactor), events)
     DestinationService(
         options, site, backend, registry, documents, events, pools,
         credentials, certificate, storage, authority, quota, workers, connections, upkeep,

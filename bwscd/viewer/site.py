@@ -212,7 +212,8 @@ class Viewer(SwiftResource):
 
     def loginForm(self, request, message=None, user="", code=HTTPStatus.OK):
         token, cookie = self._sessions.loginForm()
-        return htmlAnswer(pages.loginPage(token, message, user), code,
+        back = _argument(request, "next") or ""
+        return htmlAnswer(pages.loginPage(token, message, user, back), code,
                           [(b"Set-Cookie", cookie)])
 
     @inlineCallbacks
@@ -330,7 +331,7 @@ class Viewer(SwiftResource):
             if match is not None:
                 request.args = {b"reason": [reason.encode("utf-8")]}
                 return (yield handler(request, session.account, **match.groupdict()))
-        raise NotFound("exports are not available on this server yet")
+        raise NotFound(f"no recording {id!r}")
 
 
 def _argument(request, name: str) -> str | None:
