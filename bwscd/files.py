@@ -7,11 +7,20 @@ from contextlib import contextmanager
 
 def readIfExists(path: str) -> bytes | None:
     """The file's bytes, or L{None} if there is no such file."""
+    # Without a Python file object: metadata files are read by the ten
+    # thousand in a listing or a catalog rebuild, and open() costs four
+    # system calls more than os.open (fstat, ioctl, two lseek).
     try:
-        with open(path, "rb") as f:
-            return f.read()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
+    try:
+        pieces = []
+        while piece := os.read(fd, 1 << 16):
+            pieces.append(piece)
+        return b"".join(pieces)
+    finally:
+        os.close(fd)
 
 
 def fsyncDirectory(path: str) -> None:
