@@ -8,6 +8,10 @@ The evidence catalog's figures (issue #14's targets):
   - p95 of person, time-range and category queries (target <= 50 ms) and
     of `near` (<= 100 ms), through L{bwscd.catalog.query.CatalogQuery}'s
     own SQL on one reader connection;
+  - a person's first page in the viewer (<= 1 s): the person, their first
+    50 recordings and the page's HTML (L{bwscd.viewer.pages.personPage}),
+    as the viewer makes it; the HTTPS round trip and the browser's
+    rendering come on top (tests/test_viewer.py drives a real Chromium);
   - the reactor time catalog upkeep costs per stored object (<= 1 ms):
     the reactor thread's CPU time while a real filesystem backend's
     objects are announced one clip.stored at a time and indexed;
@@ -17,6 +21,10 @@ The evidence catalog's figures (issue #14's targets):
 Prints the figures; asserts nothing.  A smaller run:
 
     .venv/bin/python bench/catalog.py --recordings 100000
+
+Filling a million recordings takes half an hour and 16 GB: with
+C{--catalog FILE} the catalog is kept there and measured again by the next
+run with the same C{--catalog} instead of being filled anew.
 """
 
 import argparse
@@ -37,6 +45,9 @@ from bwscd.catalog.index import CatalogIndex, writePeople, writeRecord  # noqa: 
 from bwscd.catalog.query import CatalogQuery  # noqa: E402
 from bwscd.catalog.records import TrackPoint, record  # noqa: E402
 from bwscd.interfaces import ContainerInfo, Digests, ObjectInfo  # noqa: E402
+from bwscd.viewer.pages import personPage  # noqa: E402
+from bwscd.viewer.session import Session  # noqa: E402
+from bwscd.viewer.site import PAGE_SIZE  # noqa: E402
 
 EPOCH = 1700000000  # late 2023
 SPAN = 2 * 365 * 86400  # two years of recordings
@@ -164,7 +175,28 @@ def measure(path, people, samples, seed=15):
         db.execute("COMMIT")
         times.append(time.perf_counter() - began)
     figures["people (all)"] = (p95(times), statistics.median(times) * 1000)
+    session = Session("clerk", "reader", "token", "csrf")
+    times = []
+    for _ in range(samples):
+        person = rng.choice(people)
+        began = time.perf_counter()
+        db.execute("BEGIN")
+        found = query._person(db, person)
+        result = query._recordings(db, dict(defaults, person=person, limit=PAGE_SIZE))
+        db.execute("COMMIT")
+        personPage(found, result, session)
+        times.append(time.perf_counter() - began)
+    figures["viewer: person's page"] = (p95(times), statistics.median(times) * 1000)
     return figures
+
+
+def catalogued(path):
+    """The people of an existing catalog file, for measuring it again."""
+    db = schema.open(path)
+    try:
+        return [row[0] for row in db.execute("SELECT uuid FROM people")]
+    finally:
+        db.close()
 
 
 def _storageWith(directory, count, clips, bookmarks):
@@ -268,23 +300,36 @@ def main():
                         help="recordings in the filesystem backend for upkeep and rebuild "
                              "(0: skip those)")
     parser.add_argument("--data", default=None, help="directory for the catalog file")
+    parser.add_argument("--catalog", default=None,
+                        help="keep the filled catalog in this file, or measure the one "
+                             "already there")
     arguments = parser.parse_args()
-    directory = tempfile.mkdtemp(prefix="bwscd-catalog-", dir=arguments.data)
-    path = os.path.join(directory, "catalog.sqlite")
+    if arguments.catalog:
+        directory, path = None, arguments.catalog
+    else:
+        directory = tempfile.mkdtemp(prefix="bwscd-catalog-", dir=arguments.data)
+        path = os.path.join(directory, "catalog.sqlite")
     try:
-        print(f"filling {arguments.recordings} recordings ({arguments.clips} clips, "
-              f"{arguments.bookmarks} bookmarks, {arguments.points} points for "
-              f"{arguments.tracked:.0%} of them) ...")
-        people, seconds = fill(path, arguments.recordings, arguments.people, arguments.clips,
-                               arguments.bookmarks, arguments.points, arguments.tracked)
-        size = sum(os.path.getsize(os.path.join(directory, f)) for f in os.listdir(directory))
-        print(f"filled in {seconds:.0f}s ({arguments.recordings / seconds:.0f} recordings/s), "
-              f"{size / 2**30:.2f} GiB")
+        if os.path.exists(path):
+            people = catalogued(path)
+            print(f"measuring the catalog in {path} ({len(people)} people)")
+        else:
+            print(f"filling {arguments.recordings} recordings ({arguments.clips} clips, "
+                  f"{arguments.bookmarks} bookmarks, {arguments.points} points for "
+                  f"{arguments.tracked:.0%} of them) ...")
+            people, seconds = fill(path, arguments.recordings, arguments.people,
+                                   arguments.clips, arguments.bookmarks, arguments.points,
+                                   arguments.tracked)
+            size = sum(os.path.getsize(path + suffix) for suffix in ("", "-wal")
+                       if os.path.exists(path + suffix))
+            print(f"filled in {seconds:.0f}s ({arguments.recordings / seconds:.0f} "
+                  f"recordings/s), {size / 2**30:.2f} GiB")
         print(f"{'query':<22} {'p95 ms':>8} {'median ms':>10}")
         for kind, (high, median) in measure(path, people, arguments.samples).items():
             print(f"{kind:<22} {high:8.2f} {median:10.2f}")
     finally:
-        shutil.rmtree(directory, ignore_errors=True)
+        if directory is not None:
+            shutil.rmtree(directory, ignore_errors=True)
     if arguments.storage_recordings:
         print(f"upkeep and rebuild over {arguments.storage_recordings} recordings in the "
               f"filesystem backend ({arguments.clips} clips, {arguments.bookmarks} "

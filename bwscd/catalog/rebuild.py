@@ -25,7 +25,7 @@ log = Logger()
 
 PAGE = 1000
 """Containers asked for per listContainers call."""
-PARALLEL = 16
+PARALLEL = 2
 """Containers read from storage at once."""
 BATCH = 500
 """Containers written per transaction."""
