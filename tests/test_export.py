@@ -11,12 +11,14 @@ import hashlib
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import zipfile
 
 import pytest
 
 from tests.support.encryption import encryptAsTheController
+from tests.support.waiting import waitFor
 from tests.support.server import BWSCD
 
 pytestmark = pytest.mark.skipif(
@@ -49,6 +51,21 @@ def upload(swift, recording, objects: dict[str, bytes]) -> str:
                          headers=headers)
     swift.post_container(container, headers={"X-Container-Meta-Status": "Complete"})
     return container
+
+
+def catalogedArrivals(server, container) -> int:
+    """How many arrivals of C{container} the server's catalog holds (its upkeep runs after the 201)."""
+    try:
+        db = sqlite3.connect(f"file:{server.data}/catalog.sqlite?mode=ro", uri=True)
+    except sqlite3.OperationalError:
+        return 0
+    try:
+        return db.execute("SELECT count(*) FROM custody WHERE recording = ? AND type = "
+                          "'clip.stored'", (container,)).fetchone()[0]
+    except sqlite3.OperationalError:  # not made yet
+        return 0
+    finally:
+        db.close()
 
 
 def export(server, container, out, *arguments):
@@ -87,6 +104,7 @@ def test_the_command_exports_a_recording_beside_the_running_server(
                BOOKMARK: "Stopped a car".encode(), TRACK: b'{"type": "FeatureCollection"}'}
     container = upload(swift, recording, objects)
     out = tmp_path / "package.zip"
+    waitFor(lambda: catalogedArrivals(server, container) == len(objects))
 
     result = export(server, container, out)
 
@@ -104,6 +122,9 @@ def test_the_command_exports_a_recording_beside_the_running_server(
     assert json.loads(files["metadata/recording.json"])["metadata"]["Status"] == "Complete"
     custody = json.loads(files["custody.json"])
     assert sorted(a["storedAs"] for a in custody["arrivals"]) == sorted(objects)
+    # From the server's catalog: who sent each object, not only what storage keeps.
+    assert {(a["from"], a["account"]) for a in custody["arrivals"]} == {
+        ("custody", swift.user)}
     assert custody["export"]["account"] == f"operator:{getpass.getuser()}"
     assert custody["export"]["reason"] == REASON
     assert custody["export"]["via"] == "command"

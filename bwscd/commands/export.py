@@ -7,7 +7,10 @@ It only reads, so it runs beside a running server: it takes none of the
 locks that make the data directory one process's
 (L{bwscd.config.processlock.claimStorage} is for what changes storage),
 and opens the backend as a worker process does, without recovery.  The
-export is appended to the event log as C{recording.exported}.
+chain of custody comes from the server's catalog (arrivals with their
+accounts, reads, changes), as the catalog API's export has it; without a
+catalog, each object's arrival is what storage keeps of it.  The export is
+appended to the event log as C{recording.exported}.
 """
 
 import getpass
@@ -20,6 +23,7 @@ from twisted.internet.interfaces import IConsumer
 from zope.interface import implementer
 
 from bwscd.catalog.export import Exporter, PackageAborted, checkReason, readContent
+from bwscd.catalog.query import CatalogQuery
 from bwscd.commands import CommandError, runReactorUntil
 from bwscd.commands.decrypt import privateKeyId
 from bwscd.commands.keys import readPassphrase
@@ -166,7 +170,9 @@ def _export(arguments, backend, privateKey, temporary, output):
     writes = Pool(None, "export-file", 1)
     yield backend.open(recover=False)
     events = Events([AppendedEvent(os.path.join(arguments.data, paths.EVENT_LOG))])
-    exporter = Exporter(backend, pool, events)
+    catalog = os.path.join(arguments.data, paths.CATALOG)
+    custody = CatalogQuery(catalog, threads=1).custody if os.path.exists(catalog) else None
+    exporter = Exporter(backend, pool, events, custody=custody)
     decryption = None
     if privateKey is not None:
         decryption = Decryption(backend, pool, arguments.recording, privateKey,
