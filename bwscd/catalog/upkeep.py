@@ -11,7 +11,7 @@ one container at a time, and a container marked again while it waits is
 indexed once.
 """
 
-from twisted.internet.defer import inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -69,8 +69,6 @@ class CatalogUpkeep:
 
     def whenIdle(self):
         """@return: L{Deferred} firing once nothing is left to do (for tests and commands)."""
-        from twisted.internet.defer import Deferred, succeed
-
         if not self._pending() and not self._working:
             return succeed(None)
         d = Deferred()
