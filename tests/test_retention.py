@@ -1,0 +1,123 @@
+"""
+Retention, legal holds and expiry through a real C{twistd bwscd}
+(docs/retention.md): the recordings of the catalog's tests, some of them
+made old by backdating their files (their arrival) on the filesystem
+backend, since their StopTime is in 2024 already.
+"""
+
+import os
+import time
+
+import pytest
+
+from tests.support.catalog import ANNA_2, R1, R2, R3, REJECTED, CatalogClient, sendRecordings
+from tests.support.swift import refusal, status
+from tests.support.waiting import waitFor
+from tests.test_operator import bwscd, refused
+
+OLD = time.mktime((2024, 6, 1, 0, 0, 0, 0, 0, 0))
+"""A time more than 90 days ago: the arrival of backdated recordings."""
+
+
+def backdate(server, *containers) -> None:
+    """Make C{containers} look as if everything in them arrived at L{OLD}."""
+    for container in containers:
+        for directory, _, files in os.walk(os.path.join(server.storage, container)):
+            for name in files + ["."]:
+                os.utime(os.path.join(directory, name), (OLD, OLD))
+
+
+def holdAdded(data, *arguments) -> str:
+    added = bwscd("hold", "add", "--data", data, *arguments, "--account", "clerk").stdout
+    return added.split()[1]
+
+
+@pytest.fixture
+def recordings(server, swift):
+    sendRecordings(swift)
+    admin = server.addAccount("archive", "admin")
+    CatalogClient.of(server, admin).waitFor()
+    return admin
+
+
+def test_an_admin_may_not_delete_a_held_recording(server, recordings):
+    admin, data = recordings, server.data
+    clip = "20240501_101430_1.mkv"
+    hold = holdAdded(data, "--recording", R1, "--reason", "Case 2024-117: court order")
+    refused_ = refusal(admin.delete_object, R1, clip)
+    assert refused_.http_status == 409
+    assert "Case 2024-117: court order" in refused_.http_response_content.decode()
+    # A person's hold keeps every recording of theirs; a tag's, those bookmarked with it.
+    holdAdded(data, "--person", ANNA_2, "--reason", "internal inquiry")
+    assert status(admin.delete_object, R2, "20240502_075930_2.mkv") == 409
+    bwscd("hold", "remove", "--data", data, hold, "--account", "clerk")
+    tag = holdAdded(data, "--tag", "plate:ABC123", "--reason", "stolen car")
+    assert status(admin.delete_object, R1, clip) == 409
+    bwscd("hold", "remove", "--data", data, tag, "--account", "clerk")
+    admin.delete_object(R1, clip)
+    assert [(e["type"], e["account"], e["kind"]) for e in server.events()
+            if e["type"].startswith("hold.")] == [
+        ("hold.added", "clerk", "recording"), ("hold.added", "clerk", "person"),
+        ("hold.removed", "clerk", "recording"), ("hold.added", "clerk", "tag"),
+        ("hold.removed", "clerk", "tag")]
+
+
+def test_a_period_under_90_days_is_refused_unless_acknowledged(tmp_path):
+    data = str(tmp_path / "data")
+    bwscd("init", "--data", data)
+    assert "90-day minimum the partner checklist asks for" in refused(
+        "retention", "set", "--data", data, "--default", "30")
+    assert "no retention policy" in bwscd("retention", "show", "--data", data).stdout
+    bwscd("retention", "set", "--data", data, "--default", "30",
+          "--acknowledge-short-retention")
+    assert "30 days" in bwscd("retention", "show", "--data", data).stdout
+
+
+def expiryCase(server, launch, *arguments):
+    """
+    R1 (Complete), R3 (not Complete), R2 (Complete, its person held) and
+    the rejected content all made old, a 90-day policy, and the server
+    started again: its sweep at start.
+    """
+    holdAdded(server.data, "--person", ANNA_2, "--reason", "internal inquiry")
+    server.stop()
+    backdate(server, R1, R2, R3, REJECTED)
+    bwscd("catalog", "rebuild", "--data", server.data)  # with the old arrivals
+    bwscd("retention", "set", "--data", server.data, "--default", "90")
+    planned = bwscd("retention", "plan", "--data", server.data,
+                    "--as-of", "2099-01-01").stdout
+    again = launch(server.data, *arguments)
+    waitFor(lambda: len(again.eventsOf("recording.expired")) == 2, timeout=60)
+    return again, planned
+
+
+def test_the_sweep_deletes_old_complete_recordings_and_keeps_the_rest(server, recordings,
+                                                                      launch):
+    clips = {o["name"]: o["hash"] for o in recordings.get_container(R1)[1]}
+    again, _ = expiryCase(server, launch)
+    expired = {e["container"]: e for e in again.eventsOf("recording.expired")}
+    assert sorted(expired) == sorted([R1, REJECTED])
+    assert expired[R1]["rule"] == "default" and expired[R1]["days"] == 90
+    assert expired[R1]["age"] > 90 and expired[R1]["categories"] == ["7"]
+    assert {o["object"] for o in expired[R1]["objects"]} >= set(clips)
+    assert all(len(o["sha256"]) == 64 for o in expired[R1]["objects"])
+    for gone in (R1, REJECTED):
+        assert not os.path.exists(os.path.join(again.storage, gone))
+    catalog = CatalogClient.of(again, again.addAccount("reader", "reader"))
+    waitFor(lambda: catalog.get(f"recordings/{R1}").status_code == 404)
+    for kept in (R2, R3):
+        assert catalog.get(f"recordings/{kept}").status_code == 200
+    assert not os.path.exists(os.path.join(again.data, "expiring.json"))
+
+
+def test_retention_plan_says_what_goes_when_and_why(server, recordings, launch):
+    _, planned = expiryCase(server, launch)
+    assert R1 in planned and REJECTED in planned and R2 not in planned and R3 not in planned
+    assert "2 recordings expire by 2099-01-01" in planned and "1 more are kept" in planned
+
+
+def test_with_workers_one_process_sweeps(server, recordings, launch):
+    again, _ = expiryCase(server, launch, "--workers", "2")
+    time.sleep(2)  # what a second sweeper would have done by now
+    assert sorted(e["container"] for e in again.eventsOf("recording.expired")) == \
+        sorted([R1, REJECTED])
