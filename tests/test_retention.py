@@ -62,6 +62,27 @@ def test_an_admin_may_not_delete_a_held_recording(server, recordings):
         ("hold.removed", "clerk", "tag")]
 
 
+def test_admins_place_and_release_holds_through_the_catalog_api(server, recordings):
+    admin = CatalogClient.of(server, recordings)
+    reader = CatalogClient.of(server, server.addAccount("auditor", "reader"))
+    order = {"kind": "recording", "target": R1, "reason": "Case 2024-117"}
+    assert reader.request("POST", "holds", order).status_code == 403
+    placed = admin.request("POST", "holds", order)
+    assert placed.status_code == 201, placed.text
+    hold = placed.json()
+    assert (hold["account"], hold["target"]) == ("archive", R1)
+    assert reader.json("holds")["items"] == [hold]
+    assert status(recordings.delete_object, R1, "20240501_101430_1.mkv") == 409
+    assert reader.request("DELETE", f"holds/{hold['id']}").status_code == 403
+    assert admin.request("DELETE", f"holds/{hold['id']}").status_code == 200
+    assert admin.request("DELETE", f"holds/{hold['id']}").status_code == 404
+    assert reader.json("holds")["items"] == []
+    assert [(e["type"], e["account"]) for e in server.events()
+            if e["type"].startswith("hold.")] == [("hold.added", "archive"),
+                                                   ("hold.removed", "archive")]
+    recordings.delete_object(R1, "20240501_101430_1.mkv")
+
+
 def test_a_period_under_90_days_is_refused_unless_acknowledged(tmp_path):
     data = str(tmp_path / "data")
     bwscd("init", "--data", data)

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 
 from bwscd.config.paths import HOLDS, HOLDS_LOCK
 from bwscd.files import readIfExists, writeAtomically
+from bwscd.policy.events import timestamp
 from bwscd.policy.retention import Hold, checkHold
 
 
@@ -64,3 +65,38 @@ def announce(events, type: str, hold: Hold, account: str) -> None:
     """The audit event of a hold placed (C{hold.added}) or released (C{hold.removed}) by C{account}."""
     events.emit(type, hold=hold.id, kind=hold.kind, target=hold.target, reason=hold.reason,
                 account=account, placedBy=hold.account, placed=hold.placed)
+
+
+class LegalHolds:
+    """
+    The holds for the server's API: each change made on a thread of
+    C{files} (a L{bwscd.threads.Pool}: the file is fsynced), then its event
+    emitted on the reactor.
+    """
+
+    def __init__(self, file: HoldFile, files, events, clock):
+        self._file = file
+        self._files = files
+        self._events = events
+        self._clock = clock
+
+    def list(self):
+        """@return: L{Deferred} firing with the holds in force."""
+        return self._files.run(self._file.read)
+
+    def add(self, kind: str, target: str, reason: str, account: str):
+        """@return: L{Deferred} firing with the new L{Hold}; fails with C{ValueError}."""
+        d = self._files.run(self._file.add, kind, target, reason, account,
+                            timestamp(self._clock()))
+        d.addCallback(self._announced, "hold.added", account)
+        return d
+
+    def remove(self, id: str, account: str):
+        """@return: L{Deferred} firing with the removed L{Hold}; fails with C{ValueError}."""
+        d = self._files.run(self._file.remove, id)
+        d.addCallback(self._announced, "hold.removed", account)
+        return d
+
+    def _announced(self, hold, type, account):
+        announce(self._events, type, hold, account)
+        return hold

@@ -44,7 +44,7 @@ from bwscd.catalog.query import CatalogQuery
 from bwscd.catalog.rebuild import startUp as catalogStartUp
 from bwscd.catalog.retention import HoldLookup
 from bwscd.catalog.upkeep import CatalogUpkeep
-from bwscd.config.holds import HoldFile
+from bwscd.config.holds import HoldFile, LegalHolds
 from bwscd.protocol.auth import Authentication
 from bwscd.protocol.catalogapi import CatalogAPI, tokenAccount
 from bwscd.security.logins import FailedLogins
@@ -623,14 +623,16 @@ def makeService(options) -> MultiService:
                          maxUploads=options["max-uploads"],
                          minimumRate=(options["min-upload-rate"], options["idle-timeout"]))
     query = CatalogQuery(catalogPath, reactor)
-    holds = HoldLookup(HoldFile(destination.directory), query)
+    holdFile = HoldFile(destination.directory)
+    holds = HoldLookup(holdFile, query)
     storage.evidence.holds = holds
     sweep = None
     if workers is not None:
         sweep = ExpirySweep(destination.directory, backend, query, holds, events, pools.uploads)
     catalog = CatalogAPI(query, tokenAccount(authority, credentials), backend, storage.evidence,
                          pools.downloads,
-                         Exporter(backend, pools.downloads, events, custody=query.custody))
+                         Exporter(backend, pools.downloads, events, custody=query.custody),
+                         holds=LegalHolds(holdFile, pools.uploads, events, reactor.seconds))
     # One throttle for both logins, so the viewer is no second way to guess keys.
     failures = FailedLogins(reactor.seconds)
     root = Root(Authentication(credentials, authority, reactor, pools.auth, failures),
