@@ -5,6 +5,7 @@ made old by backdating their files (their arrival) on the filesystem
 backend, since their StopTime is in 2024 already.
 """
 
+import json
 import os
 import time
 
@@ -142,3 +143,39 @@ def test_with_workers_one_process_sweeps(server, recordings, launch):
     time.sleep(2)  # what a second sweeper would have done by now
     assert sorted(e["container"] for e in again.eventsOf("recording.expired")) == \
         sorted([R1, REJECTED])
+
+
+def cutShort(server, container, admin) -> None:
+    """
+    Stop the server and leave what a sweep killed while expiring
+    C{container} leaves: its record in expiring.json, written before any
+    of its objects went.
+    """
+    objects = admin.get_container(container)[1]
+    server.stop()
+    record = {"container": container, "rule": "default", "days": 90, "age": 400.0,
+              "clockStart": "2024-06-01T00:00:00.000Z", "categories": [],
+              "objects": [{"object": o["name"], "length": o["bytes"], "sha256": "0" * 64}
+                          for o in objects]}
+    with open(os.path.join(server.data, "expiring.json"), "w") as f:
+        json.dump(record, f)
+
+
+def test_a_sweep_cut_short_is_finished_at_the_next_start(server, recordings, launch):
+    cutShort(server, R1, recordings)
+    again = launch(server.data)  # no policy: only what was begun goes
+    waitFor(lambda: again.eventsOf("recording.expired"))
+    waitFor(lambda: not os.path.exists(os.path.join(again.data, "expiring.json")))
+    assert [e["container"] for e in again.eventsOf("recording.expired")] == [R1]
+    assert R1 not in os.listdir(again.storage)
+    assert {R2, R3, REJECTED} <= set(os.listdir(again.storage))
+
+
+def test_a_hold_placed_meanwhile_keeps_what_a_cut_short_sweep_left(server, recordings,
+                                                                  launch):
+    cutShort(server, R2, recordings)
+    holdAdded(server.data, "--person", ANNA_2, "--reason", "inquiry opened after the crash")
+    again = launch(server.data)
+    waitFor(lambda: not os.path.exists(os.path.join(again.data, "expiring.json")))
+    assert again.eventsOf("recording.expired") == []
+    assert R2 in os.listdir(again.storage)
