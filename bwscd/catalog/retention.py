@@ -11,9 +11,13 @@ import json
 from bwscd.policy.evidence import COMPLETE
 from bwscd.policy.retention import Facts, holdOn
 
-_FACTS = ("SELECT r.id, r.status, r.rejected, r.stop, r.modified, r.categories, r.person, "
-          "r.bytesUsed, (SELECT max(o.modified) FROM objects o WHERE o.recording = r.id) "
-          "FROM recordings r")
+_LAST_ARRIVAL = ("coalesce((SELECT max(o.modified) FROM objects o WHERE o.recording = r.id), "
+                 "r.modified, 0)")
+_FACTS = ("SELECT r.id, r.status, r.rejected, r.stop, r.categories, r.person, r.bytesUsed, "
+          f"{_LAST_ARRIVAL} FROM recordings r")
+# Only what may expire by then: Complete or rejected, its clock started before.
+_DUE = (f" WHERE (r.status = '{COMPLETE}' OR r.rejected = 1) AND coalesce(r.stop, 0) <= ? "
+        f"AND {_LAST_ARRIVAL} <= ?")
 
 
 def _tags(db, only: str | None) -> dict[str, list[str]]:
@@ -26,18 +30,27 @@ def _tags(db, only: str | None) -> dict[str, list[str]]:
     return found
 
 
-def readFacts(db, only: str | None = None) -> list[Facts]:
-    """Every recording's facts (or only recording C{only}'s), on a catalog connection."""
-    tags = _tags(db, only)
-    rows = db.execute(_FACTS + (" WHERE r.id = ?" if only is not None else ""),
-                      () if only is None else (only,))
+def readFacts(db, only: str | None = None, startedBy: float | None = None) -> list[Facts]:
+    """
+    Every recording's facts, on a catalog connection; only recording
+    C{only}'s, or only those that may expire by now (Complete or rejected)
+    whose clock started by C{startedBy}: a sweep or a plan of a million
+    recordings holds only the few that are due.
+    """
+    if only is not None:
+        where, parameters = " WHERE r.id = ?", (only,)
+    elif startedBy is not None:
+        where, parameters = _DUE, (startedBy, startedBy)
+    else:
+        where, parameters = "", ()
+    rows = db.execute(_FACTS + where, parameters).fetchall()
+    tags = _tags(db, only) if rows else {}
     return [Facts(
         recording=id, complete=status == COMPLETE, rejected=bool(rejected), stop=stop,
-        lastArrival=lastObject if lastObject is not None else (modified or 0.0),
+        lastArrival=lastArrival,
         categories=tuple(c["id"] or "" for c in json.loads(categories)), person=person,
         tags=tuple(tags.get(id, ())), bytes=bytesUsed or 0,
-    ) for id, status, rejected, stop, modified, categories, person, bytesUsed, lastObject
-        in rows]
+    ) for id, status, rejected, stop, categories, person, bytesUsed, lastArrival in rows]
 
 
 class HoldLookup:

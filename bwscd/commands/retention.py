@@ -100,9 +100,12 @@ def plan(arguments) -> None:
     path = os.path.join(data, paths.CATALOG)
     if not schema.exists(path):
         raise CommandError("no catalog yet: start the server once (it builds it)")
+    if policy.keepsForever:
+        print("no retention policy: every recording is kept forever")
+        return
     db = schema.open(path, readOnly=True)
     try:
-        facts = readFacts(db)
+        facts = readFacts(db, startedBy=policy.clockStartedBy(asOf))
     finally:
         db.close()
     holds = HoldFile(data).read()

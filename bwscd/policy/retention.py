@@ -75,6 +75,14 @@ class Policy:
         """Whether nothing ever expires (no period at all: bwscd's first behaviour)."""
         return self.default is None and self.rejected is None and not self.categories
 
+    def clockStartedBy(self, moment: float) -> float | None:
+        """
+        The latest clock start of a recording that may have expired by
+        C{moment} (its shortest period before it); L{None} if none can.
+        """
+        periods = self.periods().values()
+        return None if not periods else moment - min(periods) * DAY
+
     def periods(self) -> dict[str, int]:
         """Every period this policy names, by what it applies to."""
         named = {f"category {key}": days for key, days in self.categories.items()}

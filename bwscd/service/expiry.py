@@ -84,8 +84,8 @@ class ExpirySweep:
         policy = settings.retention  # read afresh: a change applies at the next sweep
         if policy.keepsForever:
             return
-        candidates = yield self._query.read(readFacts)
         now = self._clock()
+        candidates = yield self._query.read(readFacts, None, policy.clockStartedBy(now))
         expired = 0
         for facts in candidates:
             due = expiry(policy, facts)
