@@ -140,9 +140,12 @@ def test_retention_plan_says_what_goes_when_and_why(server, recordings, launch):
 
 def test_with_workers_one_process_sweeps(server, recordings, launch):
     again, _ = expiryCase(server, launch, "--workers", "2")
+    waitFor(lambda: "recordings expired" in again.log())
     time.sleep(2)  # what a second sweeper would have done by now
     assert sorted(e["container"] for e in again.eventsOf("recording.expired")) == \
         sorted([R1, REJECTED])
+    # Every process's log is the main one's: one sweep was made.
+    assert again.log().count("recordings expired") == 1
 
 
 def cutShort(server, container, admin) -> None:
