@@ -7,14 +7,17 @@ backend, since their StopTime is in 2024 already.
 
 import json
 import os
+import re
 import time
 
 import pytest
 
 from tests.support.catalog import ANNA_2, R1, R2, R3, REJECTED, CatalogClient, sendRecordings
+from tests.support.server import HOST, freePort
 from tests.support.swift import refusal, status
 from tests.support.waiting import waitFor
 from tests.test_operator import bwscd, refused
+from tests.test_viewer import clientOf, url
 
 OLD = time.mktime((2024, 6, 1, 0, 0, 0, 0, 0, 0))
 """A time more than 90 days ago: the arrival of backdated recordings."""
@@ -182,3 +185,38 @@ def test_a_hold_placed_meanwhile_keeps_what_a_cut_short_sweep_left(server, recor
     waitFor(lambda: not os.path.exists(os.path.join(again.data, "expiring.json")))
     assert again.eventsOf("recording.expired") == []
     assert R2 in os.listdir(again.storage)
+
+
+def loggedIn(server, account):
+    """A requests session of the viewer, logged in as C{account}, and the page's CSRF token."""
+    client = clientOf(server)
+    token = re.search(r'name="csrf" value="([^"]+)"', client.get(url(server, "/login")).text)
+    answer = client.post(url(server, "/login"), data={
+        "csrf": token.group(1), "user": account.user, "key": account.key},
+        headers={"Origin": f"https://{HOST}:{server.viewerPort}"}, allow_redirects=False)
+    assert answer.status_code == 303, answer.text
+    page = client.get(url(server, "/holds")).text
+    return client, re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+
+
+def test_admins_place_and_remove_holds_in_the_viewer(dataDirectory, launch):
+    port = freePort()
+    server = launch(dataDirectory, "--catalog-port", str(port))
+    server.viewerPort = port
+    origin = {"Origin": f"https://{HOST}:{server.viewerPort}"}
+    admin, csrf = loggedIn(server, server.addAccount("archive", "admin"))
+    order = {"kind": "tag", "target": "Case:2024-117", "reason": "court order <17>"}
+    assert admin.post(url(server, "/holds"), data=order, headers=origin).status_code == 403
+    placed = admin.post(url(server, "/holds"), data=dict(order, csrf=csrf), headers=origin)
+    assert placed.status_code == 200 and "court order &lt;17&gt;" in placed.text
+    [hold] = server.eventsOf("hold.added")
+    assert (hold["account"], hold["target"]) == ("archive", "Case:2024-117")
+    reader, readerCSRF = loggedIn(server, server.addAccount("auditor", "reader"))
+    page = reader.get(url(server, "/holds")).text
+    assert "Case:2024-117" in page and "Place a hold" not in page
+    assert reader.post(url(server, f"/holds/{hold['hold']}/remove"),
+                       data={"csrf": readerCSRF}, headers=origin).status_code == 403
+    removed = admin.post(url(server, f"/holds/{hold['hold']}/remove"), data={"csrf": csrf},
+                         headers=origin)
+    assert removed.status_code == 200 and "No legal holds" in removed.text
+    assert [e["account"] for e in server.eventsOf("hold.removed")] == ["archive"]

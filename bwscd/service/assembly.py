@@ -558,7 +558,7 @@ class EventSinksService(Service):
 
 
 def makeViewer(options, credentials, authority, failures, pools, backend, storage, query,
-               events):
+               events, holds):
     """The web viewer's site: its pages, and the catalog API that accepts its session."""
     sessions = Sessions(credentials, reactor.seconds)
     catalog = CatalogAPI(query, sessionOrToken(sessions, tokenAccount(authority, credentials)),
@@ -566,7 +566,7 @@ def makeViewer(options, credentials, authority, failures, pools, backend, storag
                          Exporter(backend, pools.downloads, events, custody=query.custody),
                          via="viewer")
     pages = Viewer(sessions, credentials, failures, pools.auth, query, catalog,
-                   storage.evidence, options["map-tiles"])
+                   storage.evidence, options["map-tiles"], holds)
     site = AccessLoggingSite(ViewerRoot(pages, catalog, options["map-tiles"]),
                              timeout=options["idle-timeout"])
     site.headerTimeout = options["header-timeout"]
@@ -624,6 +624,7 @@ def makeService(options) -> MultiService:
                          minimumRate=(options["min-upload-rate"], options["idle-timeout"]))
     query = CatalogQuery(catalogPath, reactor)
     holdFile = HoldFile(destination.directory)
+    legalHolds = LegalHolds(holdFile, pools.uploads, events, reactor.seconds)
     holds = HoldLookup(holdFile, query)
     storage.evidence.holds = holds
     sweep = None
@@ -632,7 +633,7 @@ def makeService(options) -> MultiService:
     catalog = CatalogAPI(query, tokenAccount(authority, credentials), backend, storage.evidence,
                          pools.downloads,
                          Exporter(backend, pools.downloads, events, custody=query.custody),
-                         holds=LegalHolds(holdFile, pools.uploads, events, reactor.seconds))
+                         holds=legalHolds)
     # One throttle for both logins, so the viewer is no second way to guess keys.
     failures = FailedLogins(reactor.seconds)
     root = Root(Authentication(credentials, authority, reactor, pools.auth, failures),
@@ -643,7 +644,8 @@ def makeService(options) -> MultiService:
     viewerSite = None
     if workers is not None and options["catalog-port"] is not None:
         viewerSite = makeViewer(options, credentials, authority, failures, pools, backend,
-                                storage, CatalogQuery(catalogPath, reactor), events)
+                                storage, CatalogQuery(catalogPath, reactor), events,
+                                legalHolds)
     DestinationService(
         options, site, backend, registry, documents, events, pools,
         credentials, certificate, storage, authority, quota, workers, connections, upkeep,
