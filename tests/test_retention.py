@@ -9,10 +9,12 @@ import json
 import os
 import re
 import time
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tests.support.catalog import ANNA_2, R1, R2, R3, REJECTED, CatalogClient, sendRecordings
+from tests.support.catalog import (ANNA_1, ANNA_2, CAM_1, R1, R2, R3, REJECTED, CatalogClient,
+                                   meta, sendRecordings)
 from tests.support.server import HOST, freePort
 from tests.support.swift import refusal, status
 from tests.support.waiting import waitFor
@@ -21,6 +23,9 @@ from tests.test_viewer import clientOf, url
 
 OLD = time.mktime((2024, 6, 1, 0, 0, 0, 0, 0, 0))
 """A time more than 90 days ago: the arrival of backdated recordings."""
+LATE = f"{ANNA_1}_{CAM_1}_20240601T000000Z"
+SOON = (datetime.now(timezone.utc) + timedelta(days=30)).strftime("%Y-%m-%d")
+"""A date for plan --as-of: when what arrives now has not expired yet."""
 
 
 def backdate(server, *containers) -> None:
@@ -108,16 +113,21 @@ def test_a_period_under_90_days_is_refused_unless_acknowledged(tmp_path):
 def expiryCase(server, launch, *arguments):
     """
     R1 (Complete), R3 (not Complete), R2 (Complete, its person held) and
-    the rejected content all made old, a 90-day policy, and the server
-    started again: its sweep at start.
+    the rejected content all made old, LATE stopped long ago but arrived
+    now, a 90-day policy, and the server started again: its sweep at start.
     """
     holdAdded(server.data, "--person", ANNA_2, "--reason", "internal inquiry")
+    # Docked late: stopped in 2024, arrived now.
+    swift = server.connection()
+    swift.put_container(LATE, headers=meta("Container", {
+        "Status": "Complete", "Stoptime": int(OLD), "Triggerontime": int(OLD) - 60}))
+    swift.put_object(LATE, "20240601_000000_1.mkv", b"late")
+    swift.close()
     server.stop()
     backdate(server, R1, R2, R3, REJECTED)
     bwscd("catalog", "rebuild", "--data", server.data)  # with the old arrivals
     bwscd("retention", "set", "--data", server.data, "--default", "90")
-    planned = bwscd("retention", "plan", "--data", server.data,
-                    "--as-of", "2099-01-01").stdout
+    planned = bwscd("retention", "plan", "--data", server.data, "--as-of", SOON).stdout
     again = launch(server.data, *arguments)
     waitFor(lambda: len(again.eventsOf("recording.expired")) == 2, timeout=60)
     return again, planned
@@ -137,15 +147,16 @@ def test_the_sweep_deletes_old_complete_recordings_and_keeps_the_rest(server, re
         assert not os.path.exists(os.path.join(again.storage, gone))
     catalog = CatalogClient.of(again, again.addAccount("reader", "reader"))
     waitFor(lambda: catalog.get(f"recordings/{R1}").status_code == 404)
-    for kept in (R2, R3):
+    for kept in (R2, R3, LATE):
         assert catalog.get(f"recordings/{kept}").status_code == 200
     assert not os.path.exists(os.path.join(again.data, "expiring.json"))
 
 
 def test_retention_plan_says_what_goes_when_and_why(server, recordings, launch):
     _, planned = expiryCase(server, launch)
-    assert R1 in planned and REJECTED in planned and R2 not in planned and R3 not in planned
-    assert "2 recordings expire by 2099-01-01" in planned and "1 more are kept" in planned
+    assert R1 in planned and REJECTED in planned
+    assert R2 not in planned and R3 not in planned and LATE not in planned
+    assert f"2 recordings expire by {SOON}" in planned and "1 more are kept" in planned
 
 
 def test_with_workers_one_process_sweeps(server, recordings, launch):
