@@ -73,8 +73,9 @@ def set_(arguments) -> None:
         if not equals or not id:
             raise ValueError(f"--category {rule!r}: CATEGORYID=DAYS, or CATEGORYID={FOREVER}")
         categories.pop(id, None)
-        if _period(days) is not None:
-            categories[id] = _period(days)
+        period = _period(days)
+        if period is not None:
+            categories[id] = period
     settings.setRetention(Policy(default, categories, rejected),
                           acknowledged=arguments.acknowledge_short_retention)
     settings.save()
@@ -140,8 +141,8 @@ def register(subcommands) -> None:
     actions.add_parser("show", help="the periods").set_defaults(run=show)
     setting = actions.add_parser(
         "set", help="change periods (days, or 'forever')",
-        description=f"Change the periods given; the others stay.  A period under the "
-        f"minimum the partner checklist asks for is refused unless acknowledged.")
+        description="Change the periods given; the others stay.  A period under the "
+        "minimum the partner checklist asks for is refused unless acknowledged.")
     setting.add_argument("--default", help="days, or forever (the default: forever)")
     setting.add_argument("--rejected", help="days for rejected content, or forever")
     setting.add_argument("--category", action="append", default=[],
