@@ -38,7 +38,7 @@ REGISTRY_CONTAINERS = (SYSTEM, USERS, DEVICES)
 
 ANOMALY_TYPES = ("recording.anomaly", "gnss.invalid", "gnss.unchecked")
 CUSTODY_TYPES = ("clip.stored", "object.read", "recording.viewed", "recording.exported",
-                 "object.deleted", "container.deleted", "recording.updated")
+                 "object.deleted", "container.deleted", "recording.updated", "recording.expired")
 """The events a recording's chain of custody is made of."""
 
 

@@ -170,7 +170,8 @@ class CatalogQuery:
             self._local.db = db
         return db
 
-    def _run(self, function, *args):
+    def read(self, function, *args):
+        """C{function(db, *args)} on a query thread, in one snapshot: L{Deferred} of its result."""
         def read():
             db = self._db()
             db.execute("BEGIN")  # one snapshot for the whole answer
@@ -183,10 +184,10 @@ class CatalogQuery:
     # people
 
     def people(self):
-        return self._run(self._people, None)
+        return self.read(self._people, None)
 
     def person(self, uuid: str):
-        return self._run(self._person, uuid)
+        return self.read(self._person, uuid)
 
     def _people(self, db, only):
         counts = {row[0]: (row[1], row[2]) for row in db.execute(
@@ -231,7 +232,7 @@ class CatalogQuery:
         if near is not None:
             near = _near(",".join(map(str, near)))
         after = _uncursor(cursor) if cursor else None
-        return self._run(self._recordings, dict(
+        return self.read(self._recordings, dict(
             person=person, device=device, category=category, trigger=trigger, from_=from_,
             to=to, near=near, q=q, status=status, rejected=rejected, limit=limit,
             after=after))
@@ -344,7 +345,7 @@ class CatalogQuery:
 
     def recording(self, id: str):
         """RecordingDetailJSON, or L{None}."""
-        return self._run(self._recording, id)
+        return self.read(self._recording, id)
 
     def _recording(self, db, id):
         row = db.execute(f"SELECT {_LIST_COLUMNS}, {_DETAIL_COLUMNS} FROM recordings r {_FROM} "
@@ -411,7 +412,7 @@ class CatalogQuery:
 
     def track(self, id: str):
         """C{[{"lat","lon","time","seconds"}]} in order; L{None} for no such recording."""
-        return self._run(self._track, id)
+        return self.read(self._track, id)
 
     def _track(self, db, id):
         if db.execute("SELECT 1 FROM recordings WHERE id = ?", (id,)).fetchone() is None:
@@ -423,7 +424,7 @@ class CatalogQuery:
 
     def custody(self, id: str):
         """The custody events of recording C{id}, oldest first."""
-        return self._run(self._custody, id)
+        return self.read(self._custody, id)
 
     def _custody(self, db, id):
         return [{"time": time, "type": type, "account": account, "object": object,

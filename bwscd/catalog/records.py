@@ -151,7 +151,7 @@ def parseTime(text) -> float | None:
     return stamp.timestamp()
 
 
-def _epoch(metadata: dict[str, str], key: str) -> float | None:
+def metadataTime(metadata: dict[str, str], key: str) -> float | None:
     """C{key} (epoch seconds), else C{keyISO} (RFC 3339), as the API gives both."""
     value = _finite(metadata.get(key))
     if value is None:
@@ -232,7 +232,7 @@ def record(info, objects: list, contents: dict[str, bytes], signed: bool = False
     original = metadata.get("Rejectedcontentoriginalcontainer") if rejected else None
     parts = recordingNameParts(original if rejected and original else info.name)
     user, device, named = parts if parts else (None, None, None)
-    triggerTime = _epoch(metadata, "Triggerontime")
+    triggerTime = metadataTime(metadata, "Triggerontime")
     if triggerTime is None and rejected:
         match = _REJECTED_TIME.match(info.name)
         triggerTime = parseTime(metadata.get("Rejectedcontenttime")) or (
@@ -257,7 +257,7 @@ def record(info, objects: list, contents: dict[str, bytes], signed: bool = False
         })
         hasKey = any(k in names for k in keyNames(o.name)) if kind != "key" else False
         if kind == "clip":
-            start, stop = _epoch(o.metadata, "Starttime"), _epoch(o.metadata, "Stoptime")
+            start, stop = metadataTime(o.metadata, "Starttime"), metadataTime(o.metadata, "Stoptime")
             encrypted = encrypted or hasKey
             clips.append((start if start is not None else math.inf, o.name, {
                 "name": o.name, "start": start, "stop": stop, "length": o.digests.length,
@@ -270,7 +270,7 @@ def record(info, objects: list, contents: dict[str, bytes], signed: bool = False
         elif kind == "key":
             encrypted = True
             result.keys.append({
-                "name": o.name, "start": _epoch(o.metadata, "Starttime"),
+                "name": o.name, "start": metadataTime(o.metadata, "Starttime"),
                 "length": o.digests.length, "sha256": o.digests.sha256,
             })
         elif kind == "bookmark":
@@ -306,8 +306,8 @@ def record(info, objects: list, contents: dict[str, bytes], signed: bool = False
         "id": info.name, "person": user, "device": device,
         "system": metadata.get("Systemid") or None,
         "triggerOn": metadata.get("Triggeron"), "triggerOff": metadata.get("Triggeroff"),
-        "triggerTime": triggerTime, "triggerOffTime": _epoch(metadata, "Triggerofftime"),
-        "start": _epoch(metadata, "Starttime"), "stop": _epoch(metadata, "Stoptime"),
+        "triggerTime": triggerTime, "triggerOffTime": metadataTime(metadata, "Triggerofftime"),
+        "start": metadataTime(metadata, "Starttime"), "stop": metadataTime(metadata, "Stoptime"),
         "timeZone": metadata.get("Timezone"), "firmware": metadata.get("Firmwareversion"),
         "model": metadata.get("Bwcmodel"), "scu": metadata.get("Scuserialnumber"),
         "status": metadata.get("Status"),

@@ -37,3 +37,10 @@ CATALOG = "catalog.sqlite"
 The evidence catalog (L{bwscd.catalog}): what storage holds, indexed for
 finding recordings; rebuilt from storage and the event log when lost.
 """
+
+HOLDS = "holds.json"
+"""The legal holds in force (L{bwscd.config.holds}): kept, never derived."""
+HOLDS_LOCK = "holds.lock"
+"""Taken around each change of the holds, by the command and the server."""
+EXPIRING = "expiring.json"
+"""The recording the expiry sweep is deleting, so a restart finishes it (L{bwscd.service.expiry})."""

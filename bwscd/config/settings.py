@@ -3,7 +3,7 @@ C{DATA/settings.json}, and the one place that reads, checks and writes it:
 the BWS account (user name, key hash, keys being retired), integrators'
 accounts, the token secret, the public addresses and port, the site name,
 the container type, the capabilities (and every one ever published), and
-the public key the controller encrypts for.  Mode 0600.
+the public key the controller encrypts for, the retention policy.  Mode 0600.
 
 Every change goes through a method of L{Settings} that checks it, and
 L{Settings.save} writes the whole document atomically: a running server
@@ -22,6 +22,7 @@ import struct
 from bwscd.files import readIfExists, writeAtomically
 from bwscd.security import roles, tokens
 from bwscd.policy.capabilities import CAPABILITIES, checkKnown
+from bwscd.policy.retention import Policy, checkPeriods
 from bwscd.config.connectionfile import CONTAINER_TYPES, DEFAULT_CONTAINER_TYPE
 from bwscd.config.paths import SETTINGS
 
@@ -205,7 +206,20 @@ class Settings:
         for, or L{None} (bwscd keys)."""
         return self._document.get("encryption")
 
+    @property
+    def retention(self) -> Policy:
+        """The retention policy (docs/retention.md); without one, everything is kept forever."""
+        return Policy.fromDocument(self._document.get("retention"))
+
     # Changes, each checked; none is written before L{save}.
+
+    def setRetention(self, policy: Policy, acknowledged: bool = False) -> None:
+        """
+        @raise ValueError: for a period under the minimum without
+            C{acknowledged}, saying why (L{checkPeriods}).
+        """
+        checkPeriods(policy, acknowledged)
+        self._document["retention"] = policy.toDocument()
 
     def setListening(self, *, port: int, https: bool) -> None:
         self._document.update(port=port, https=https)

@@ -5,7 +5,7 @@ Every container but the registry's (C{System}, C{Users}, C{Devices}) holds
 evidence: the recordings and the rejected content the controller sends.
 Evidence is written once and never replaced; a recording is done when the
 controller sets its C{Status} to L{COMPLETE}, and only then may an admin
-delete from it; what does not fit (other bytes under a name already stored,
+delete from it, unless a legal hold keeps it; what does not fit (other bytes under a name already stored,
 writes after Complete, a GNSS track that is not JSON) is kept and reported
 as an event, never refused.  Every change and every read of evidence is an
 event (docs/events.md).
@@ -17,7 +17,7 @@ from twisted.internet.defer import inlineCallbacks, succeed
 
 from bwscd.constraints import GNSS_CHECK_LIMIT
 from bwscd.errors import Conflict, Forbidden, NotFound
-from bwscd.policy.registry import isRejectedContent
+from bwscd.policy.registry import isRejectedContent, recordingNameParts
 
 COMPLETE = "Complete"
 """The C{Status} a recording gets when the controller has sent all of it."""
@@ -46,15 +46,20 @@ class EvidenceRules:
 
     @ivar encrypted: whether the controller encrypts content (its GNSS
         tracks are then not JSON, and not checked).
+    @ivar holds: what says whether a legal hold keeps a recording: its
+        C{holdOn(container, person)} fires with the
+        L{bwscd.policy.retention.Hold} or L{None}; L{None} for no holds
+        at all (a service without a catalog).
     """
 
-    def __init__(self, registry, backend, events, checks, encrypted=False):
+    def __init__(self, registry, backend, events, checks, encrypted=False, holds=None):
         self._registry = registry
         self._backend = backend
         self._events = events
         self._checks = checks
         """The L{bwscd.threads.Pool} that checks GNSS tracks."""
         self.encrypted = encrypted
+        self.holds = holds
 
     def isEvidence(self, container: str) -> bool:
         """Recordings and rejected content: written once, never replaced."""
@@ -110,11 +115,13 @@ class EvidenceRules:
     def checkDeletable(self, container: str):
         """
         An admin deletes only from recordings the controller is done with
-        (and rejected content), never the registry's records.
+        (and rejected content), never the registry's records, and nothing
+        a legal hold keeps.
 
         @raise Forbidden: for a registry container.
         @raise NotFound: for a container that does not exist.
-        @raise Conflict: for a recording that is not Complete.
+        @raise Conflict: for a recording that is not Complete, or held
+            (saying by which hold, and why).
         """
         if self._registry.handles(container):
             raise Forbidden(f"the {container} records are kept: they hold the "
@@ -125,6 +132,11 @@ class EvidenceRules:
         if not isRejectedContent(container) and info.metadata.get("Status") != COMPLETE:
             # The controller is still sending it, or will send it again.
             raise Conflict(f"recording {container!r} is not Complete yet")
+        if self.holds is not None:
+            parts = recordingNameParts(container)
+            hold = yield self.holds.holdOn(container, parts[0] if parts else None)
+            if hold is not None:
+                raise Conflict(f"{container!r} is kept by {hold.describe()}")
 
     def metadataChanged(self, container: str, name: str | None, account: str) -> None:
         """

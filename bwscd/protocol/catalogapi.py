@@ -7,7 +7,9 @@ read (L{bwscd.security.roles.mayReadCatalog}), the controller's
 account gets 403.  Who is asking is decided by an C{accountOf(request)}
 callable, so that the viewer can plug in its session cookie.  Routes are an
 explicit table of patterns (L{CatalogAPI.routes}); a new endpoint is one
-line there.  Answers go through L{bwscd.protocol.response}: JSON with
+line there.  Everything is read with GET; the legal holds
+(C{/catalog/v1/holds}) are also changed, by admin accounts only, with
+C{POST} (parameters in the query string) and C{DELETE}.  Answers go through L{bwscd.protocol.response}: JSON with
 C{application/json}, refusals as 4xx with a message.
 """
 
@@ -76,9 +78,13 @@ class CatalogAPI(SwiftResource):
     @param evidence: the L{bwscd.policy.evidence.EvidenceRules} that audit.
     @param exporter: the L{bwscd.catalog.export.Exporter} of evidence packages.
     @param via: what C{recording.viewed} names this resource: C{api} or C{viewer}.
+    @param holds: the L{bwscd.config.holds.LegalHolds}, or L{None} where
+        holds are not served (the viewer's mount, whose session cookie a
+        page of another site could send along: changes need the token).
     """
 
-    def __init__(self, query, accountOf, backend, evidence, downloads, exporter, via="api"):
+    def __init__(self, query, accountOf, backend, evidence, downloads, exporter, via="api",
+                 holds=None):
         super().__init__()
         self._query = query
         self._accountOf = accountOf
@@ -87,6 +93,7 @@ class CatalogAPI(SwiftResource):
         self._downloads = downloads
         self._exporter = exporter
         self._via = via
+        self._holds = holds
         self.routes = [
             (re.compile(r"people"), self.people),
             (re.compile(r"people/(?P<uuid>[^/]+)"), self.person),
@@ -98,6 +105,13 @@ class CatalogAPI(SwiftResource):
             (re.compile(r"recordings/(?P<id>[^/]+)/export"), self.export),
         ]
         """C{(pattern of the path below /catalog/v1/, handler(request, account, **groups))}."""
+        if holds is not None:
+            self.routes += [(re.compile(r"holds"), self.holdList),
+                            (re.compile(r"holds/(?P<id>[^/]+)"), self.hold)]
+        self.changes = {(self.holdList, "POST"): self.addHold,
+                        (self.hold, "DELETE"): self.removeHold}
+        """Handlers of what is not a GET, by the GET handler of their path and the method:
+        admins only."""
 
     @inlineCallbacks
     def handle(self, request):
@@ -117,8 +131,50 @@ class CatalogAPI(SwiftResource):
         else:
             raise NotFound("no such path in the catalog; see docs/catalog.md")
         if method != "GET":
-            raise MethodNotAllowed(f"{method}: the catalog is read with GET")
+            change = self.changes.get((handler, method))
+            if change is None:
+                raise MethodNotAllowed(f"{method}: the catalog is read with GET")
+            if role != roles.ADMIN:
+                raise Forbidden("only an admin account changes legal holds")
+            handler = change
         return (yield handler(request, user, **match.groupdict()))
+
+    # legal holds (docs/retention.md)
+
+    @inlineCallbacks
+    def holdList(self, request, user):
+        _noArguments(request)
+        holds = yield self._holds.list()
+        return jsonAnswer({"items": [hold.__dict__ for hold in holds]})
+
+    @inlineCallbacks
+    def hold(self, request, user, id):
+        _noArguments(request)
+        found = [hold for hold in (yield self._holds.list()) if hold.id == id]
+        if not found:
+            raise NotFound(f"no legal hold {id}")
+        return jsonAnswer(found[0].__dict__)
+
+    @inlineCallbacks
+    def addHold(self, request, user):
+        arguments = _arguments(request)
+        if sorted(arguments) != ["kind", "reason", "target"]:
+            raise BadRequest("a hold is POSTed with ?kind=recording|person|tag&target=...&reason=...")
+        try:
+            hold = yield self._holds.add(arguments["kind"], arguments["target"],
+                                         arguments["reason"], user)
+        except ValueError as e:
+            raise BadRequest(str(e))
+        return jsonAnswer(hold.__dict__, HTTPStatus.CREATED)
+
+    @inlineCallbacks
+    def removeHold(self, request, user, id):
+        _noArguments(request)
+        try:
+            hold = yield self._holds.remove(id, user)
+        except ValueError as e:
+            raise NotFound(str(e))
+        return jsonAnswer(hold.__dict__)
 
     @inlineCallbacks
     def people(self, request, user):

@@ -42,7 +42,9 @@ from bwscd.catalog.export import Exporter
 from bwscd.catalog.index import CatalogIndex
 from bwscd.catalog.query import CatalogQuery
 from bwscd.catalog.rebuild import startUp as catalogStartUp
+from bwscd.catalog.retention import HoldLookup
 from bwscd.catalog.upkeep import CatalogUpkeep
+from bwscd.config.holds import HoldFile, LegalHolds
 from bwscd.protocol.auth import Authentication
 from bwscd.protocol.catalogapi import CatalogAPI, tokenAccount
 from bwscd.security.logins import FailedLogins
@@ -52,6 +54,7 @@ from bwscd.protocol.routing import Root
 from bwscd.protocol.storageapi import StorageAPI
 from bwscd.security.tls import ServerCertificate
 from bwscd.service.signals import handleStopSignals
+from bwscd.service.expiry import SWEEP_INTERVAL, ExpirySweep
 from bwscd.service.workers import WorkerProcesses
 
 log = Logger()
@@ -335,13 +338,15 @@ class DestinationService(Service):
 
     def __init__(self, options, site, backend, registry, documents, events, pools,
                  credentials, certificate, storage, authority, quota, workers, connections,
-                 catalog=None, viewerSite=None):
+                 catalog=None, viewerSite=None, sweep=None):
         self._options = options
         self._viewerSite = viewerSite
         """The web viewer's site, in the main process with --catalog-port; else L{None}."""
         self._viewerPort = None
         self._catalog = catalog
         """The main process's L{CatalogUpkeep}; L{None} in a worker."""
+        self._sweeping = None if sweep is None else LoopingCall(sweep.sweep)
+        """The main process's daily L{ExpirySweep}; L{None} in a worker: one process sweeps."""
         self._site = site
         self._backend = backend
         self._registry = registry
@@ -433,10 +438,13 @@ class DestinationService(Service):
             # indexed in the background, while uploads are taken.
             yield self._catalog.index.open()
             self._catalog.start()
-            catalogStartUp(self._catalog.index, self._backend,
-                           os.path.join(destination.directory, paths.EVENT_LOG)).addErrback(
-                lambda reason: log.failure("catalog: could not bring it up to date with "
-                                           "storage", reason))
+            d = catalogStartUp(self._catalog.index, self._backend,
+                               os.path.join(destination.directory, paths.EVENT_LOG))
+            d.addErrback(lambda reason: log.failure("catalog: could not bring it up to date "
+                                                    "with storage", reason))
+            if self._sweeping is not None:
+                # Candidates come from the catalog: the first sweep once it is up to date.
+                d.addCallback(lambda _: self._sweeping.start(SWEEP_INTERVAL, now=True))
 
     def _listen(self):
         options = self._options
@@ -517,8 +525,8 @@ class DestinationService(Service):
 
     def stopService(self):
         super().stopService()
-        for call in (self._watching, self._expiry, self._counting):
-            if call.running:
+        for call in (self._watching, self._expiry, self._counting, self._sweeping):
+            if call is not None and call.running:
                 call.stop()
         stopping = [port.stopListening() for port in (self._port, self._viewerPort)
                     if port is not None]
@@ -550,7 +558,7 @@ class EventSinksService(Service):
 
 
 def makeViewer(options, credentials, authority, failures, pools, backend, storage, query,
-               events):
+               events, holds):
     """The web viewer's site: its pages, and the catalog API that accepts its session."""
     sessions = Sessions(credentials, reactor.seconds)
     catalog = CatalogAPI(query, sessionOrToken(sessions, tokenAccount(authority, credentials)),
@@ -558,7 +566,7 @@ def makeViewer(options, credentials, authority, failures, pools, backend, storag
                          Exporter(backend, pools.downloads, events, custody=query.custody),
                          via="viewer")
     pages = Viewer(sessions, credentials, failures, pools.auth, query, catalog,
-                   storage.evidence, options["map-tiles"])
+                   storage.evidence, options["map-tiles"], holds)
     site = AccessLoggingSite(ViewerRoot(pages, catalog, options["map-tiles"]),
                              timeout=options["idle-timeout"])
     site.headerTimeout = options["header-timeout"]
@@ -615,9 +623,17 @@ def makeService(options) -> MultiService:
                          maxUploads=options["max-uploads"],
                          minimumRate=(options["min-upload-rate"], options["idle-timeout"]))
     query = CatalogQuery(catalogPath, reactor)
+    holdFile = HoldFile(destination.directory)
+    legalHolds = LegalHolds(holdFile, pools.uploads, events, reactor.seconds)
+    holds = HoldLookup(holdFile, query)
+    storage.evidence.holds = holds
+    sweep = None
+    if workers is not None:
+        sweep = ExpirySweep(destination.directory, backend, query, holds, events, pools.uploads)
     catalog = CatalogAPI(query, tokenAccount(authority, credentials), backend, storage.evidence,
                          pools.downloads,
-                         Exporter(backend, pools.downloads, events, custody=query.custody))
+                         Exporter(backend, pools.downloads, events, custody=query.custody),
+                         holds=legalHolds)
     # One throttle for both logins, so the viewer is no second way to guess keys.
     failures = FailedLogins(reactor.seconds)
     root = Root(Authentication(credentials, authority, reactor, pools.auth, failures),
@@ -628,10 +644,11 @@ def makeService(options) -> MultiService:
     viewerSite = None
     if workers is not None and options["catalog-port"] is not None:
         viewerSite = makeViewer(options, credentials, authority, failures, pools, backend,
-                                storage, CatalogQuery(catalogPath, reactor), events)
+                                storage, CatalogQuery(catalogPath, reactor), events,
+                                legalHolds)
     DestinationService(
         options, site, backend, registry, documents, events, pools,
         credentials, certificate, storage, authority, quota, workers, connections, upkeep,
-        viewerSite,
+        viewerSite, sweep,
     ).setServiceParent(service)
     return service

@@ -140,7 +140,8 @@ def page(title: str, body: str, session=None, scripts=(), styles=(), heading=Non
     scriptTags = "".join(f'<script src="{e(src)}" defer></script>'
                          for src in (*scripts, "/static/viewer.js"))
     navigation = ('<nav aria-label="Main"><a href="/people">People</a> '
-                  '<a href="/search">Search</a></nav>') if session is not None else ""
+                  '<a href="/search">Search</a> <a href="/holds">Legal holds</a></nav>'
+                  ) if session is not None else ""
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -508,3 +509,41 @@ def recordingPage(recording: dict, track: list[dict] | None, session, tiles: str
     scripts = ("/static/leaflet/leaflet.js",) if trail else ()
     styles = ("/static/leaflet/leaflet.css",) if trail else ()
     return page(title, body, session, scripts=scripts, styles=styles, heading=heading)
+
+
+HOLD_KINDS = (("recording", "a recording (its container name)"),
+              ("person", "a person (their UserUUID): also their future recordings"),
+              ("tag", "a bookmark tag, key:value (e.g. Case:2024-117)"))
+
+
+def holdsPage(holds: list, session, message: str | None = None) -> bytes:
+    """
+    The legal holds in force; for an admin, a form to place one and one
+    to remove each (docs/retention.md), each carrying the session's CSRF token.
+    """
+    admin = session.role == "admin"
+    csrf = f'<input type="hidden" name="csrf" value="{e(session.csrf)}">'
+    rows = "".join(
+        f'<tr><td>{e(hold.kind)}</td><td>{e(hold.target)}</td><td>{e(hold.reason)}</td>'
+        f'<td>{e(hold.account)}</td><td>{e(hold.placed)}</td>'
+        + (f'<td><form method="post" action="/holds/{e(hold.id)}/remove">{csrf}'
+           f'<button type="submit">Remove</button></form></td>' if admin else "")
+        + '</tr>' for hold in holds)
+    table = ('<table class="holds"><thead><tr><th scope="col">On</th><th scope="col">What</th>'
+             '<th scope="col">Reason</th><th scope="col">Placed by</th><th scope="col">Placed</th>'
+             + ('<th scope="col"></th>' if admin else "") + f'</tr></thead><tbody>{rows}</tbody>'
+             '</table>') if holds else '<p>No legal holds: retention applies to every recording.</p>'
+    error = f'<p class="error" role="alert">{e(message)}</p>' if message else ""
+    options = "".join(f'<option value="{e(kind)}">{e(label)}</option>' for kind, label in HOLD_KINDS)
+    form = (
+        '<section aria-labelledby="hold-heading"><h2 id="hold-heading">Place a hold</h2>'
+        '<p>A held recording is never deleted, by retention nor by an admin, until the hold is '
+        'removed. The hold is recorded with your account and the reason.</p>'
+        f'{error}<form class="hold" method="post" action="/holds">{csrf}'
+        f'<p><label for="kind">On</label><select id="kind" name="kind">{options}</select></p>'
+        '<p><label for="target">What</label><input id="target" name="target" required '
+        'maxlength="500"></p>'
+        '<p><label for="reason">Reason (required)</label>'
+        '<textarea id="reason" name="reason" required maxlength="500" rows="2"></textarea></p>'
+        '<p><button type="submit">Place the hold</button></p></form></section>') if admin else ""
+    return page("Legal holds", table + form, session)

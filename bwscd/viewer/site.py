@@ -21,6 +21,7 @@ from bwscd.catalog.query import parseFilters
 from bwscd.errors import BadRequest, Forbidden, MethodNotAllowed, NotFound, SwiftError, Unauthorized
 from bwscd.protocol.response import Response, SwiftResource, refusal, send
 from bwscd.security.logins import FailedLogins
+from bwscd.security.roles import ADMIN
 from bwscd.viewer import pages
 from bwscd.viewer.session import VIEWER_ROLES, Sessions, sameOrigin, tokensMatch
 
@@ -128,10 +129,11 @@ class Viewer(SwiftResource):
         from, whose export route the export form is answered by.
     @param evidence: the L{bwscd.policy.evidence.EvidenceRules}, told of views.
     @param checker: the thread pool keys are checked on (the service's auth pool).
+    @param holds: the L{bwscd.config.holds.LegalHolds}: shown to all, changed by admins.
     """
 
     def __init__(self, sessions: Sessions, credentials, failures: FailedLogins, checker,
-                 query, catalog, evidence, tiles: str | None = None):
+                 query, catalog, evidence, tiles: str | None = None, holds=None):
         super().__init__()
         self._sessions = sessions
         self._credentials = credentials
@@ -141,6 +143,7 @@ class Viewer(SwiftResource):
         self._catalog = catalog
         self._evidence = evidence
         self._tiles = tiles
+        self._holds = holds
         self.routes = [
             (re.compile(r""), {"GET": self.home}),
             (re.compile(r"login"), {"GET": self.loginForm, "POST": self.login}),
@@ -150,6 +153,8 @@ class Viewer(SwiftResource):
             (re.compile(r"search"), {"GET": self.search}),
             (re.compile(r"recordings/(?P<id>[^/]+)"), {"GET": self.recording}),
             (re.compile(r"recordings/(?P<id>[^/]+)/export"), {"POST": self.export}),
+            (re.compile(r"holds"), {"GET": self.holds, "POST": self.addHold}),
+            (re.compile(r"holds/(?P<id>[^/]+)/remove"), {"POST": self.removeHold}),
         ]
         """C{(pattern of the path, {method: handler(request, **groups)})}."""
 
@@ -316,6 +321,38 @@ class Viewer(SwiftResource):
         track = yield self._query.track(id)
         self._evidence.recordingViewed(id, session.account, "viewer")
         return htmlAnswer(pages.recordingPage(found, track, session, self._tiles))
+
+    @inlineCallbacks
+    def holds(self, request, message=None, code=HTTPStatus.OK):
+        session = self._session(request)
+        holds = yield self._holds.list()
+        return htmlAnswer(pages.holdsPage(holds, session, message), code)
+
+    @inlineCallbacks
+    def _adminPost(self, request):
+        session, form = yield self._postedBy(request)
+        if session.role != ADMIN:
+            raise Forbidden("only an admin account changes legal holds")
+        return session, form
+
+    @inlineCallbacks
+    def addHold(self, request):
+        session, form = yield self._adminPost(request)
+        try:
+            yield self._holds.add(form.get("kind", ""), form.get("target", ""),
+                                  form.get("reason", ""), session.account)
+        except ValueError as e:
+            return (yield self.holds(request, str(e), HTTPStatus.BAD_REQUEST))
+        return redirect("/holds")
+
+    @inlineCallbacks
+    def removeHold(self, request, id):
+        session, _ = yield self._adminPost(request)
+        try:
+            yield self._holds.remove(id, session.account)
+        except ValueError as e:
+            raise NotFound(str(e))
+        return redirect("/holds")
 
     @inlineCallbacks
     def export(self, request, id):

@@ -123,13 +123,16 @@ class CatalogClient:
         return cls(server, account.get_auth()[1])
 
     def get(self, path: str, params=None, headers=None) -> requests.Response:
+        return self.request("GET", path, params, headers)
+
+    def request(self, method: str, path: str, params=None, headers=None) -> requests.Response:
         allHeaders = {"X-Auth-Token": self.token} if self.token else {}
         allHeaders.update(headers or {})
         scheme = "https" if self.server.https else "http"
-        return self.session.get(f"{scheme}://127.0.0.1:{self.server.port}/catalog/v1/{path}",
-                                params=params, headers=allHeaders,
-                                verify=self.server.caFile if self.server.https else False,
-                                timeout=30)
+        return self.session.request(
+            method, f"{scheme}://127.0.0.1:{self.server.port}/catalog/v1/{path}",
+            params=params, headers=allHeaders,
+            verify=self.server.caFile if self.server.https else False, timeout=30)
 
     def json(self, path: str, params=None):
         answer = self.get(path, params)

@@ -1,0 +1,81 @@
+"""
+What retention needs of the recordings, read from the catalog: one
+L{bwscd.policy.retention.Facts} per recording and rejected content, for
+C{bwscd retention plan}, the expiry sweep's choice of candidates, and the
+holds on one recording (L{HoldLookup}).  The catalog is derived data: the
+sweep checks a candidate against storage before it deletes anything.
+"""
+
+import json
+
+from bwscd.policy.evidence import COMPLETE
+from bwscd.policy.retention import Facts, holdOn
+
+_LAST_ARRIVAL = ("coalesce((SELECT max(o.modified) FROM objects o WHERE o.recording = r.id), "
+                 "r.modified, 0)")
+_FACTS = ("SELECT r.id, r.status, r.rejected, r.stop, r.categories, r.person, r.bytesUsed, "
+          f"{_LAST_ARRIVAL} FROM recordings r")
+# Only what may expire by then: Complete or rejected, its clock started before.
+_DUE = (f" WHERE (r.status = '{COMPLETE}' OR r.rejected = 1) AND coalesce(r.stop, 0) <= ? "
+        f"AND {_LAST_ARRIVAL} <= ?")
+
+
+def _tags(db, only: str | None) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    rows = db.execute("SELECT recording, tags FROM bookmarks" + (
+        " WHERE recording = ?" if only is not None else ""), () if only is None else (only,))
+    for recording, tags in rows:
+        found.setdefault(recording, []).extend(
+            f"{key}:{value}" for key, value in json.loads(tags).items())
+    return found
+
+
+def readFacts(db, only: str | None = None, startedBy: float | None = None) -> list[Facts]:
+    """
+    Every recording's facts, on a catalog connection; only recording
+    C{only}'s, or only those that may expire by now (Complete or rejected)
+    whose clock started by C{startedBy}: a sweep or a plan of a million
+    recordings holds only the few that are due.
+    """
+    if only is not None:
+        where, parameters = " WHERE r.id = ?", (only,)
+    elif startedBy is not None:
+        where, parameters = _DUE, (startedBy, startedBy)
+    else:
+        where, parameters = "", ()
+    rows = db.execute(_FACTS + where, parameters).fetchall()
+    tags = _tags(db, only) if rows else {}
+    return [Facts(
+        recording=id, complete=status == COMPLETE, rejected=bool(rejected), stop=stop,
+        lastArrival=lastArrival,
+        categories=tuple(c["id"] or "" for c in json.loads(categories)), person=person,
+        tags=tuple(tags.get(id, ())), bytes=bytesUsed or 0,
+    ) for id, status, rejected, stop, categories, person, bytesUsed, lastArrival in rows]
+
+
+class HoldLookup:
+    """
+    The legal hold (if any) that keeps a recording, for an admin's DELETE:
+    the holds file read afresh each time (another process may have changed
+    it), the recording's tags from the catalog.  Both on the catalog's
+    query threads.
+
+    @param holds: the L{bwscd.config.holds.HoldFile}.
+    @param query: the L{bwscd.catalog.query.CatalogQuery}.
+    """
+
+    def __init__(self, holds, query):
+        self._holds = holds
+        self._query = query
+
+    def holdOn(self, container: str, person: str | None):
+        """@return: L{Deferred} firing with the L{Hold} that keeps C{container}, or L{None}."""
+        return self._query.read(self._find, container, person)
+
+    def _find(self, db, container, person):
+        holds = self._holds.read()
+        known = readFacts(db, container) if holds else []
+        # A recording not catalogued yet: what its name says (a tag hold
+        # then waits for its bookmarks to be indexed).
+        facts = known[0] if known else Facts(container, False, False, None, 0.0, person=person)
+        return holdOn(holds, facts)

@@ -1,0 +1,214 @@
+"""
+Retention and legal holds, as pure rules: how long a recording is kept,
+and what keeps it whatever the period says (docs/retention.md).
+
+A L{Policy} gives periods in days: a default, one per category (by the
+CategoryID of the API's "Categories" document), one for rejected content.
+A recording's clock starts at the later of its StopTime and the arrival of
+its last object, so a camera docked weeks late never loses footage early.
+A recording with several categories keeps the longest of their periods; a
+category the policy does not name has the default.  No period at all
+means keep forever, and a recording that is not Complete never expires.
+A L{Hold} on the recording, its person or one of its bookmarks' tags keeps
+it, from retention and from an admin's DELETE alike.
+
+Nothing here reads a file or a clock: the caller gives the facts and the
+time.  May import only the standard library and L{bwscd.errors}.
+"""
+
+from dataclasses import asdict, dataclass, field
+
+DAY = 24 * 60 * 60
+
+MINIMUM_DAYS = 90
+"""
+The shortest period allowed without an explicit acknowledgement: the
+partner checklist's default minimum retention ("to avoid the situation
+when recordings are removed right after they are uploaded").
+"""
+
+HOLD_KINDS = ("recording", "person", "tag")
+"""What a hold names: a recording's container, a person's UserUUID, a tag C{key:value}."""
+
+
+def _days(value, what: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{what}: a period is a whole number of days, at least 1")
+    return value
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Periods in days; L{None} keeps forever."""
+
+    default: int | None = None
+    categories: dict[str, int] = field(default_factory=dict)
+    """CategoryID → days."""
+    rejected: int | None = None
+    """For rejected content; without one, rejected content has the default."""
+
+    @classmethod
+    def fromDocument(cls, document: dict | None) -> "Policy":
+        """
+        The policy a settings document's C{retention} holds.
+
+        @raise ValueError: for a period that is not a positive number of days.
+        """
+        document = document or {}
+        categories = document.get("categories", {})
+        if not isinstance(categories, dict):
+            raise ValueError("retention categories: an object of CategoryID to days")
+        return cls(
+            default=_days(document.get("default"), "default"),
+            categories={str(key): _days(days, f"category {key}")
+                        for key, days in categories.items()},
+            rejected=_days(document.get("rejected"), "rejected"),
+        )
+
+    def toDocument(self) -> dict:
+        return asdict(self)
+
+    @property
+    def keepsForever(self) -> bool:
+        """Whether nothing ever expires (no period at all: bwscd's first behaviour)."""
+        return self.default is None and self.rejected is None and not self.categories
+
+    def clockStartedBy(self, moment: float) -> float | None:
+        """
+        The latest clock start of a recording that may have expired by
+        C{moment} (its shortest period before it); L{None} if none can.
+        """
+        periods = self.periods().values()
+        return None if not periods else moment - min(periods) * DAY
+
+    def periods(self) -> dict[str, int]:
+        """Every period this policy names, by what it applies to."""
+        named = {f"category {key}": days for key, days in self.categories.items()}
+        if self.default is not None:
+            named["default"] = self.default
+        if self.rejected is not None:
+            named["rejected"] = self.rejected
+        return named
+
+
+def checkPeriods(policy: Policy, acknowledged: bool) -> None:
+    """
+    @raise ValueError: for a period under L{MINIMUM_DAYS} days without
+        C{acknowledged}, saying why.
+    """
+    short = {name: days for name, days in policy.periods().items() if days < MINIMUM_DAYS}
+    if short and not acknowledged:
+        listed = ", ".join(f"{name} {days} days" for name, days in sorted(short.items()))
+        raise ValueError(
+            f"{listed}: under the {MINIMUM_DAYS}-day minimum the partner checklist asks "
+            "for, so that a camera docked weeks late does not lose its recordings soon "
+            "after they arrive; pass --acknowledge-short-retention to set it anyway")
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What retention needs to know of one recording (or rejected content)."""
+
+    recording: str
+    complete: bool
+    rejected: bool
+    stop: float | None
+    """Its StopTime, seconds since the epoch; L{None} if it has none."""
+    lastArrival: float
+    """When its last object arrived (or the container changed, if it has none)."""
+    categories: tuple[str, ...] = ()
+    """The CategoryIDs of its bookmarks."""
+    person: str | None = None
+    """The UserUUID its name gives."""
+    tags: tuple[str, ...] = ()
+    """Its bookmarks' tags, each C{key:value}."""
+    bytes: int = 0
+
+
+@dataclass(frozen=True)
+class Expiry:
+    """When a recording expires, and by which rule."""
+
+    rule: str
+    """C{default}, C{rejected} or C{category ID}."""
+    days: int
+    clockStart: float
+    """The later of its StopTime and its last object's arrival."""
+
+    @property
+    def expiresAt(self) -> float:
+        return self.clockStart + self.days * DAY
+
+    def age(self, now: float) -> float:
+        """Days since its clock started."""
+        return (now - self.clockStart) / DAY
+
+
+def expiry(policy: Policy, facts: Facts) -> Expiry | None:
+    """When C{facts}' recording expires under C{policy}; L{None}: kept forever."""
+    clockStart = max(facts.stop or 0.0, facts.lastArrival)
+    if facts.rejected:
+        # Rejected content has no Status: the controller never completes it.
+        days = policy.default if policy.rejected is None else policy.rejected
+        rule = "default" if policy.rejected is None else "rejected"
+        return None if days is None else Expiry(rule, days, clockStart)
+    if not facts.complete:
+        return None  # the controller is still sending it, or will send it again
+    # Each category its own period, the default for one the policy does not
+    # name; the longest keeps, and one kept forever keeps the recording.
+    rules = [(f"category {c}", policy.categories[c]) if c in policy.categories
+             else ("default", policy.default) for c in facts.categories] \
+        or [("default", policy.default)]
+    if any(days is None for _, days in rules):
+        return None
+    rule, days = max(rules, key=lambda r: r[1])
+    return Expiry(rule, days, clockStart)
+
+
+@dataclass(frozen=True)
+class Hold:
+    """A legal hold: keeps every recording it covers until it is removed."""
+
+    id: str
+    kind: str
+    """One of L{HOLD_KINDS}."""
+    target: str
+    reason: str
+    account: str
+    """Who placed it."""
+    placed: str
+    """When, RFC 3339."""
+
+    def covers(self, facts: Facts) -> bool:
+        if self.kind == "recording":
+            return self.target == facts.recording
+        if self.kind == "person":
+            return self.target == facts.person
+        return _foldedTag(self.target) in {_foldedTag(tag) for tag in facts.tags}
+
+    def describe(self) -> str:
+        return f"legal hold {self.id} on {self.kind} {self.target} ({self.reason}, by {self.account})"
+
+
+def _foldedTag(tag: str) -> str:
+    key, _, value = tag.partition(":")
+    return f"{key.strip().casefold()}:{value.strip()}"
+
+
+def checkHold(kind: str, target: str, reason: str) -> None:
+    """@raise ValueError: for a hold that names nothing, or gives no reason."""
+    if kind not in HOLD_KINDS:
+        raise ValueError(f"a hold is on one of: {', '.join(HOLD_KINDS)}")
+    if not target.strip():
+        raise ValueError("a hold names what it holds")
+    if kind == "tag" and ":" not in target:
+        raise ValueError("a tag hold names a bookmark tag as key:value, e.g. Case:2024-117")
+    if not reason.strip():
+        raise ValueError("a hold gives its reason")
+
+
+def holdOn(holds, facts: Facts) -> Hold | None:
+    """The first of C{holds} that covers C{facts}' recording, or L{None}."""
+    return next((hold for hold in holds if hold.covers(facts)), None)
