@@ -9,7 +9,7 @@ sweep checks a candidate against storage before it deletes anything.
 import json
 
 from bwscd.policy.evidence import COMPLETE
-from bwscd.policy.retention import Facts, holdOn
+from bwscd.policy.retention import Facts, expiry, holdOn
 
 _LAST_ARRIVAL = ("coalesce((SELECT max(o.modified) FROM objects o WHERE o.recording = r.id), "
                  "r.modified, 0)")
@@ -51,6 +51,25 @@ def readFacts(db, only: str | None = None, startedBy: float | None = None) -> li
         categories=tuple(c["id"] or "" for c in json.loads(categories)), person=person,
         tags=tuple(tags.get(id, ())), bytes=bytesUsed or 0,
     ) for id, status, rejected, stop, categories, person, bytesUsed, lastArrival in rows]
+
+
+def planned(db, policy, holds, asOf: float):
+    """
+    What C{policy} expires by C{asOf} (C{bwscd retention plan}), on a catalog
+    connection: C{(going, held)}, C{going} a list of C{(facts, expiry)},
+    soonest first, C{held} how many more are due but kept by one of C{holds}.
+    """
+    going, held = [], 0
+    for facts in readFacts(db, startedBy=policy.clockStartedBy(asOf)):
+        due = expiry(policy, facts)
+        if due is None or due.expiresAt > asOf:
+            continue
+        if holdOn(holds, facts) is not None:
+            held += 1
+            continue
+        going.append((facts, due))
+    going.sort(key=lambda g: (g[1].expiresAt, g[0].recording))
+    return going, held
 
 
 class HoldLookup:

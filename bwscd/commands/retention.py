@@ -13,14 +13,14 @@ import time
 from datetime import datetime, timezone
 
 from bwscd.catalog import schema
-from bwscd.catalog.retention import readFacts
+from bwscd.catalog.retention import planned
 from bwscd.commands import CommandError
 from bwscd.config import paths
 from bwscd.config.holds import HoldFile
 from bwscd.config.settings import Settings
 from bwscd.policy.categories import CategoryFile
 from bwscd.policy.events import timestamp
-from bwscd.policy.retention import Policy, expiry, holdOn
+from bwscd.policy.retention import Policy
 
 ERRORS = (ValueError,)
 FOREVER = "forever"
@@ -104,29 +104,20 @@ def plan(arguments) -> None:
     if policy.keepsForever:
         print("no retention policy: every recording is kept forever")
         return
-    db = schema.open(path, readOnly=True)
-    try:
-        facts = readFacts(db, startedBy=policy.clockStartedBy(asOf))
-    finally:
-        db.close()
     holds = HoldFile(data).read()
     names = _names(data)
-    going, freed, held = [], 0, 0
-    for recording in facts:
-        due = expiry(policy, recording)
-        if due is None or due.expiresAt > asOf:
-            continue
-        if holdOn(holds, recording) is not None:
-            held += 1
-            continue
-        going.append((due.expiresAt, recording, due))
-        freed += recording.bytes
-    for expiresAt, recording, due in sorted(going, key=lambda g: (g[0], g[1].recording)):
+    db = schema.open(path, readOnly=True)
+    try:
+        going, held = planned(db, policy, holds, asOf)
+    finally:
+        db.close()
+    freed = sum(facts.bytes for facts, _ in going)
+    for facts, due in going:
         rule = due.rule
         if rule.startswith("category "):
             rule += f" ({names.get(rule.split(' ', 1)[1], '?')})"
-        print(f"{recording.recording}\t{timestamp(expiresAt)}\t{rule}, {due.days} days\t"
-              f"{recording.bytes} bytes")
+        print(f"{facts.recording}\t{timestamp(due.expiresAt)}\t{rule}, {due.days} days\t"
+              f"{facts.bytes} bytes")
     print(f"{len(going)} recordings expire by {timestamp(asOf)}, freeing {freed} bytes; "
           f"{held} more are kept by legal holds")
 
