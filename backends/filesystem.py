@@ -43,6 +43,7 @@ from bwscd.interfaces import (
     IObjectReader,
     IObjectWriter,
     IStorageBackend,
+    IStorageSpace,
     ObjectInfo,
 )
 from bwscd.threads import Pool
@@ -65,7 +66,7 @@ def _readMetadata(path: str) -> dict[str, str]:
     return layout.decodeMetadata(readIfExists(path))
 
 
-@implementer(IStorageBackend)
+@implementer(IStorageBackend, IStorageSpace)
 class FilesystemBackend:
     """
     Containers and objects under C{root}.  C{reserve} bytes of free space are
@@ -317,8 +318,7 @@ class FilesystemBackend:
             self._writers[container] += 1
         try:
             self._checkObjectName(container, name, writeOnce)
-            status = os.statvfs(self.root)
-            free = status.f_bavail * status.f_frsize
+            free = self._free()
             if (length or 0) + self.reserve > free:
                 raise InsufficientStorage(
                     f"not enough free space: {free} bytes free, {self.reserve} kept in reserve"
@@ -450,6 +450,14 @@ class FilesystemBackend:
 
     def _readState(self, name: str) -> bytes | None:
         return readIfExists(self._path(layout.state(name)))
+
+    def _free(self) -> int:
+        status = os.statvfs(self.root)
+        return status.f_bavail * status.f_frsize
+
+    def freeSpace(self):
+        return self._pool.run(self._guarded, "measuring free space",
+                              lambda: max(0, self._free() - self.reserve))
 
     def writeState(self, name, data):
         return self._pool.run(self._guarded, "writing service state",

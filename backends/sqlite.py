@@ -62,7 +62,7 @@ from bwscd.errors import (
     ServiceUnavailable,
     SwiftError,
 )
-from bwscd.interfaces import ContainerInfo, IStorageBackend, ObjectInfo
+from bwscd.interfaces import ContainerInfo, IStorageBackend, IStorageSpace, ObjectInfo
 from bwscd.plugins import checkOptions, parseSize
 from bwscd.threads import Pool
 
@@ -79,7 +79,7 @@ def storageError(error: sqlite3.OperationalError, what: str) -> SwiftError:
 
 
 
-@implementer(IStorageBackend)
+@implementer(IStorageBackend, IStorageSpace)
 class SQLiteBackend:
     """
     Everything in the database at C{path}.  C{reserve} bytes of free space
@@ -410,17 +410,23 @@ class SQLiteBackend:
         with self._transaction(durable=True) as db:
             db.execute("INSERT OR REPLACE INTO state (name, data) VALUES (?, ?)", (name, data))
 
+    def _free(self) -> int:
+        status = os.statvfs(os.path.dirname(self.path))
+        (reusable,) = self._db.execute(
+            "SELECT freelist_count * page_size FROM pragma_freelist_count, pragma_page_size"
+        ).fetchone()
+        return status.f_bavail * status.f_frsize + reusable
+
+    def freeSpace(self):
+        return self._defer("measuring free space", lambda: max(0, self._free() - self.reserve))
+
     def _checkSpace(self, length: int) -> None:
         """
         @raise InsufficientStorage: if C{length} bytes would eat into the
             reserve.  The pages that deleted chunks left inside the database
             count as free: SQLite fills them before it grows the file.
         """
-        status = os.statvfs(os.path.dirname(self.path))
-        (reusable,) = self._db.execute(
-            "SELECT freelist_count * page_size FROM pragma_freelist_count, pragma_page_size"
-        ).fetchone()
-        free = status.f_bavail * status.f_frsize + reusable
+        free = self._free()
         if length + self.reserve > free:
             raise InsufficientStorage(
                 f"not enough free space: {free} bytes free (with the database's free "

@@ -284,6 +284,26 @@ class IStorageBackend(Interface):
         """
 
 
+class IStorageSpace(Interface):
+    """
+    What a backend can say of its free space: optional, beside
+    L{IStorageBackend}.  Capacity (L{bwscd.policy.capacity}) adapts a
+    backend to it with C{IStorageSpace(backend, None)}; one that does not
+    provide it has an unknown free space, and so has no "days until full".
+    """
+
+    def freeSpace():
+        """
+        Bytes that objects can still take before uploads get 507: free to
+        bwscd on the storage's filesystem (with what the store will reuse
+        inside itself), less the backend's reserve; never below 0.
+
+        @return: L{Deferred} firing with an C{int}, or with L{None} if the
+            storage can't say (an SFTP server without
+            C{statvfs@openssh.com}).
+        """
+
+
 class IBackendPlugin(Interface):
     """
     A storage backend as a Twisted plugin (L{twisted.plugin.IPlugin}), found

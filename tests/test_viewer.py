@@ -360,6 +360,16 @@ def test_a_page_asked_for_before_login_is_shown_after_it_and_only_the_viewers(
     assert (answer.status_code, answer.headers["Location"]) == (303, landing)
 
 
+def test_admins_see_the_storage_capacity_on_the_people_page(viewer):
+    server, reader, _ = viewer
+    admin = server.addAccount("boss", "admin")
+    page = _loggedInClient(server, admin.user, admin.key).get(url(server, "/people")).text
+    assert "Storage capacity" in page and "a day over the last 7 days" in page
+    assert "days until full" in page
+    page = _loggedInClient(server, reader.user, reader.key).get(url(server, "/people")).text
+    assert "Storage capacity" not in page
+
+
 def test_failed_logins_are_throttled_together_with_the_swift_apis(viewer):
     """Last in the module: it leaves loopback throttled for a minute."""
     server, reader, _ = viewer
@@ -381,3 +391,15 @@ def test_failed_logins_are_throttled_together_with_the_swift_apis(viewer):
                                                   "X-Auth-Key": reader.key},
                          verify=server.caFile, timeout=10)
     assert swift.status_code == 401 and "too many failed logins" in swift.text
+
+
+def _loggedInClient(server, user: str, key: str) -> requests.Session:
+    """A requests session logged in to the viewer by its form."""
+    client = clientOf(server)
+    form = client.get(url(server, "/login"))
+    token = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)
+    answer = client.post(url(server, "/login"), data={"csrf": token, "user": user, "key": key},
+                         headers={"Origin": f"https://{HOST}:{server.viewerPort}"},
+                         allow_redirects=False)
+    assert answer.status_code in (302, 303), answer.text
+    return client

@@ -26,11 +26,11 @@ from bwscd.backends.sftp.tree import (
 )
 from bwscd.constraints import mergeMetadata
 from bwscd.errors import InsufficientStorage, NotFound
-from bwscd.interfaces import IStorageBackend
+from bwscd.interfaces import IStorageBackend, IStorageSpace
 from bwscd.plugins import checkOptions, parseSize
 
 
-@implementer(IStorageBackend)
+@implementer(IStorageBackend, IStorageSpace)
 class SFTPBackend:
     """
     Containers and objects under C{root} on an SFTP server.  When the server
@@ -263,6 +263,14 @@ class SFTPBackend:
     def readState(self, name):
         return self._guarded("reading service state",
                              lambda session: session.read(layout.state(name)))
+
+    @inlineCallbacks
+    def _freeSpace(self, session):
+        free = yield session.freeSpace()
+        return None if free is None else max(0, free - self._reserve)
+
+    def freeSpace(self):
+        return self._guarded("measuring free space", self._freeSpace)
 
     def writeState(self, name, data):
         return self._guarded("writing service state", self._writeState, name, data)

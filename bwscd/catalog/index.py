@@ -36,7 +36,11 @@ READ_CHUNK = 1 << 20
 REGISTRY_CONTAINERS = (SYSTEM, USERS, DEVICES)
 """The registry's containers: not recordings."""
 
-ANOMALY_TYPES = ("recording.anomaly", "gnss.invalid", "gnss.unchecked")
+CORRUPT = "evidence.corrupt"
+"""Fixity (L{bwscd.policy.fixity}): an object's bytes are not what arrived."""
+INTEGRITY = "integrity: "
+"""How a L{CORRUPT} event's anomaly begins, for the read side's C{integrity}."""
+ANOMALY_TYPES = ("recording.anomaly", "gnss.invalid", "gnss.unchecked", CORRUPT)
 CUSTODY_TYPES = ("clip.stored", "object.read", "recording.viewed", "recording.exported",
                  "object.deleted", "container.deleted", "recording.updated", "recording.expired")
 """The events a recording's chain of custody is made of."""
@@ -181,12 +185,32 @@ def writeEvents(db, events: list[dict]) -> None:
                  json.dumps(event, ensure_ascii=False, sort_keys=True)))
         elif type in ANOMALY_TYPES:
             what = event.get("anomaly") or event.get("problem") or event.get("reason") or type
-            if type != "recording.anomaly":
+            if type == CORRUPT:
+                what = f"{INTEGRITY}{what} (expected SHA-256 {event.get('expected')}, " \
+                       f"found {event.get('found')}; checked by {event.get('account')})"
+            elif type != "recording.anomaly":
                 what = f"GNSS track {'not checked' if type == 'gnss.unchecked' else 'invalid'}: {what}"
             db.execute(
                 "INSERT OR IGNORE INTO anomalies (eventKey, recording, object, anomaly, time) "
                 "VALUES (?, ?, ?, ?, ?)",
                 (eventKey(event), container, event.get("object"), what, event.get("time")))
+
+
+def newCategories(db, record: records.Record) -> list[dict]:
+    """
+    The categories of C{record} that the catalog did not hold for it yet,
+    each C{{"container", "categoryId", "categoryName", "person", "device"}}:
+    what C{recording.categorised} says (a bookmark may bring its category
+    after the clips, or another one later).  Before L{writeRecord}.
+    """
+    row = record.recording
+    stored = db.execute("SELECT categories FROM recordings WHERE id = ?",
+                        (row["id"],)).fetchone()
+    before = json.loads(stored[0]) if stored is not None else []
+    return [{"container": row["id"], "categoryId": category["id"],
+             "categoryName": category["name"], "person": row["person"],
+             "device": row["device"]}
+            for category in json.loads(row["categories"]) if category not in before]
 
 
 class Collected:
@@ -261,7 +285,9 @@ class CatalogIndex:
             "('bookmark', 'track')", (recording,))
         return dict(rows.fetchall())
 
-    def _writeCollected(self, db, collected: list[Collected]) -> None:
+    def _writeCollected(self, db, collected: list[Collected]) -> list[dict]:
+        """@return: the categories that first appeared, as L{newCategories} has them."""
+        appeared = []
         for c in collected:
             if c.info is None:
                 dropRecording(db, c.name)
@@ -282,7 +308,10 @@ class CatalogIndex:
                                      "name = ?", (c.name, o.name)).fetchone()
                     if row is not None:
                         c.contents[o.name] = row[0].encode("utf-8")
-            writeRecord(db, records.record(c.info, c.objects, c.contents, self.signed, known))
+            record = records.record(c.info, c.objects, c.contents, self.signed, known)
+            appeared += newCategories(db, record)
+            writeRecord(db, record)
+        return appeared
 
     # From the reactor.
 
@@ -367,11 +396,16 @@ class CatalogIndex:
 
     @inlineCallbacks
     def indexContainer(self, name: str, info=None):
-        """Catalog container C{name} as storage holds it now (dropped if gone)."""
+        """
+        Catalog container C{name} as storage holds it now (dropped if gone).
+
+        @return: L{Deferred} firing with the categories that first appeared
+            in it (L{newCategories}).
+        """
         if name in REGISTRY_CONTAINERS:
-            return
+            return []
         collected = yield self.collect(name, info)
-        yield self.store([collected])
+        return (yield self.store([collected]))
 
     @inlineCallbacks
     def indexPeople(self):

@@ -21,7 +21,9 @@ from datetime import datetime, timezone
 
 from bwscd.catalog import schema
 from bwscd.catalog.geo import boundingBox, distance
-from bwscd.catalog.records import categoryKey, parseTime
+from bwscd.catalog.index import INTEGRITY
+from bwscd.catalog.records import parseTime
+from bwscd.policy.categories import categoryKey
 from bwscd.errors import BadRequest, ServiceUnavailable
 from bwscd.policy.events import timestamp
 from bwscd.threads import Pool
@@ -406,9 +408,29 @@ class CatalogQuery:
             "track": {"points": trackPoints, "geojson": f"{base}/track.geojson",
                       "gpx": f"{base}/track.gpx"},
             "anomalies": anomalies, "objects": objects, "signedVideo": bool(signed),
+            # What the fixity scrub and bwscd verify found; empty: nothing wrong.
+            "integrity": [a for a in anomalies if a["anomaly"].startswith(INTEGRITY)],
             "originalContainer": original, "rejectedReason": reason,
         })
         return detail
+
+    def objectDigests(self, id: str):
+        """
+        What the catalog saw arrive in container C{id}: C{{name: (length,
+        sha256)}} (for L{bwscd.policy.fixity}, to find what storage lost).
+        """
+        return self.read(lambda db: {name: (length, sha256) for name, length, sha256 in
+                                     db.execute("SELECT name, length, sha256 FROM objects "
+                                                "WHERE recording = ?", (id,))})
+
+    def arrivedSince(self, seconds: float):
+        """
+        Bytes of the objects that arrived since C{seconds} since the epoch
+        and are still stored (for L{bwscd.policy.capacity}'s intake rate).
+        """
+        return self.read(lambda db: db.execute(
+            "SELECT coalesce(sum(length), 0) FROM objects WHERE modified >= ?",
+            (seconds,)).fetchone()[0])
 
     def track(self, id: str):
         """C{[{"lat","lon","time","seconds"}]} in order; L{None} for no such recording."""

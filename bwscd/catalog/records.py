@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from bwscd.backends.common import CONFLICT_SUFFIX
+from bwscd.policy.categories import categoryKey
 from bwscd.policy.evidence import isTrack
 from bwscd.policy.registry import isRejectedContent, recordingNameParts
 
@@ -205,11 +206,6 @@ class Record:
     """The keys recording_categories holds: each category's id and name, folded."""
     tracks: dict[str, list[TrackPoint]] = field(default_factory=dict)
     """Points by track object name."""
-
-
-def categoryKey(text: str) -> str:
-    """The one spelling a category filter is compared in (by id or name)."""
-    return text.strip().casefold()
 
 
 def _place(location: Location | None, prefix: str) -> dict:

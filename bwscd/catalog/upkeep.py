@@ -5,7 +5,10 @@ L{CatalogUpkeep} is an L{IEventSink} of the main process's L{Events}
 (worker processes send their events there, so one writer sees them all).
 An event that names a C{container} marks it dirty; a user, device or
 system event marks the people dirty; custody and anomaly events are kept
-as rows.  Taking an event costs a dict insertion: the work runs later,
+as rows.  A category that first appears in a recording (its bookmark,
+which may come after the clips) is announced as a C{recording.categorised}
+event, once: the catalog remembers the recording's categories, so a
+webhook can tell users of newly arrived recordings of a category.  Taking an event costs a dict insertion: the work runs later,
 after the reactor has sent the answer the event was part of (the 201),
 one container at a time, and a container marked again while it waits is
 indexed once.
@@ -20,7 +23,9 @@ from bwscd.interfaces import IEventSink
 
 log = Logger()
 
-READS = ("object.read", "recording.viewed", "recording.exported", "recording.refused")
+CATEGORISED = "recording.categorised"
+READS = ("object.read", "recording.viewed", "recording.exported", "recording.refused",
+         CATEGORISED)
 """Events that name a container but change nothing in it."""
 PEOPLE_PREFIXES = ("user.", "device.", "system.")
 
@@ -29,6 +34,8 @@ PEOPLE_PREFIXES = ("user.", "device.", "system.")
 class CatalogUpkeep:
     """
     @param index: the L{bwscd.catalog.index.CatalogIndex}.
+    @ivar announce: where C{recording.categorised} goes: the L{Events} hub
+        this upkeep is a sink of (L{None}: nowhere, until it is made).
     """
 
     def __init__(self, index, reactor):
@@ -42,6 +49,7 @@ class CatalogUpkeep:
         self._working = False
         self._paused = True
         self._idle = []
+        self.announce = None
 
     def emit(self, event: dict) -> None:
         try:
@@ -99,7 +107,11 @@ class CatalogUpkeep:
                 if self._dirty:
                     name = next(iter(self._dirty))
                     del self._dirty[name]
-                    yield self._step(f"index {name}", self._index.indexContainer, name)
+                    appeared = yield self._step(f"index {name}", self._index.indexContainer,
+                                                name)
+                    for fields in appeared or ():
+                        if self.announce is not None:
+                            self.announce.emit(CATEGORISED, **fields)
         finally:
             self._working = False
             idle, self._idle = self._idle, []
@@ -110,7 +122,7 @@ class CatalogUpkeep:
     @inlineCallbacks
     def _step(self, what, function, *args):
         try:
-            yield function(*args)
+            return (yield function(*args))
         except Exception:
             # Storage unreachable, or a bug: the next start-up's sync takes
             # up what was missed.

@@ -15,7 +15,7 @@ DEFAULT_DATA = "bwscd-data"
 
 # Each a module in bwscd.commands.
 COMMANDS = ["categories", "backup", "init", "connection_file", "cert", "credentials", "keys", "decrypt",
-            "export", "catalog", "retention", "hold", "loadtest"]
+            "export", "catalog", "retention", "hold", "verify", "capacity", "loadtest"]
 
 
 class CommandParser(argparse.ArgumentParser):

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from bwscd.catalog import schema
 from bwscd.catalog.retention import planned
 from bwscd.commands import CommandError
+from bwscd.commands.capacity import estimateInWords
 from bwscd.config import paths
 from bwscd.config.holds import HoldFile
 from bwscd.config.settings import Settings
@@ -47,17 +48,24 @@ def _days(days: int | None) -> str:
     return FOREVER if days is None else f"{days} days"
 
 
-def show(arguments) -> None:
-    policy = Settings.load(arguments.data).retention
+def printPolicy(data: str) -> None:
+    policy = Settings.load(data).retention
     if policy.keepsForever:
         print("no retention policy: every recording is kept forever")
-        return
-    names = _names(arguments.data)
-    print(f"default\t{_days(policy.default)}")
-    print(f"rejected\t{_days(policy.rejected if policy.rejected is not None else policy.default)}")
-    for id, days in sorted(policy.categories.items()):
-        print(f"category {id} ({names.get(id, 'not among the categories offered')})\t"
-              f"{_days(days)}")
+    else:
+        names = _names(data)
+        print(f"default\t{_days(policy.default)}")
+        print(f"rejected\t"
+              f"{_days(policy.rejected if policy.rejected is not None else policy.default)}")
+        for id, days in sorted(policy.categories.items()):
+            print(f"category {id} ({names.get(id, 'not among the categories offered')})\t"
+                  f"{_days(days)}")
+
+
+def show(arguments) -> None:
+    printPolicy(arguments.data)
+    if os.path.exists(os.path.join(arguments.data, paths.CATALOG)):
+        print(f"capacity\t{estimateInWords(arguments.data, arguments.backend)}")
 
 
 def set_(arguments) -> None:
@@ -79,7 +87,7 @@ def set_(arguments) -> None:
     settings.setRetention(Policy(default, categories, rejected),
                           acknowledged=arguments.acknowledge_short_retention)
     settings.save()
-    show(arguments)
+    printPolicy(arguments.data)
 
 
 def _asOf(text: str | None) -> float:
@@ -129,7 +137,14 @@ def register(subcommands) -> None:
         "recording starts at the later of its StopTime and its last object's arrival; "
         "one that is not Complete, or is held, never expires.")
     actions = parser.add_subparsers(dest="action", required=True)
-    actions.add_parser("show", help="the periods").set_defaults(run=show)
+    showing = actions.add_parser(
+        "show", help="the periods, and days until storage is full",
+        description="The periods; with a catalog, also free space, intake and days "
+        "until full under this policy (as bwscd capacity).")
+    showing.add_argument(
+        "--backend", default="filesystem",
+        help="the storage backend, as given to twistd bwscd (default: filesystem)")
+    showing.set_defaults(run=show)
     setting = actions.add_parser(
         "set", help="change periods (days, or 'forever')",
         description="Change the periods given; the others stay.  A period under the "

@@ -18,6 +18,11 @@ from bwscd.files import ChangedFiles, writeAtomically
 
 log = Logger()
 
+
+def categoryKey(text: str) -> str:
+    """The one spelling a category filter is compared in (by id or name)."""
+    return text.strip().casefold()
+
 # The vendor example's starting set.
 DEFAULT_CATEGORIES = [
     {"Name": "Testimony", "Id": "1"},

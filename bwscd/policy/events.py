@@ -26,6 +26,7 @@ from zope.interface import implementer
 from bwscd.files import TEMPORARY_SUFFIX, replacingFile
 from bwscd.interfaces import IEventSink
 from bwscd.plugins import sizeInBytes
+from bwscd.policy.categories import categoryKey
 
 # The namespace integrators filter events on (docs/events.md): it stays
 # the same wherever this module lives.
@@ -329,6 +330,67 @@ def readEvents(path: str) -> list[dict]:
         with f:
             events.extend(json.loads(line) for line in f)
     return events
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """
+    Which events a sink wants (C{--webhook URL;types=...;categories=...}):
+    of these C{types} (a name, or C{prefix.*}), and naming one of these
+    C{categories} (by CategoryID or name, compared as
+    L{categoryKey} has them: events without a category, then, don't pass);
+    L{None}: any.
+    """
+
+    types: frozenset[str] | None = None
+    categories: frozenset[str] | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> "EventFilter":
+        """C{types=recording.categorised,clip.*;categories=Homicide,4}.
+
+        @raise ValueError: saying what is wrong."""
+        given: dict[str, frozenset[str]] = {}
+        for part in text.split(";"):
+            key, equals, values = part.partition("=")
+            key = key.strip()
+            if key not in ("types", "categories") or not equals or key in given:
+                raise ValueError(f"{part!r}: a filter is types=A,B or categories=A,B, "
+                                 "each at most once, separated by ;")
+            names = [name.strip() for name in values.split(",") if name.strip()]
+            if not names:
+                raise ValueError(f"{part!r}: names no {key}")
+            given[key] = frozenset(categoryKey(n) for n in names) \
+                if key == "categories" else frozenset(names)
+        return cls(**given)
+
+    def accepts(self, event: dict) -> bool:
+        if self.types is not None:
+            type = event.get("type", "")
+            if type not in self.types and not any(
+                    pattern.endswith(".*") and type.startswith(pattern[:-1])
+                    for pattern in self.types):
+                return False
+        if self.categories is not None:
+            named = {categoryKey(value) for value in (event.get("categoryId"),
+                                                      event.get("categoryName"))
+                     if isinstance(value, str)}
+            if not named & self.categories:
+                return False
+        return True
+
+
+@implementer(IEventSink)
+class FilteredSink:
+    """The events of C{sink} that C{filter} (an L{EventFilter}) accepts."""
+
+    def __init__(self, sink, filter: EventFilter):
+        self._sink = sink
+        self._filter = filter
+
+    def emit(self, event: dict) -> None:
+        if self._filter.accepts(event):
+            self._sink.emit(event)
 
 
 class WebhookRefused(Exception):

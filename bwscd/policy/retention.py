@@ -75,6 +75,14 @@ class Policy:
         """Whether nothing ever expires (no period at all: bwscd's first behaviour)."""
         return self.default is None and self.rejected is None and not self.categories
 
+    @property
+    def longestDays(self) -> int | None:
+        """
+        The longest any recording is kept, in days; L{None}: some are kept
+        forever (there is no default period, or no period at all).
+        """
+        return None if self.default is None else max(self.periods().values())
+
     def clockStartedBy(self, moment: float) -> float | None:
         """
         The latest clock start of a recording that may have expired by

@@ -67,11 +67,13 @@ class StorageAPI(SwiftResource):
         self._evidence = EvidenceRules(registry, backend, events, pools.checks,
                                        encrypted)
         usage = AccountUsage(backend, reactor.seconds)
+        self.admission = Admission(quota, maxUploads)
+        """This process's upload slots (the scrub yields while any is taken)."""
         self.handlers = {
             "account": AccountHandler(backend, usage, quota),
             "container": ContainerHandler(backend, self._evidence, usage),
             "object": ObjectHandler(backend, registry, self._evidence, documents, usage, quota,
-                                    Admission(quota, maxUploads), reactor, pools,
+                                    self.admission, reactor, pools,
                                     minimumRate),
         }
         """Each level's handler, by level."""

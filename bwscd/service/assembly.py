@@ -32,7 +32,12 @@ from bwscd.service.balance import ConnectionTable, listenBalanced
 from bwscd.policy.capabilities import PublishedDocuments
 from bwscd.policy.categories import PublishedCategories
 from bwscd.security.accounts import Credentials
-from bwscd.policy.events import EventLog, Events, LogSink, Retention, WebhookSink
+from bwscd.policy.events import (EventFilter, EventLog, Events, FilteredSink, LogSink,
+                                 Retention, WebhookSink)
+from bwscd.policy.capacity import THRESHOLD_DAYS, Capacity, CapacityWatch
+from bwscd.policy.fixity import FixityCheck
+from bwscd.policy.pace import Pace
+from bwscd.policy.scrub import ACCOUNT as SCRUB_ACCOUNT, DEFAULT_PERIOD, Scrub, parsePeriod
 from bwscd.plugins import installedBackends, loadBackend, sizeInBytes
 from bwscd.config.processlock import InUse, ProcessLock, claimStorage
 from bwscd.transfer.quota import Quota
@@ -182,6 +187,15 @@ class Options(usage.Options):
         ["map-tiles", None, None,
          "Map tiles for the viewer's maps: an https URL with {z}, {x} and {y} "
          "(default: none, the GNSS trail on a plain background)."],
+        ["scrub-period", None, DEFAULT_PERIOD,
+         "Read every stored object again within this period and check its SHA-256 "
+         "(e.g. 30d, 12h; off: no scrub), in the main process."],
+        ["scrub-rate", None, None,
+         "The most the scrub reads per second, e.g. 20M (default: no cap beyond "
+         "a fifth of the read bandwidth it measures)."],
+        ["capacity-warning", None, THRESHOLD_DAYS,
+         "Days until storage is full (at the intake of the last days) under which a "
+         "capacity.low event is emitted, once per episode.", int],
         ["refusal-quiet-period", None, QUIET_PERIOD,
          "Seconds without a 503 or 507 of a kind after which its refusal.ended "
          "event says that episode is over.", int],
@@ -205,14 +219,20 @@ class Options(usage.Options):
         self.arguments = list(options if options is not None else sys.argv[1:])
         super().parseOptions(options)
 
-    def opt_webhook(self, url):
+    def opt_webhook(self, text):
         """
         POST every event as JSON to this http(s) URL (repeatable); failed
-        deliveries are retried without ever holding up an upload.
+        deliveries are retried without ever holding up an upload.  For some
+        events only, add filters: URL;types=A,B;categories=C,D.
         """
+        url, _, filtering = text.partition(";")
         if not url.startswith(("http://", "https://")):
             raise usage.UsageError(f"--webhook {url}: not an http(s) URL")
-        self["webhook"].append(url)
+        try:
+            chosen = EventFilter.parse(filtering) if filtering else None
+        except ValueError as e:
+            raise usage.UsageError(f"--webhook {text}: {e}")
+        self["webhook"].append((url, chosen))
 
     def opt_public_address(self, host):
         """
@@ -271,10 +291,15 @@ class Options(usage.Options):
         if self["token-lifetime"] < 60:
             raise usage.UsageError("--token-lifetime must be at least 60 seconds")
         for option in ("max-uploads", "max-downloads", "idle-timeout", "header-timeout",
-                       "workers", "refusal-quiet-period"):
+                       "workers", "refusal-quiet-period", "capacity-warning"):
             if self[option] < 1:
                 raise usage.UsageError(f"--{option} must be at least 1")
-        for option, example in (("quota", "500G"), ("min-upload-rate", "16K")):
+        try:
+            self["scrub-period"] = parsePeriod(self["scrub-period"])
+        except ValueError as e:
+            raise usage.UsageError(f"--scrub-period {e}")
+        for option, example in (("quota", "500G"), ("min-upload-rate", "16K"),
+                                ("scrub-rate", "20M")):
             if self[option] is not None:
                 try:
                     self[option] = sizeInBytes(self[option])
@@ -338,8 +363,13 @@ class DestinationService(Service):
 
     def __init__(self, options, site, backend, registry, documents, events, pools,
                  credentials, certificate, storage, authority, quota, workers, connections,
-                 catalog=None, viewerSite=None, sweep=None):
+                 catalog=None, viewerSite=None, sweep=None, background=()):
         self._options = options
+        self._background = background
+        """
+        The main process's services over the whole storage (the scrub, the
+        capacity watch), started once storage is open; none in a worker.
+        """
         self._viewerSite = viewerSite
         """The web viewer's site, in the main process with --catalog-port; else L{None}."""
         self._viewerPort = None
@@ -445,6 +475,8 @@ class DestinationService(Service):
             if self._sweeping is not None:
                 # Candidates come from the catalog: the first sweep once it is up to date.
                 d.addCallback(lambda _: self._sweeping.start(SWEEP_INTERVAL, now=True))
+        for part in self._background:
+            part.startService()
 
     def _listen(self):
         options = self._options
@@ -528,6 +560,9 @@ class DestinationService(Service):
         for call in (self._watching, self._expiry, self._counting, self._sweeping):
             if call is not None and call.running:
                 call.stop()
+        for part in self._background:
+            if part.running:
+                part.stopService()
         stopping = [port.stopListening() for port in (self._port, self._viewerPort)
                     if port is not None]
         if stopping:
@@ -558,7 +593,7 @@ class EventSinksService(Service):
 
 
 def makeViewer(options, credentials, authority, failures, pools, backend, storage, query,
-               events, holds):
+               events, holds, capacity):
     """The web viewer's site: its pages, and the catalog API that accepts its session."""
     sessions = Sessions(credentials, reactor.seconds)
     catalog = CatalogAPI(query, sessionOrToken(sessions, tokenAccount(authority, credentials)),
@@ -566,12 +601,28 @@ def makeViewer(options, credentials, authority, failures, pools, backend, storag
                          Exporter(backend, pools.downloads, events, custody=query.custody),
                          via="viewer")
     pages = Viewer(sessions, credentials, failures, pools.auth, query, catalog,
-                   storage.evidence, options["map-tiles"], holds)
+                   storage.evidence, options["map-tiles"], holds, capacity)
     site = AccessLoggingSite(ViewerRoot(pages, catalog, options["map-tiles"]),
                              timeout=options["idle-timeout"])
     site.headerTimeout = options["header-timeout"]
     site.displayTracebacks = False
     return site
+
+
+def retentionOf(directory: str, pool):
+    """The retention policy, read afresh off the reactor each call (a changed policy applies)."""
+    return lambda: pool.run(Settings.load, directory).addCallback(
+        lambda settings: settings.retention)
+
+
+def makeScrub(options, backend, pools, events, storage, query) -> Scrub:
+    """The fixity scrub: paced, yielding to this process's uploads, on the checks' threads."""
+    def check():
+        return FixityCheck(backend, pools.checks, events, SCRUB_ACCOUNT, reactor,
+                           pace=Pace(reactor, cap=options["scrub-rate"]),
+                           yielding=lambda: storage.admission.busy > 0,
+                           known=query.objectDigests)
+    return Scrub(backend, check, options["scrub-period"], reactor)
 
 
 def makeService(options) -> MultiService:
@@ -584,12 +635,15 @@ def makeService(options) -> MultiService:
     if options.get("worker") is None:
         eventLog = EventLog(os.path.join(destination.directory, paths.EVENT_LOG),
                             retention=options["event-log-keep"])
-        webhooks = [WebhookSink(url, reactor) for url in options["webhook"]]
+        webhooks = [WebhookSink(url, reactor) for url, _ in options["webhook"]]
+        chosen = [webhook if filtering is None else FilteredSink(webhook, filtering)
+                  for webhook, (_, filtering) in zip(webhooks, options["webhook"])]
         # The catalog's one writer: workers' events come here too.
         upkeep = CatalogUpkeep(CatalogIndex(
             backend, catalogPath, reactor,
             signed="StoreSignedVideo" in (settings.capabilities or ())), reactor)
-        events = Events([LogSink(), eventLog, *webhooks, upkeep])
+        events = Events([LogSink(), eventLog, *chosen, upkeep])
+        upkeep.announce = events
         if options["workers"] > 1:
             connections = ConnectionTable.create(options["workers"])
         workers = WorkerProcesses(options.arguments + ["--data", options["data"]],
@@ -630,6 +684,8 @@ def makeService(options) -> MultiService:
     sweep = None
     if workers is not None:
         sweep = ExpirySweep(destination.directory, backend, query, holds, events, pools.uploads)
+    capacity = Capacity(backend, query.arrivedSince, reactor,
+                        retentionOf(destination.directory, pools.uploads))
     catalog = CatalogAPI(query, tokenAccount(authority, credentials), backend, storage.evidence,
                          pools.downloads,
                          Exporter(backend, pools.downloads, events, custody=query.custody),
@@ -645,10 +701,15 @@ def makeService(options) -> MultiService:
     if workers is not None and options["catalog-port"] is not None:
         viewerSite = makeViewer(options, credentials, authority, failures, pools, backend,
                                 storage, CatalogQuery(catalogPath, reactor), events,
-                                legalHolds)
+                                legalHolds, capacity)
+    background = []
+    if workers is not None:
+        background.append(CapacityWatch(capacity, events, options["capacity-warning"]))
+        if options["scrub-period"] is not None:
+            background.append(makeScrub(options, backend, pools, events, storage, query))
     DestinationService(
         options, site, backend, registry, documents, events, pools,
         credentials, certificate, storage, authority, quota, workers, connections, upkeep,
-        viewerSite, sweep,
+        viewerSite, sweep, background,
     ).setServiceParent(service)
     return service

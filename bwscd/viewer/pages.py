@@ -176,8 +176,20 @@ def errorPage(code: int, message: str, session=None) -> bytes:
     return page(f"Error {code}", body, session)
 
 
-def peoplePage(people: list[dict], session, name: str = "") -> bytes:
-    """Everyone in the catalog, as C{Name (UserID)}; C{name} filters."""
+def capacityPanel(estimate) -> str:
+    """An admin's look at storage (a L{bwscd.policy.capacity.Estimate}), or nothing."""
+    if estimate is None:
+        return ""
+    return ('<aside class="capacity" aria-labelledby="capacity-heading">'
+            '<h2 id="capacity-heading">Storage capacity</h2>'
+            f'<p>{e(estimate.inWords())}.</p></aside>')
+
+
+def peoplePage(people: list[dict], session, name: str = "", capacity=None) -> bytes:
+    """
+    Everyone in the catalog, as C{Name (UserID)}; C{name} filters; for
+    admins, C{capacity} (an estimate) in a small panel.
+    """
     wanted = name.casefold().strip()
     shown = [p for p in people if wanted in p["display"].casefold()] if wanted else people
     rows = "".join(
@@ -199,7 +211,7 @@ def peoplePage(people: list[dict], session, name: str = "") -> bytes:
         '<label for="name">Find a person</label> '
         f'<input id="name" name="name" value="{e(name)}" type="search"> '
         '<button type="submit">Find</button></form>'
-        f'<p>{len(shown)} of {len(people)} people.</p>{table}'
+        f'<p>{len(shown)} of {len(people)} people.</p>{table}{capacityPanel(capacity)}'
     )
     return page("People", body, session)
 
@@ -400,6 +412,14 @@ def recordingPage(recording: dict, track: list[dict] | None, session, tiles: str
     if recording.get("rejected"):
         notes.append('<p class="note">This is rejected content: the controller could not '
                      'deliver it the normal way.</p>')
+    for finding in recording.get("integrity") or []:
+        # Fixity (the scrub, bwscd verify): said first, since it changes what
+        # the rest of the page is worth.  Nothing was repaired or deleted.
+        notes.append(
+            f'<p class="note corrupt" role="alert"><strong>Integrity check failed</strong> for '
+            f'<code>{e(finding.get("object"))}</code>: {e(finding.get("anomaly"))}, '
+            f'{e(localTime(finding.get("time"), zoneName))}. The stored object was left as '
+            'it is, for an operator to examine.</p>')
     if recording.get("status") != "Complete":
         notes.append(f'<p class="note">Status: {e(recording.get("status"))}: the camera system '
                      'has not finished sending this recording; more may arrive.</p>')

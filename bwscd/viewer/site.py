@@ -130,10 +130,13 @@ class Viewer(SwiftResource):
     @param evidence: the L{bwscd.policy.evidence.EvidenceRules}, told of views.
     @param checker: the thread pool keys are checked on (the service's auth pool).
     @param holds: the L{bwscd.config.holds.LegalHolds}: shown to all, changed by admins.
+    @param capacity: the L{bwscd.policy.capacity.Capacity} shown to admins on
+        the people page, or L{None}.
     """
 
     def __init__(self, sessions: Sessions, credentials, failures: FailedLogins, checker,
-                 query, catalog, evidence, tiles: str | None = None, holds=None):
+                 query, catalog, evidence, tiles: str | None = None, holds=None,
+                 capacity=None):
         super().__init__()
         self._sessions = sessions
         self._credentials = credentials
@@ -144,6 +147,7 @@ class Viewer(SwiftResource):
         self._evidence = evidence
         self._tiles = tiles
         self._holds = holds
+        self._capacity = capacity
         self.routes = [
             (re.compile(r""), {"GET": self.home}),
             (re.compile(r"login"), {"GET": self.loginForm, "POST": self.login}),
@@ -262,7 +266,14 @@ class Viewer(SwiftResource):
         session = self._session(request)
         name = _argument(request, "name") or ""
         everyone = yield self._query.people()
-        return htmlAnswer(pages.peoplePage(everyone, session, name))
+        estimate = None
+        if session.role == ADMIN and self._capacity is not None:
+            try:
+                estimate = yield self._capacity.estimate()
+            except Exception:
+                # The page is for finding people: it shows without the panel.
+                log.failure("viewer: could not estimate capacity for the people page")
+        return htmlAnswer(pages.peoplePage(everyone, session, name, estimate))
 
     @inlineCallbacks
     def person(self, request, uuid):

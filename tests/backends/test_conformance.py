@@ -12,7 +12,7 @@ import pytest
 from twisted.logger import formatEvent, globalLogPublisher
 
 from bwscd.errors import Conflict, NotFound
-from bwscd.interfaces import Digests, IObjectWriter, IStorageBackend
+from bwscd.interfaces import Digests, IObjectWriter, IStorageBackend, IStorageSpace
 from tests.support.backends import digestsOf
 from tests.support.reactor import call
 
@@ -147,6 +147,15 @@ def test_state_documents(openBackend):
     call(backend.writeState, "registry.json", b'{"users": {}}')
     call(backend.writeState, "registry.json", b'{"users": {"u": 1}}')
     assert call(openBackend().readState, "registry.json") == b'{"users": {"u": 1}}'
+
+
+def test_free_space_is_a_count_of_bytes_or_unknown(backend):
+    """Optional (IStorageSpace): a backend that says, says bytes beyond its reserve."""
+    space = IStorageSpace(backend, None)
+    if space is None:
+        pytest.skip("this backend can't say its free space")
+    free = call(space.freeSpace)
+    assert free is None or (isinstance(free, int) and free >= 0)
 
 
 def test_concurrent_uploads_to_one_container(backend):

@@ -20,7 +20,8 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from bwscd.policy.events import (
-    REQUEST_TIMEOUT, EventLog, Events, LogSink, Retention, WebhookSink, readEvents,
+    REQUEST_TIMEOUT, EventFilter, EventLog, Events, FilteredSink, LogSink, Retention,
+    WebhookSink, readEvents,
 )
 
 URL = "http://webhook.example/events"
@@ -439,3 +440,30 @@ def test_stop_waits_for_the_request_on_its_way():
     stub.flush()
     assert stopped.called
     assert webhook.received == [event(0)]
+
+
+def test_an_event_filter_chooses_by_type_and_category():
+    chosen = EventFilter.parse("types=recording.categorised, clip.*;categories=Homicide,7")
+    assert chosen.accepts({"type": "recording.categorised", "categoryName": "HOMICIDE "})
+    assert chosen.accepts({"type": "recording.categorised", "categoryId": "7"})
+    assert not chosen.accepts({"type": "recording.categorised", "categoryId": "5",
+                               "categoryName": "Traffic"})
+    assert not chosen.accepts({"type": "recording.started", "categoryId": "7"})
+    assert not chosen.accepts({"type": "clip.stored"})  # names no category
+    assert EventFilter.parse("types=clip.*").accepts({"type": "clip.stored"})
+    seen = []
+
+    class Kept:
+        def emit(self, event):
+            seen.append(event)
+
+    sink = FilteredSink(Kept(), EventFilter.parse("types=a.b"))
+    sink.emit({"type": "a.b"})
+    sink.emit({"type": "a.c"})
+    assert seen == [{"type": "a.b"}]
+
+
+@pytest.mark.parametrize("text", ["types", "colour=red", "types=", "types=a;types=b"])
+def test_a_filter_that_makes_no_sense_is_refused(text):
+    with pytest.raises(ValueError):
+        EventFilter.parse(text)

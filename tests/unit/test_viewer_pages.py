@@ -62,9 +62,28 @@ def test_an_encrypted_recording_is_explained_and_not_played():
     assert "Decrypt on export" in html and 'id="player"' not in html
 
 
+def test_a_failed_integrity_check_is_said_first_and_escaped():
+    finding = {"object": HOSTILE, "time": "2024-06-01T00:00:00.000Z",
+               "anomaly": "integrity: SHA-256 differs from the one recorded at arrival"}
+    html = pages.recordingPage(recording(integrity=[finding]), [], SESSION, None).decode()
+    assert "Integrity check failed" in html and "SHA-256 differs" in html
+    assert HOSTILE not in html
+    intact = pages.recordingPage(recording(integrity=[]), [], SESSION, None).decode()
+    assert "Integrity check failed" not in intact
+
+
 def test_the_content_security_policy_names_only_this_server_and_the_tile_host():
     plain = contentSecurityPolicy(None).decode()
     assert "img-src 'self';" in plain and "script-src 'self';" in plain
     assert "unsafe" not in plain and "frame-ancestors 'none'" in plain
     tiles = contentSecurityPolicy("https://tile.example.org/{z}/{x}/{y}.png").decode()
     assert "img-src 'self' https://tile.example.org;" in tiles
+
+
+def test_the_capacity_panel_is_shown_only_when_given():
+    from bwscd.policy.capacity import Estimate
+
+    estimate = Estimate(freeBytes=140 * 10**9, intakePerDay=10 * 10**9, keepDays=None, days=14.0)
+    html = pages.peoplePage([], SESSION, "", estimate).decode()
+    assert "Storage capacity" in html and "14.0 days until full" in html
+    assert "Storage capacity" not in pages.peoplePage([], SESSION).decode()
