@@ -78,7 +78,7 @@ _RECORDING_COLUMNS = (
     "triggerOffTime", "start", "stop", "timeZone", "firmware", "model", "scu", "status",
     "triggerLat", "triggerLon", "triggerAccuracy", "stopLat", "stopLon", "stopAccuracy",
     "clips", "bytes", "encrypted", "signed", "rejected", "originalContainer",
-    "rejectedReason", "modified", "objectCount", "bytesUsed", "metadata", "categories",
+    "rejectedReason", "modified", "lastArrival", "objectCount", "bytesUsed", "metadata", "categories",
     "trackPoints")
 _INSERT_RECORDING = (f"INSERT INTO recordings ({', '.join(_RECORDING_COLUMNS)}) VALUES "
                      f"({', '.join('?' * len(_RECORDING_COLUMNS))})")

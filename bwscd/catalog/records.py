@@ -21,6 +21,7 @@ from bwscd.backends.common import CONFLICT_SUFFIX
 from bwscd.policy.categories import categoryKey
 from bwscd.policy.evidence import isTrack
 from bwscd.policy.registry import isRejectedContent, recordingNameParts
+from bwscd.policy.retention import lastArrival
 
 KEY_SUFFIX = ".key"
 BOOKMARK_PREFIX = "bookmark_"
@@ -317,7 +318,8 @@ def record(info, objects: list, contents: dict[str, bytes], signed: bool = False
         "encrypted": int(encrypted), "signed": int(bool(signed) and bool(result.clips)),
         "rejected": int(rejected), "originalContainer": original,
         "rejectedReason": metadata.get("Rejectedcontentreason") if rejected else None,
-        "modified": info.modified, "objectCount": info.objectCount,
+        "modified": info.modified, "lastArrival": lastArrival(info.modified, objects),
+        "objectCount": info.objectCount,
         "bytesUsed": info.bytesUsed,
         "metadata": json.dumps(metadata, ensure_ascii=False, sort_keys=True),
         "categories": json.dumps(categories, ensure_ascii=False),

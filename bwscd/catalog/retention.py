@@ -11,13 +11,12 @@ import json
 from bwscd.policy.evidence import COMPLETE
 from bwscd.policy.retention import Facts, expiry, holdOn
 
-_LAST_ARRIVAL = ("coalesce((SELECT max(o.modified) FROM objects o WHERE o.recording = r.id), "
-                 "r.modified, 0)")
-_FACTS = ("SELECT r.id, r.status, r.rejected, r.stop, r.categories, r.person, r.bytesUsed, "
-          f"{_LAST_ARRIVAL} FROM recordings r")
-# Only what may expire by then: Complete or rejected, its clock started before.
-_DUE = (f" WHERE (r.status = '{COMPLETE}' OR r.rejected = 1) AND coalesce(r.stop, 0) <= ? "
-        f"AND {_LAST_ARRIVAL} <= ?")
+_FACTS = ("SELECT id, status, rejected, stop, categories, person, bytesUsed, lastArrival "
+          "FROM recordings")
+# Only what may expire by then: Complete or rejected, its clock started
+# before; the terms of the recordings_clock index, which finds just those.
+_DUE = (f" WHERE (status = '{COMPLETE}' OR rejected = 1) "
+        "AND max(coalesce(stop, 0), lastArrival) <= ?")
 
 
 def _tags(db, only: str | None) -> dict[str, list[str]]:
@@ -30,21 +29,25 @@ def _tags(db, only: str | None) -> dict[str, list[str]]:
     return found
 
 
-def readFacts(db, only: str | None = None, startedBy: float | None = None) -> list[Facts]:
+def readFacts(db, only: str | None = None, startedBy: float | None = None,
+              tags: bool = True) -> list[Facts]:
     """
     Every recording's facts, on a catalog connection; only recording
     C{only}'s, or only those that may expire by now (Complete or rejected)
     whose clock started by C{startedBy}: a sweep or a plan of a million
     recordings holds only the few that are due.
+
+    @param tags: whether to read the bookmarks' tags (for holds on a tag);
+        without, every L{Facts} has none.
     """
     if only is not None:
-        where, parameters = " WHERE r.id = ?", (only,)
+        where, parameters = " WHERE id = ?", (only,)
     elif startedBy is not None:
-        where, parameters = _DUE, (startedBy, startedBy)
+        where, parameters = _DUE, (startedBy,)
     else:
         where, parameters = "", ()
     rows = db.execute(_FACTS + where, parameters).fetchall()
-    tags = _tags(db, only) if rows else {}
+    tags = _tags(db, only) if rows and tags else {}
     return [Facts(
         recording=id, complete=status == COMPLETE, rejected=bool(rejected), stop=stop,
         lastArrival=lastArrival,
@@ -60,7 +63,11 @@ def planned(db, policy, holds, asOf: float):
     soonest first, C{held} how many more are due but kept by one of C{holds}.
     """
     going, held = [], 0
-    for facts in readFacts(db, startedBy=policy.clockStartedBy(asOf)):
+    startedBy = policy.clockStartedBy(asOf)
+    if startedBy is None:
+        return going, held
+    for facts in readFacts(db, startedBy=startedBy,
+                           tags=any(hold.kind == "tag" for hold in holds)):
         due = expiry(policy, facts)
         if due is None or due.expiresAt > asOf:
             continue

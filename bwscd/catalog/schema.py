@@ -16,7 +16,7 @@ rebuilt rather than migrated.
 import os
 import sqlite3
 
-VERSION = 2
+VERSION = 3
 """C{PRAGMA user_version} of the catalog this code reads and writes."""
 
 BUSY_TIMEOUT_MS = 10_000
@@ -52,7 +52,8 @@ CREATE TABLE IF NOT EXISTS recordings (
     encrypted INTEGER NOT NULL DEFAULT 0, signed INTEGER NOT NULL DEFAULT 0,
     rejected INTEGER NOT NULL DEFAULT 0,
     originalContainer TEXT, rejectedReason TEXT,
-    modified REAL, objectCount INTEGER, bytesUsed INTEGER,
+    modified REAL, lastArrival REAL NOT NULL DEFAULT 0, objectCount INTEGER,
+    bytesUsed INTEGER,
     metadata TEXT NOT NULL DEFAULT '{}',
     categories TEXT NOT NULL DEFAULT '[]',
     trackPoints INTEGER NOT NULL DEFAULT 0
@@ -122,6 +123,8 @@ CREATE INDEX IF NOT EXISTS recordings_device ON recordings (device, triggerTime,
 CREATE INDEX IF NOT EXISTS recordings_trigger ON recordings (triggerOn, triggerTime, id);
 CREATE INDEX IF NOT EXISTS recordings_place ON recordings (triggerLat, triggerLon)
     WHERE triggerLat IS NOT NULL;
+CREATE INDEX IF NOT EXISTS recordings_clock ON recordings (max(coalesce(stop, 0), lastArrival))
+    WHERE status = 'Complete' OR rejected = 1;
 CREATE INDEX IF NOT EXISTS track_places ON track_points (lat, lon);
 CREATE INDEX IF NOT EXISTS categories_recording ON recording_categories (recording);
 CREATE INDEX IF NOT EXISTS custody_recording ON custody (recording, time);

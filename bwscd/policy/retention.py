@@ -154,6 +154,15 @@ class Expiry:
         return (now - self.clockStart) / DAY
 
 
+def lastArrival(containerModified: float | None, objects) -> float:
+    """
+    When the last of a container's C{objects} (L{bwscd.interfaces.ObjectInfo})
+    arrived: with its StopTime, where a recording's clock starts; the
+    container's own time when it holds none.
+    """
+    return max((o.modified for o in objects), default=containerModified or 0.0)
+
+
 def expiry(policy: Policy, facts: Facts) -> Expiry | None:
     """When C{facts}' recording expires under C{policy}; L{None}: kept forever."""
     clockStart = max(facts.stop or 0.0, facts.lastArrival)

@@ -34,7 +34,7 @@ from bwscd.files import fsyncDirectory, readIfExists, writeAtomically
 from bwscd.policy.events import timestamp
 from bwscd.policy.evidence import COMPLETE
 from bwscd.policy.registry import isRejectedContent, recordingNameParts
-from bwscd.policy.retention import DAY, expiry
+from bwscd.policy.retention import DAY, expiry, lastArrival
 
 log = Logger()
 
@@ -85,7 +85,8 @@ class ExpirySweep:
         if policy.keepsForever:
             return
         now = self._clock()
-        candidates = yield self._query.read(readFacts, None, policy.clockStartedBy(now))
+        # Without tags: a hold is checked against storage and the holds file per candidate.
+        candidates = yield self._query.read(readFacts, None, policy.clockStartedBy(now), False)
         expired = 0
         for facts in candidates:
             due = expiry(policy, facts)
@@ -123,7 +124,7 @@ class ExpirySweep:
             facts, complete=info.metadata.get("Status") == COMPLETE,
             rejected=isRejectedContent(container),
             stop=metadataTime(info.metadata, "Stoptime"),
-            lastArrival=max([o.modified for o in objects], default=info.modified))
+            lastArrival=lastArrival(info.modified, objects))
         due = expiry(policy, stored)
         now = self._clock()
         if due is None or due.expiresAt > now:
