@@ -123,8 +123,9 @@ CREATE INDEX IF NOT EXISTS recordings_device ON recordings (device, triggerTime,
 CREATE INDEX IF NOT EXISTS recordings_trigger ON recordings (triggerOn, triggerTime, id);
 CREATE INDEX IF NOT EXISTS recordings_place ON recordings (triggerLat, triggerLon)
     WHERE triggerLat IS NOT NULL;
-CREATE INDEX IF NOT EXISTS recordings_clock ON recordings (max(coalesce(stop, 0), lastArrival))
-    WHERE status = 'Complete' OR rejected = 1;
+CREATE INDEX IF NOT EXISTS recordings_clock ON recordings (
+    max(coalesce(stop, 0), lastArrival), status, rejected, stop, lastArrival, person, bytesUsed,
+    categories) WHERE status = 'Complete' OR rejected = 1;
 CREATE INDEX IF NOT EXISTS track_places ON track_points (lat, lon);
 CREATE INDEX IF NOT EXISTS categories_recording ON recording_categories (recording);
 CREATE INDEX IF NOT EXISTS custody_recording ON custody (recording, time);
