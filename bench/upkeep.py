@@ -42,6 +42,8 @@ def upload(checkout: str, directory: str, port: int, load: list[str]) -> float:
     usage = subprocess.run(command[:4] + ["--help"], capture_output=True, text=True).stdout
     if "--catalog-port" in usage:
         command += ["--catalog-port", "off"]  # the catalog stays: only the viewer is off
+    if "--scrub-period" in usage:
+        command += ["--scrub-period", "off"]  # its own cost is bench/scrub.py's figure
     with open(log, "wb") as output:
         server = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT,
                                   cwd=directory)

@@ -10,8 +10,8 @@ which may come after the clips) is announced as a C{recording.categorised}
 event, once: the catalog remembers the recording's categories, so a
 webhook can tell users of newly arrived recordings of a category.  Taking an event costs a dict insertion: the work runs later,
 after the reactor has sent the answer the event was part of (the 201),
-one container at a time, and a container marked again while it waits is
-indexed once.
+one container at a time, a batch L{SETTLE} seconds after its first event,
+and a container marked again while it waits is indexed once.
 """
 
 from twisted.internet.defer import Deferred, inlineCallbacks, succeed
@@ -28,18 +28,26 @@ READS = ("object.read", "recording.viewed", "recording.exported", "recording.ref
          CATEGORISED)
 """Events that name a container but change nothing in it."""
 PEOPLE_PREFIXES = ("user.", "device.", "system.")
+SETTLE = 1.0
+"""
+Seconds between the first event of a batch and its work: a recording's
+clips arrive one after another, and each marks its container, which is
+indexed once for all of them rather than once per clip while offload runs.
+"""
 
 
 @implementer(IEventSink)
 class CatalogUpkeep:
     """
     @param index: the L{bwscd.catalog.index.CatalogIndex}.
+    @param settle: seconds from a batch's first event to its work (L{SETTLE}).
     @ivar announce: where C{recording.categorised} goes: the L{Events} hub
         this upkeep is a sink of (L{None}: nowhere, until it is made).
     """
 
-    def __init__(self, index, reactor):
+    def __init__(self, index, reactor, settle: float = SETTLE):
         self.index = index
+        self._settle = settle
         self._index = index
         self._reactor = reactor
         self._dirty: dict[str, None] = {}  # an ordered set: oldest first
@@ -90,7 +98,7 @@ class CatalogUpkeep:
         if self._paused or self._working or self._scheduled is not None or not self._pending():
             return
         # Later, never inside emit: the answer the event belongs to goes out first.
-        self._scheduled = self._reactor.callLater(0, self._work)
+        self._scheduled = self._reactor.callLater(self._settle, self._work)
 
     @inlineCallbacks
     def _work(self):

@@ -198,3 +198,22 @@ def test_an_unusable_catalog_is_moved_aside_and_made_again(api, tmp_path):
     aside = [p.name for p in tmp_path.iterdir() if p.name.startswith("catalog.sqlite.unusable-")]
     assert len(aside) == 1
     assert api.store.call(CatalogQuery(str(path), api.store.reactor).people) == []
+
+
+def test_a_burst_of_clips_indexes_their_recording_once(api, catalog):
+    index, query, ids = catalog
+    store = api.store
+    upkeep = CatalogUpkeep(index, store.reactor)
+    indexed = []
+    upkeep._index = type("Counting", (), {  # the real index, its containers counted
+        "__getattr__": lambda self, name: getattr(index, name),
+        "indexContainer": lambda self, name: indexed.append(name) or index.indexContainer(name),
+    })()
+    store.call(lambda: store.events._sinks.append(upkeep) or upkeep.start())
+    container = ids[0]
+    for n in range(4):  # as a controller sends a recording: one object after another
+        assert api.request("PUT", f"{container}/bookmark_{n}", data=b"note").code == 201
+    store.call(upkeep.whenIdle)
+    assert indexed == [container]
+    assert len(store.call(query.recording, container)["bookmarks"]) >= 4
+    store.call(lambda: store.events._sinks.remove(upkeep))
