@@ -343,11 +343,15 @@ class FilesystemBackend:
     def _deleteObject(self, container: str, name: str) -> ObjectInfo | None:
         with self._metadataLock, self._commitLock:
             info = self._objectInfo(container, name)
-            if info is None:
-                return None
-            # The object's file first: from then on nothing of it is visible.
             path = self._objectPath(container, name)
-            os.unlink(path)
+            if info is not None:
+                # The object's file first: from then on nothing of it is visible.
+                os.unlink(path)
+            elif not os.path.isfile(self._objectMetadataPath(container, name)):
+                return None
+            # Otherwise a deletion cut short after the first unlink left the
+            # metadata, which would keep the container from ever being empty:
+            # this one finishes it (and is a 404 all the same).
             try:
                 _unlinkIfExists(self._objectMetadataPath(container, name))
                 fsyncDirectory(os.path.dirname(path))

@@ -171,10 +171,14 @@ class SFTPBackend:
         yield self._placement.lock.acquire()
         try:
             info = yield objectInfo(session, container, name)
-            if info is None:
+            if info is not None:
+                # The object's file first: from then on nothing of it is visible.
+                yield session.remove(layout.object(container, name))
+            elif not isFile((yield session.stat(layout.objectMetadata(container, name)))):
                 return None
-            # The object's file first: from then on nothing of it is visible.
-            yield session.remove(layout.object(container, name))
+            # Otherwise a deletion cut short after the first removal left the
+            # metadata, which would keep the container from ever being empty:
+            # this one finishes it (and is a 404 all the same).
             yield session.removeQuietly(layout.objectMetadata(container, name))
             yield session.removeQuietly(digestsPath(container, name))
             # Directories its name made, now empty, go too (where they are

@@ -326,16 +326,36 @@ def test_an_objects_content_type_is_kept(openBackend):
     check(openBackend())  # as stored, for the next start
 
 
-def test_names_that_are_not_utf8_are_left_out_and_logged_once(request, openBackend, tmp_path):
+def filesRoot(request, tmp_path):
+    """
+    Where the backend under test keeps the layout's files, for a test that
+    touches them as something other than the backend would; or a skip.
+    """
     roots = {"filesystem": tmp_path / "storage", "sftp": tmp_path / "sftp"}
     candidate = request.node.callspec.params["openBackend"].name
     if candidate not in roots:
         pytest.skip(f"{candidate} keeps no files that something else can name")
+    return roots[candidate]
+
+
+def test_a_deletion_cut_short_is_finished_by_the_next(request, openBackend, tmp_path):
+    root = filesRoot(request, tmp_path)
+    backend = openBackend()
+    call(backend.putContainer, RECORDING, {"Status": "Complete"})
+    store(backend, RECORDING, "clip.mkv", b"abc")
+    # A kill between the layout's two unlinks: the object's file went, its metadata not.
+    os.unlink(root / RECORDING / "clip.mkv")
+    raises(Conflict, backend.deleteContainer, RECORDING)
+    assert call(backend.deleteObject, RECORDING, "clip.mkv") is None  # still a 404
+    assert call(backend.deleteContainer, RECORDING) is True
+
+
+def test_names_that_are_not_utf8_are_left_out_and_logged_once(request, openBackend, tmp_path):
+    root = os.fsencode(filesRoot(request, tmp_path))
     backend = openBackend()
     call(backend.putContainer, RECORDING, {})
     store(backend, RECORDING, "a.mkv", b"abc")
     # What an operator's tool (or a disk from another system) leaves there.
-    root = os.fsencode(roots[candidate])
     container = os.path.join(root, os.fsencode(RECORDING))
     os.mkdir(os.path.join(root, b"\xfe"))
     os.mkdir(os.path.join(container, b"sub\xfd"))
