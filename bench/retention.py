@@ -6,7 +6,8 @@ C{bwscd retention plan} computes (L{bwscd.catalog.retention.planned}: the
 candidates read from the catalog, each recording's expiry, the legal
 holds), timed for several dates on one catalog file, with a policy of two
 years by default, five for one category and ten for another, and a hold
-on one person.
+on one person; and the expiry sweep's choice of candidates
+(L{bwscd.catalog.retention.sweepCandidates}) for the same dates.
 
     .venv/bin/python bench/catalog.py --catalog /var/tmp/catalog.sqlite
     .venv/bin/python bench/retention.py --catalog /var/tmp/catalog.sqlite
@@ -23,7 +24,7 @@ from datetime import datetime, timezone
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bwscd.catalog import schema  # noqa: E402
-from bwscd.catalog.retention import planned  # noqa: E402
+from bwscd.catalog.retention import planned, sweepCandidates  # noqa: E402
 from bwscd.policy.retention import Hold, Policy  # noqa: E402
 
 POLICY = {"default": 730, "categories": {"3": 1825, "10": 3650}}
@@ -49,6 +50,10 @@ def main():
             seconds = time.perf_counter() - began
             print(f"plan as of {day}: {len(going)} recordings expire, {held} held, "
                   f"{sum(f.bytes for f, _ in going) / 1e12:.1f} TB freed, in {seconds:.1f} s")
+            began = time.perf_counter()
+            candidates = sweepCandidates(db, policy, asOf)
+            seconds = time.perf_counter() - began
+            print(f"sweep's candidates as of {day}: {len(candidates)}, in {seconds:.1f} s")
     finally:
         db.close()
 

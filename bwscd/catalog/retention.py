@@ -10,10 +10,11 @@ import functools
 import json
 
 from bwscd.policy.evidence import COMPLETE
+from bwscd.policy.registry import isRejectedContent, recordingNameParts
 from bwscd.policy.retention import Facts, expiry, holdOn
 
-_FACTS = ("SELECT id, status, rejected, stop, categories, person, bytesUsed, lastArrival "
-          "FROM recordings")
+_FACTS = ("SELECT id, status, rejected, stop, categories, person, bytesUsed, lastArrival, "
+          "originalContainer FROM recordings")
 # Only what may expire by then: Complete or rejected, its clock started
 # before; the terms of the recordings_clock index, which finds just those
 # and holds every column read (a plan of half a million reads no row).
@@ -27,10 +28,11 @@ def _categoryIds(categories: str) -> tuple[str, ...]:
     return tuple(c["id"] or "" for c in json.loads(categories))
 
 
-def _tags(db, only: str | None) -> dict[str, list[str]]:
+def _tags(db, only: list[str] | None) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     rows = db.execute("SELECT recording, tags FROM bookmarks" + (
-        " WHERE recording = ?" if only is not None else ""), () if only is None else (only,))
+        f" WHERE recording IN ({', '.join('?' * len(only))})" if only is not None else ""),
+        only or ())
     for recording, tags in rows:
         found.setdefault(recording, []).extend(
             f"{key}:{value}" for key, value in json.loads(tags).items())
@@ -55,13 +57,30 @@ def readFacts(db, only: str | None = None, startedBy: float | None = None,
     else:
         where, parameters = "", ()
     rows = db.execute(_FACTS + where, parameters).fetchall()
-    tags = _tags(db, only) if rows and tags else {}
+    # Rejected content has the tags of the recording it came from, whose holds keep it.
+    tags = _tags(db, None if only is None else [only] + [r[-1] for r in rows if r[-1]]) \
+        if rows and tags else {}
     return [Facts(
         recording=id, complete=status == COMPLETE, rejected=bool(rejected), stop=stop,
         lastArrival=lastArrival,
         categories=_categoryIds(categories), person=person,
-        tags=tuple(tags.get(id, ())), bytes=bytesUsed or 0,
-    ) for id, status, rejected, stop, categories, person, bytesUsed, lastArrival in rows]
+        tags=tuple(tags.get(id, ()) if original is None else tags.get(original, ())),
+        bytes=bytesUsed or 0, original=original,
+    ) for (id, status, rejected, stop, categories, person, bytesUsed, lastArrival,
+           original) in rows]
+
+
+def sweepCandidates(db, policy, now: float) -> list[Facts]:
+    """
+    The expiry sweep's candidates at C{now}, on a catalog connection: the
+    recordings C{policy} lets go by then, as the catalog has them, without
+    tags (the sweep checks each against storage and the holds itself).
+    """
+    startedBy = policy.clockStartedBy(now)
+    if startedBy is None:
+        return []
+    return [facts for facts in readFacts(db, None, startedBy, False)
+            if (when := expiry(policy, facts)) is not None and when.expiresAt <= now]
 
 
 def planned(db, policy, holds, asOf: float):
@@ -102,14 +121,28 @@ class HoldLookup:
         self._holds = holds
         self._query = query
 
-    def holdOn(self, container: str, person: str | None):
-        """@return: L{Deferred} firing with the L{Hold} that keeps C{container}, or L{None}."""
-        return self._query.read(self._find, container, person)
+    def holdOn(self, container: str, metadata: dict):
+        """
+        @param metadata: C{container}'s metadata in storage (for rejected
+            content, the recording it came from).
+        @return: L{Deferred} firing with the L{Hold} that keeps C{container}, or L{None}.
+        """
+        return self._query.read(self._find, container, metadata)
 
-    def _find(self, db, container, person):
+    def _find(self, db, container, metadata):
         holds = self._holds.read()
         known = readFacts(db, container) if holds else []
-        # A recording not catalogued yet: what its name says (a tag hold
-        # then waits for its bookmarks to be indexed).
-        facts = known[0] if known else Facts(container, False, False, None, 0.0, person=person)
-        return holdOn(holds, facts)
+        return holdOn(holds, known[0] if known else uncatalogued(container, metadata))
+
+
+def uncatalogued(container: str, metadata: dict) -> Facts:
+    """
+    The facts of a container the catalog does not hold yet, for its holds:
+    what its name and metadata say of its recording and person (a tag hold
+    then waits for its bookmarks to be indexed).
+    """
+    original = (metadata.get("Rejectedcontentoriginalcontainer") or None) \
+        if isRejectedContent(container) else None
+    parts = recordingNameParts(original or container)
+    return Facts(container, False, original is not None, None, 0.0,
+                 person=parts[0] if parts else None, original=original)

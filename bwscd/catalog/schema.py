@@ -16,7 +16,7 @@ rebuilt rather than migrated.
 import os
 import sqlite3
 
-VERSION = 3
+VERSION = 4
 """C{PRAGMA user_version} of the catalog this code reads and writes."""
 
 BUSY_TIMEOUT_MS = 10_000
@@ -125,7 +125,7 @@ CREATE INDEX IF NOT EXISTS recordings_place ON recordings (triggerLat, triggerLo
     WHERE triggerLat IS NOT NULL;
 CREATE INDEX IF NOT EXISTS recordings_clock ON recordings (
     max(coalesce(stop, 0), lastArrival), status, rejected, stop, lastArrival, person, bytesUsed,
-    categories) WHERE status = 'Complete' OR rejected = 1;
+    categories, originalContainer) WHERE status = 'Complete' OR rejected = 1;
 CREATE INDEX IF NOT EXISTS track_places ON track_points (lat, lon);
 CREATE INDEX IF NOT EXISTS categories_recording ON recording_categories (recording);
 CREATE INDEX IF NOT EXISTS custody_recording ON custody (recording, time);

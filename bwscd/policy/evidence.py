@@ -17,7 +17,7 @@ from twisted.internet.defer import inlineCallbacks, succeed
 
 from bwscd.constraints import GNSS_CHECK_LIMIT
 from bwscd.errors import Conflict, Forbidden, NotFound
-from bwscd.policy.registry import isRejectedContent, recordingNameParts
+from bwscd.policy.registry import isRejectedContent
 
 COMPLETE = "Complete"
 """The C{Status} a recording gets when the controller has sent all of it."""
@@ -47,7 +47,7 @@ class EvidenceRules:
     @ivar encrypted: whether the controller encrypts content (its GNSS
         tracks are then not JSON, and not checked).
     @ivar holds: what says whether a legal hold keeps a recording: its
-        C{holdOn(container, person)} fires with the
+        C{holdOn(container, metadata)} fires with the
         L{bwscd.policy.retention.Hold} or L{None}; L{None} for no holds
         at all (a service without a catalog).
     """
@@ -133,8 +133,7 @@ class EvidenceRules:
             # The controller is still sending it, or will send it again.
             raise Conflict(f"recording {container!r} is not Complete yet")
         if self.holds is not None:
-            parts = recordingNameParts(container)
-            hold = yield self.holds.holdOn(container, parts[0] if parts else None)
+            hold = yield self.holds.holdOn(container, info.metadata)
             if hold is not None:
                 raise Conflict(f"{container!r} is kept by {hold.describe()}")
 

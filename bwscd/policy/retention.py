@@ -10,7 +10,8 @@ A recording with several categories keeps the longest of their periods; a
 category the policy does not name has the default.  No period at all
 means keep forever, and a recording that is not Complete never expires.
 A L{Hold} on the recording, its person or one of its bookmarks' tags keeps
-it, from retention and from an admin's DELETE alike.
+it, from retention and from an admin's DELETE alike; and the rejected
+content that came from it, which belongs to that recording.
 
 Nothing here reads a file or a clock: the caller gives the facts and the
 time.  May import only the standard library and L{bwscd.errors}.
@@ -133,6 +134,12 @@ class Facts:
     tags: tuple[str, ...] = ()
     """Its bookmarks' tags, each C{key:value}."""
     bytes: int = 0
+    original: str | None = None
+    """
+    For rejected content, the recording it came from (its
+    Rejectedcontentoriginalcontainer), whose holds keep it; C{person} and
+    C{tags} are then that recording's.
+    """
 
 
 @dataclass(frozen=True)
@@ -200,7 +207,7 @@ class Hold:
 
     def covers(self, facts: Facts) -> bool:
         if self.kind == "recording":
-            return self.target == facts.recording
+            return self.target in (facts.recording, facts.original)
         if self.kind == "person":
             return self.target == facts.person
         return _foldedTag(self.target) in {_foldedTag(tag) for tag in facts.tags}

@@ -26,14 +26,14 @@ from twisted.internet.defer import inlineCallbacks
 from twisted.logger import Logger
 
 from bwscd.catalog.records import metadataTime
-from bwscd.catalog.retention import readFacts
-from bwscd.config.paths import EXPIRING
+from bwscd.catalog.retention import sweepCandidates
+from bwscd.config.paths import EVENT_LOG, EXPIRING
 from bwscd.config.settings import Settings
 from bwscd.errors import Conflict, SwiftError
 from bwscd.files import fsyncDirectory, readIfExists, writeAtomically
 from bwscd.policy.events import timestamp
 from bwscd.policy.evidence import COMPLETE
-from bwscd.policy.registry import isRejectedContent, recordingNameParts
+from bwscd.policy.registry import isRejectedContent
 from bwscd.policy.retention import DAY, expiry, lastArrival
 
 log = Logger()
@@ -49,6 +49,29 @@ def _forget(path: str) -> None:
     fsyncDirectory(os.path.dirname(path))
 
 
+def _announced(eventLog: str, record: dict) -> bool:
+    """
+    Whether the event log at C{eventLog} has C{record}'s C{recording.expired}
+    already: a sweep killed after the event and before it forgot its
+    journal did all of it.  Only the current file is read: the event is one
+    of the last the killed process wrote, and a file is rotated only when
+    the next event would go beyond its length (10 MB).
+    """
+    wanted = json.dumps(record["container"])
+    with open(eventLog, encoding="utf-8") as f:
+        for line in f:
+            if wanted not in line or '"recording.expired"' not in line:
+                continue  # most lines, without parsing them
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue  # the line a kill cut short, which nothing else announced
+            if (event.get("type"), event.get("container"), event.get("clockStart")) == \
+                    ("recording.expired", record["container"], record["clockStart"]):
+                return True
+    return False
+
+
 class ExpirySweep:
     """
     @param holds: the L{bwscd.catalog.retention.HoldLookup}.
@@ -60,6 +83,7 @@ class ExpirySweep:
     def __init__(self, directory, backend, query, holds, events, files, clock=time.time):
         self._directory = directory
         self._journal = os.path.join(directory, EXPIRING)
+        self._eventLog = os.path.join(directory, EVENT_LOG)
         self._backend = backend
         self._query = query
         self._holds = holds
@@ -84,14 +108,9 @@ class ExpirySweep:
         policy = settings.retention  # read afresh: a change applies at the next sweep
         if policy.keepsForever:
             return
-        now = self._clock()
-        # Without tags: a hold is checked against storage and the holds file per candidate.
-        candidates = yield self._query.read(readFacts, None, policy.clockStartedBy(now), False)
+        candidates = yield self._query.read(sweepCandidates, policy, self._clock())
         expired = 0
         for facts in candidates:
-            due = expiry(policy, facts)
-            if due is None or due.expiresAt > now:
-                continue
             try:
                 expired += (yield self._expire(facts, policy))
             except SwiftError as e:
@@ -129,7 +148,7 @@ class ExpirySweep:
         now = self._clock()
         if due is None or due.expiresAt > now:
             return False
-        if (yield self._holds.holdOn(container, stored.person)) is not None:
+        if (yield self._holds.holdOn(container, info.metadata)) is not None:
             return False
         record = {
             "container": container, "rule": due.rule, "days": due.days,
@@ -150,18 +169,22 @@ class ExpirySweep:
         was placed on it since: what is left of it then stays.
         """
         container = record["container"]
-        parts = recordingNameParts(container)
-        hold = yield self._holds.holdOn(container, parts[0] if parts else None)
+        info = yield self._backend.containerInfo(container)
+        hold = yield self._holds.holdOn(container, {} if info is None else info.metadata)
         if hold is None:
-            yield self._finish(record)
+            announced = yield self._files.run(_announced, self._eventLog, record)
+            yield self._finish(record, announce=not announced)
             return
         log.warn("retention: {recording} was being expired, and is now kept by {hold}: "
                  "what is left of it stays", recording=container, hold=hold.describe())
         yield self._files.run(_forget, self._journal)
 
     @inlineCallbacks
-    def _finish(self, record):
-        """Delete what C{record} names (what a cut-short sweep left of it too), and say so."""
+    def _finish(self, record, announce=True):
+        """
+        Delete what C{record} names (what a cut-short sweep left of it too),
+        and say so unless C{announce} is false (it was said already).
+        """
         container = record["container"]
         for entry in record["objects"]:
             yield self._backend.deleteObject(container, entry["object"])
@@ -171,5 +194,6 @@ class ExpirySweep:
             # Objects it did not name arrived meanwhile: they are not expired.
             log.warn("retention: {recording} keeps objects that arrived while it was "
                      "expired", recording=container)
-        self._events.emit("recording.expired", account=ACCOUNT, **record)
+        if announce:
+            self._events.emit("recording.expired", account=ACCOUNT, **record)
         yield self._files.run(_forget, self._journal)

@@ -2,6 +2,7 @@
 
 import pytest
 
+from bwscd.catalog.retention import uncatalogued
 from bwscd.config import datadir
 from bwscd.config.holds import HoldFile
 from bwscd.config.settings import Settings
@@ -71,6 +72,24 @@ def test_holds_on_a_recording_a_person_and_a_tag():
     assert holdOn([hold("person", PERSON)], facts(recording="A later one")) is not None
     assert holdOn([hold("tag", "case: 2024-117")], tagged) is not None
     assert holdOn([hold("tag", "Case:2024-118")], tagged) is None
+
+
+REJECTED = "RejectedContent_20240504T000000Z_7f3e"
+ORIGINAL = f"{PERSON}_B8A44F000001_20240501T101500Z"
+
+
+def test_a_hold_on_a_recording_keeps_the_rejected_content_that_came_from_it():
+    rejected = facts(recording=REJECTED, complete=False, rejected=True, original=ORIGINAL)
+    assert holdOn([hold("recording", ORIGINAL)], rejected) is not None
+    assert holdOn([hold("recording", "Other")], rejected) is None
+    # Not yet catalogued: its metadata names the recording, and so its person.
+    stored = uncatalogued(REJECTED, {"Rejectedcontentoriginalcontainer": ORIGINAL})
+    assert (stored.original, stored.person, stored.rejected) == (ORIGINAL, PERSON, True)
+    assert holdOn([hold("recording", ORIGINAL)], stored) is not None
+    assert holdOn([hold("person", PERSON)], stored) is not None
+    assert uncatalogued(REJECTED, {}).original is None
+    # Only rejected content belongs to another recording.
+    assert uncatalogued(ORIGINAL, {"Rejectedcontentoriginalcontainer": "X"}).original is None
 
 
 def test_periods_under_the_minimum_are_refused_unless_acknowledged(tmp_path):
