@@ -10,7 +10,9 @@ recording by a small integer of C{recording_keys}, which is never reused.
 One writer, the main process (L{bwscd.catalog.index}); readers open it
 with C{query_only}.  Everything here is derived from storage and the event
 log: a schema change bumps L{VERSION}, and a catalog of another version is
-rebuilt rather than migrated.
+rebuilt rather than migrated, unless only an index changed
+(L{_INDEX_CHANGES}): a rebuild of a million recordings takes half an hour,
+making an index again half a minute.
 """
 
 import os
@@ -18,6 +20,13 @@ import sqlite3
 
 VERSION = 4
 """C{PRAGMA user_version} of the catalog this code reads and writes."""
+
+_INDEX_CHANGES = {3: "DROP INDEX IF EXISTS recordings_clock;"}
+"""
+For a catalog of an older version that differs from this one only in its
+indices, what drops them (L{_INDICES} then makes them anew): version 4's
+recordings_clock covers originalContainer too.
+"""
 
 BUSY_TIMEOUT_MS = 10_000
 """How long a connection waits for another's lock (a checkpoint) before failing."""
@@ -155,11 +164,11 @@ def open(path: str, readOnly: bool = False) -> sqlite3.Connection:
     # corrupt the file; what is lost is indexed again from storage.
     connection.execute("PRAGMA synchronous = NORMAL")
     version = connection.execute("PRAGMA user_version").fetchone()[0]
-    if version not in (0, VERSION):
+    if version not in (0, VERSION, *_INDEX_CHANGES):
         raise sqlite3.DatabaseError(
             f"{path} is a catalog of version {version}, this bwscd writes {VERSION}: "
             "remove it and it is rebuilt")
-    connection.executescript(_TABLES + _INDICES)
+    connection.executescript(_INDEX_CHANGES.get(version, "") + _TABLES + _INDICES)
     connection.execute(f"PRAGMA user_version = {VERSION}")
     return connection
 

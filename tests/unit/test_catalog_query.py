@@ -8,10 +8,12 @@ the events.
 """
 
 import os
+import sqlite3
 from datetime import datetime, timezone
 
 import pytest
 
+from bwscd.catalog import schema
 from bwscd.catalog.index import CatalogIndex
 from bwscd.catalog.query import CatalogQuery, parseFilters
 from bwscd.catalog.rebuild import rebuild
@@ -198,6 +200,24 @@ def test_an_unusable_catalog_is_moved_aside_and_made_again(api, tmp_path):
     aside = [p.name for p in tmp_path.iterdir() if p.name.startswith("catalog.sqlite.unusable-")]
     assert len(aside) == 1
     assert api.store.call(CatalogQuery(str(path), api.store.reactor).people) == []
+
+
+def test_a_catalog_whose_index_changed_since_keeps_its_recordings(catalog):
+    index, query, ids = catalog
+    db = sqlite3.connect(index.path)
+    with db:  # what version 3 had: the index without originalContainer
+        db.execute("DROP INDEX recordings_clock")
+        db.execute("CREATE INDEX recordings_clock ON recordings (stop, status)")
+        db.execute("PRAGMA user_version = 3")
+    db.close()
+    again = schema.open(index.path)
+    try:
+        assert again.execute("PRAGMA user_version").fetchone() == (schema.VERSION,)
+        assert "originalContainer" in again.execute(
+            "SELECT sql FROM sqlite_master WHERE name = 'recordings_clock'").fetchone()[0]
+        assert sorted(r for r, in again.execute("SELECT id FROM recordings")) == sorted(ids)
+    finally:
+        again.close()
 
 
 def test_a_burst_of_clips_indexes_their_recording_once(api, catalog):
