@@ -8,7 +8,6 @@ backend, since their StopTime is in 2024 already.
 import json
 import os
 import re
-import sqlite3
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -16,25 +15,16 @@ import pytest
 
 from tests.support.catalog import (ANNA_1, ANNA_2, CAM_1, R1, R2, R3, REJECTED, CatalogClient,
                                    meta, sendRecordings)
+from tests.support.retention import OLD, backdate
 from tests.support.server import HOST, freePort
 from tests.support.swift import refusal, status
 from tests.support.waiting import waitFor
 from tests.test_operator import bwscd, refused
 from tests.test_viewer import clientOf, url
 
-OLD = time.mktime((2024, 6, 1, 0, 0, 0, 0, 0, 0))
-"""A time more than 90 days ago: the arrival of backdated recordings."""
 LATE = f"{ANNA_1}_{CAM_1}_20240601T000000Z"
 SOON = (datetime.now(timezone.utc) + timedelta(days=30)).strftime("%Y-%m-%d")
 """A date for plan --as-of: when what arrives now has not expired yet."""
-
-
-def backdate(server, *containers) -> None:
-    """Make C{containers} look as if everything in them arrived at L{OLD}."""
-    for container in containers:
-        for directory, _, files in os.walk(os.path.join(server.storage, container)):
-            for name in files + ["."]:
-                os.utime(os.path.join(directory, name), (OLD, OLD))
 
 
 def holdAdded(data, *arguments) -> str:
@@ -281,20 +271,6 @@ def sendDue(swift, count: int, clips: int) -> list[str]:
     return containers
 
 
-def backdateAny(server, backend, *containers) -> None:
-    """L{backdate} on either backend: on SQLite, every time its rows keep of them."""
-    if backend == "filesystem":
-        return backdate(server, *containers)
-    database = sqlite3.connect(os.path.join(server.data, "storage.sqlite"))
-    with database:
-        for container in containers:
-            database.execute("UPDATE objects SET modified = ? WHERE container = ?",
-                             (OLD, container))
-            database.execute("UPDATE containers SET created = ? WHERE name = ?",
-                             (OLD, container))
-    database.close()
-
-
 def storedObjects(account, container) -> list[str]:
     return sorted(o["name"] for o in account.get_container(container)[1])
 
@@ -315,7 +291,7 @@ def test_a_sweep_killed_halfway_resumes_and_deletes_nothing_that_stays(dataDirec
     # R1 held by a recording hold, R2 by its person's, R3 not Complete: all old.
     stays = {c: storedObjects(admin, c) for c in (R1, R2, R3, LATE, YOUNG)}
     first.stop()
-    backdateAny(first, backend, R1, R2, R3, *due)
+    backdate(first, R1, R2, R3, *due, backend=backend)
     bwscd("catalog", "rebuild", "--data", dataDirectory, "--backend", backend)
     bwscd("retention", "set", "--data", dataDirectory, "--default", "90")
     holdAdded(dataDirectory, "--recording", R1, "--reason", "Case 2024-117")
