@@ -108,6 +108,7 @@ class ExpirySweep:
         policy = settings.retention  # read afresh: a change applies at the next sweep
         if policy.keepsForever:
             return
+        began = time.monotonic()
         candidates = yield self._query.read(sweepCandidates, policy, self._clock())
         expired = 0
         for facts in candidates:
@@ -116,7 +117,9 @@ class ExpirySweep:
             except SwiftError as e:
                 log.warn("retention: could not expire {recording}: {why}",
                          recording=facts.recording, why=e.message)
-        log.info("retention: {expired} recordings expired", expired=expired)
+        log.info("retention: {expired} recordings expired in {seconds:.1f} s, of "
+                 "{candidates} the catalog gave", expired=expired,
+                 seconds=time.monotonic() - began, candidates=len(candidates))
 
     @inlineCallbacks
     def _listAll(self, container):
