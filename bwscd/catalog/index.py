@@ -59,8 +59,9 @@ def _deleteRecording(db, recording: str) -> None:
     """Every row derived from the container's contents (not custody, not anomalies)."""
     db.execute("DELETE FROM bookmark_text WHERE rowid IN "
                "(SELECT textRow FROM bookmarks WHERE recording = ?)", (recording,))
-    db.execute("DELETE FROM track_points WHERE rkey = "
-               "(SELECT key FROM recording_keys WHERE id = ?)", (recording,))
+    for table in ("track_points", "track_boxes"):
+        db.execute(f"DELETE FROM {table} WHERE rkey = "
+                   "(SELECT key FROM recording_keys WHERE id = ?)", (recording,))
     for table in ("recordings WHERE id", "objects WHERE recording", "clips WHERE recording",
                   "keys WHERE recording", "bookmarks WHERE recording",
                   "recording_categories WHERE recording", "tracks WHERE recording"):
@@ -129,6 +130,12 @@ def writeRecord(db, record: records.Record) -> None:
             "VALUES (?, ?, ?, ?, ?, ?)",
             [(key, first + n, p.lat, p.lon, p.seconds, p.time) for n, p in enumerate(points)])
         first += len(points)
+    if first:
+        every = [p for points in record.tracks.values() for p in points]
+        db.execute("INSERT INTO track_boxes (rkey, south, north, west, east) "
+                   "VALUES (?, ?, ?, ?, ?)",
+                   (key, min(p.lat for p in every), max(p.lat for p in every),
+                    min(p.lon for p in every), max(p.lon for p in every)))
 
 
 def dropRecording(db, recording: str) -> None:

@@ -244,11 +244,19 @@ class CatalogQuery:
         found, keys = set(), set()
         for west, east in ranges:
             box = (south, north, west, east)
-            for key, plat, plon in db.execute(
-                    "SELECT rkey, lat, lon FROM track_points WHERE lat BETWEEN ? AND ? "
-                    "AND lon BETWEEN ? AND ?", box):
-                if key not in keys and distance(lat, lon, plat, plon) <= metres:
-                    keys.add(key)
+            # The tracks whose box meets the place's; of each, its points in
+            # that box, until one is near enough.
+            for key, in db.execute(
+                    "SELECT rkey FROM track_boxes WHERE south <= ? AND north >= ? "
+                    "AND west <= ? AND east >= ?", (north, south, east, west)):
+                if key in keys:
+                    continue
+                for plat, plon in db.execute(
+                        "SELECT lat, lon FROM track_points WHERE rkey = ? "
+                        "AND lat BETWEEN ? AND ? AND lon BETWEEN ? AND ?", (key, *box)):
+                    if distance(lat, lon, plat, plon) <= metres:
+                        keys.add(key)
+                        break
             for rid, plat, plon in db.execute(
                     "SELECT id, triggerLat, triggerLon FROM recordings WHERE triggerLat "
                     "BETWEEN ? AND ? AND triggerLon BETWEEN ? AND ?", box):

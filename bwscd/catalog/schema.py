@@ -10,22 +10,46 @@ recording by a small integer of C{recording_keys}, which is never reused.
 One writer, the main process (L{bwscd.catalog.index}); readers open it
 with C{query_only}.  Everything here is derived from storage and the event
 log: a schema change bumps L{VERSION}, and a catalog of another version is
-rebuilt rather than migrated, unless only an index changed
-(L{_INDEX_CHANGES}): a rebuild of a million recordings takes half an hour,
-making an index again half a minute.
+rebuilt rather than migrated, unless what changed can be made from the
+rows it has (L{_UPGRADES}): a rebuild of a million recordings takes half
+an hour, making an index again half a minute.
 """
 
 import os
 import sqlite3
 
-VERSION = 4
+VERSION = 5
 """C{PRAGMA user_version} of the catalog this code reads and writes."""
 
-_INDEX_CHANGES = {3: "DROP INDEX IF EXISTS recordings_clock;"}
+_TRACK_BOXES = """
+CREATE VIRTUAL TABLE IF NOT EXISTS track_boxes USING rtree(rkey, south, north, west, east);
 """
-For a catalog of an older version that differs from this one only in its
-indices, what drops them (L{_INDICES} then makes them anew): version 4's
-recordings_clock covers originalContainer too.
+"""
+Each tracked recording's box: the least latitude and longitude ranges
+that hold all of its GNSS points (a track across the antimeridian gets
+nearly every longitude, and is then looked at for every place).  C{near}
+looks at the points of the recordings whose box meets its own, rather than
+at a band of every point in a range of latitudes.  An R*Tree keeps 32-bit
+floats, rounded outwards: a box may be a little larger, never smaller.
+"""
+
+_FILL_TRACK_BOXES = _TRACK_BOXES + """
+DELETE FROM track_boxes;
+INSERT INTO track_boxes (rkey, south, north, west, east)
+    SELECT rkey, min(lat), max(lat), min(lon), max(lon) FROM track_points GROUP BY rkey;
+DROP INDEX IF EXISTS track_places;
+"""
+
+_UPGRADES = {
+    3: "DROP INDEX IF EXISTS recordings_clock;" + _FILL_TRACK_BOXES,
+    4: _FILL_TRACK_BOXES,
+}
+"""
+For a catalog of an older version whose rows this one reads as they are,
+what makes it this version (L{_INDICES} then makes the indices it lacks):
+version 4's recordings_clock covers originalContainer too; version 5 finds
+places through L{_TRACK_BOXES} (made from the points: about two minutes
+for a hundred million), not an index of every point.
 """
 
 BUSY_TIMEOUT_MS = 10_000
@@ -135,7 +159,6 @@ CREATE INDEX IF NOT EXISTS recordings_place ON recordings (triggerLat, triggerLo
 CREATE INDEX IF NOT EXISTS recordings_clock ON recordings (
     max(coalesce(stop, 0), lastArrival), status, rejected, stop, lastArrival, person, bytesUsed,
     categories, originalContainer) WHERE status = 'Complete' OR rejected = 1;
-CREATE INDEX IF NOT EXISTS track_places ON track_points (lat, lon);
 CREATE INDEX IF NOT EXISTS categories_recording ON recording_categories (recording);
 CREATE INDEX IF NOT EXISTS custody_recording ON custody (recording, time);
 CREATE INDEX IF NOT EXISTS anomalies_recording ON anomalies (recording);
@@ -164,12 +187,12 @@ def open(path: str, readOnly: bool = False) -> sqlite3.Connection:
     # corrupt the file; what is lost is indexed again from storage.
     connection.execute("PRAGMA synchronous = NORMAL")
     version = connection.execute("PRAGMA user_version").fetchone()[0]
-    if version not in (0, VERSION, *_INDEX_CHANGES):
+    if version not in (0, VERSION, *_UPGRADES):
         raise sqlite3.DatabaseError(
             f"{path} is a catalog of version {version}, this bwscd writes {VERSION}: "
             "remove it and it is rebuilt")
-    connection.executescript(_INDEX_CHANGES.get(version, "") + _TABLES + _INDICES)
-    connection.execute(f"PRAGMA user_version = {VERSION}")
+    connection.executescript("BEGIN;" + _UPGRADES.get(version, "") + _TABLES + _TRACK_BOXES
+                             + _INDICES + f"PRAGMA user_version = {VERSION}; COMMIT;")
     return connection
 
 

@@ -91,6 +91,7 @@ def test_filters(api, catalog):
                 to=datetime(2024, 5, 5, tzinfo=timezone.utc)) == [newest[2], newest[3]]
     assert _ids(store, query, near=(55.7184, 13.2212, 10)) == [newest[5]]
     assert _ids(store, query, near=(59.3305, 18.0605, 100)) == [newest[4]]  # GNSS points
+    assert _ids(store, query, near=(59.3305, 18.0605, 10)) == []  # in their box, not near
     assert _ids(store, query, near=(-33.87, 151.21, 1000)) == [newest[3]]
     assert _ids(store, query, q="bicycle") == [newest[1]]
     assert _ids(store, query, q="bo ek") == [newest[2], newest[4]]
@@ -177,6 +178,13 @@ def test_upkeep_follows_the_events(api, catalog):
     assert api.request("DELETE", f"{container}/{clip}", role="admin").code == 204
     store.call(upkeep.whenIdle)
     assert store.call(query.recording, container)["clips"] == []
+    track = f"t_{CAM}_gpstrail.json"
+    assert api.request("DELETE", f"{container}/{track}", role="admin").code == 204
+    store.call(upkeep.whenIdle)
+    assert _ids(store, query, near=(1.0, 2.0, 10)) == []
+    db = sqlite3.connect(index.path)  # its box went with its points: only ids[4]'s is left
+    assert db.execute("SELECT count(*) FROM track_boxes").fetchone() == (1,)
+    db.close()
     assert store.call(query.custody, container)[-1]["type"] == "object.deleted"
     # A rename of a person shows at once, without indexing the recordings again.
     assert api.request("POST", f"Users/{ANNA}", headers=meta(
@@ -202,22 +210,27 @@ def test_an_unusable_catalog_is_moved_aside_and_made_again(api, tmp_path):
     assert api.store.call(CatalogQuery(str(path), api.store.reactor).people) == []
 
 
-def test_a_catalog_whose_index_changed_since_keeps_its_recordings(catalog):
+def test_a_catalog_of_version_3_keeps_its_recordings_and_gets_what_5_adds(catalog, api):
     index, query, ids = catalog
     db = sqlite3.connect(index.path)
-    with db:  # what version 3 had: the index without originalContainer
+    with db:  # what version 3 had: the clock's index without originalContainer, no boxes
         db.execute("DROP INDEX recordings_clock")
         db.execute("CREATE INDEX recordings_clock ON recordings (stop, status)")
+        db.execute("DROP TABLE track_boxes")
+        db.execute("CREATE INDEX track_places ON track_points (lat, lon)")
         db.execute("PRAGMA user_version = 3")
     db.close()
     again = schema.open(index.path)
     try:
         assert again.execute("PRAGMA user_version").fetchone() == (schema.VERSION,)
-        assert "originalContainer" in again.execute(
-            "SELECT sql FROM sqlite_master WHERE name = 'recordings_clock'").fetchone()[0]
+        indices = dict(again.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index'"))
+        assert "originalContainer" in indices["recordings_clock"]
+        assert "track_places" not in indices
         assert sorted(r for r, in again.execute("SELECT id FROM recordings")) == sorted(ids)
+        assert again.execute("SELECT count(*) FROM track_boxes").fetchone() == (1,)
     finally:
         again.close()
+    assert _ids(api.store, query, near=(59.3305, 18.0605, 100)) == [ids[4]]  # by its box
 
 
 def test_a_burst_of_clips_indexes_their_recording_once(api, catalog):
