@@ -33,7 +33,7 @@ from datetime import datetime, timedelta, timezone
 from upload import absolutePythonPath, parseSize
 
 from tests.support.catalog import meta
-from tests.support.retention import OLD, backdate
+from tests.support.retention import OLD, backdateFiles, backdateRows
 from tests.support.server import startServer
 from tests.support.waiting import waitFor
 from tests.test_operator import bwscd
@@ -98,7 +98,10 @@ def main(argv=None) -> int:
                   f"in {time.monotonic() - began:.0f} s", flush=True)
         finally:
             server.stop()
-        backdate(server, *names, backend=args.backend)
+        if args.backend == "filesystem":
+            backdateFiles(server.storage, *names)
+        else:
+            backdateRows(os.path.join(data, "storage.sqlite"), *names)
         bwscd("catalog", "rebuild", "--data", data, *backend)
         bwscd("retention", "set", "--data", data, "--default", "90")
         server = startServer(data, *backend)

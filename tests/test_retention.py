@@ -15,14 +15,13 @@ import pytest
 
 from tests.support.catalog import (ANNA_1, ANNA_2, CAM_1, R1, R2, R3, REJECTED, CatalogClient,
                                    meta, sendRecordings)
-from tests.support.retention import OLD, backdate
+from tests.support.retention import LATE, OLD, backdate
 from tests.support.server import HOST, freePort
-from tests.support.swift import refusal, status
+from tests.support.swift import refusal, status, storedObjects
 from tests.support.waiting import waitFor
 from tests.test_operator import bwscd, refused
 from tests.test_viewer import clientOf, url
 
-LATE = f"{ANNA_1}_{CAM_1}_20240601T000000Z"
 SOON = (datetime.now(timezone.utc) + timedelta(days=30)).strftime("%Y-%m-%d")
 """A date for plan --as-of: when what arrives now has not expired yet."""
 
@@ -250,73 +249,3 @@ def test_admins_place_and_remove_holds_in_the_viewer(dataDirectory, launch):
                          headers=origin)
     assert removed.status_code == 200 and "No legal holds" in removed.text
     assert [e["account"] for e in server.eventsOf("hold.removed")] == ["archive"]
-
-
-DUE = "5e1f0c2a-7d3b-4a9e-8c6f-1b2a3c4d5e6f"
-"""The person of the many due recordings of a sweep killed halfway; held by nobody."""
-YOUNG = f"{ANNA_1}_{CAM_1}_{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}"
-
-
-def sendDue(swift, count: int, clips: int) -> list[str]:
-    """C{count} Complete recordings of L{DUE}'s, stopped in 2024, C{clips} small clips each."""
-    swift.put_object("Users", DUE, b"", headers=meta("Object", {"Name": "Per Due"}))
-    containers = []
-    for n in range(count):
-        container = f"{DUE}_{CAM_1}_20240601T{n // 60:02d}{n % 60:02d}00Z"
-        swift.put_container(container, headers=meta("Container", {
-            "Status": "Complete", "Stoptime": int(OLD), "Triggerontime": int(OLD) - 60}))
-        for clip in range(clips):
-            swift.put_object(container, f"20240601_0000{clip:02d}_1.mkv", b"due %d" % clip)
-        containers.append(container)
-    return containers
-
-
-def storedObjects(account, container) -> list[str]:
-    return sorted(o["name"] for o in account.get_container(container)[1])
-
-
-@pytest.mark.parametrize("backend", ["filesystem", "sqlite"])
-def test_a_sweep_killed_halfway_resumes_and_deletes_nothing_that_stays(dataDirectory, launch,
-                                                                      backend):
-    first = launch(dataDirectory, "--backend", backend)
-    admin = catalogued(first)
-    swift = first.connection()
-    due = sendDue(swift, 80, 4)
-    clips = storedObjects(admin, due[0])
-    for kept in (LATE, YOUNG):  # docked late (stopped in 2024), and stopped just now
-        swift.put_container(kept, headers=meta("Container", {
-            "Status": "Complete", "Stoptime": int(OLD if kept == LATE else time.time())}))
-        swift.put_object(kept, "20240601_000000_1.mkv", b"kept")
-    swift.close()
-    # R1 held by a recording hold, R2 by its person's, R3 not Complete: all old.
-    stays = {c: storedObjects(admin, c) for c in (R1, R2, R3, LATE, YOUNG)}
-    first.stop()
-    backdate(first, R1, R2, R3, *due, backend=backend)
-    bwscd("catalog", "rebuild", "--data", dataDirectory, "--backend", backend)
-    bwscd("retention", "set", "--data", dataDirectory, "--default", "90")
-    holdAdded(dataDirectory, "--recording", R1, "--reason", "Case 2024-117")
-    holdAdded(dataDirectory, "--person", ANNA_2, "--reason", "internal inquiry")
-
-    sweeping = launch(dataDirectory, "--backend", backend)
-    journal = os.path.join(dataDirectory, "expiring.json")
-    # Killed while a recording is in flight (its journal written), a quarter of the way in.
-    assert waitFor(lambda: len(sweeping.eventsOf("recording.expired")) >= len(due) // 4
-                   and os.path.exists(journal), timeout=30, interval=0.005)
-    sweeping.process.kill()  # kill -9
-    sweeping.process.wait(10)
-    killedAfter = len(sweeping.eventsOf("recording.expired"))
-    assert killedAfter < len(due), "the sweep was over before it could be killed"
-    assert os.path.exists(journal), "the kill came between two recordings"
-
-    again = launch(dataDirectory, "--backend", backend)
-    waitFor(lambda: "recordings expired" in again.log(), timeout=60)
-    expired = again.eventsOf("recording.expired")
-    # One event for each recording, the one in flight too (resumed, not announced twice),
-    # naming every object it had, also those deleted before the kill.
-    assert sorted(e["container"] for e in expired) == sorted(due)
-    assert all(sorted(o["object"] for o in e["objects"]) == clips for e in expired)
-    auditor = again.addAccount("auditor", "reader")
-    assert not {c["name"] for c in auditor.get_account()[1]} & set(due)
-    for container, objects in stays.items():
-        assert storedObjects(auditor, container) == objects, container
-    assert not os.path.exists(journal)

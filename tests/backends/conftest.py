@@ -19,7 +19,7 @@ from twisted.plugin import IPlugin
 
 from bwscd.interfaces import IBackendPlugin
 from bwscd.plugins import installedBackends, loadBackend
-from tests.support.backends import DOCUMENTED, EXAMPLE_FILES, writeDocumentedExample
+from tests.support.backends import DOCUMENTED, EXAMPLE_FILES, STORAGE, writeDocumentedExample
 from tests.support.installing import Unavailable
 from tests.support.reactor import call
 from tests.support.sshd import SSHServer
@@ -86,11 +86,12 @@ def _installedSpec(name, directory, request) -> str:
 
 def _spec(name, directory, request) -> str:
     if name == "filesystem":
-        return f"filesystem:root={directory}/storage"
+        return f"filesystem:root={directory}/{STORAGE[name]}"
     if name == "sqlite":
-        return f"sqlite:path={directory}/storage.sqlite"
+        return f"sqlite:path={directory}/{STORAGE[name]}"
     if name == "sftp":
-        return request.getfixturevalue("sshServer").backendSpec(root=f"{directory}/sftp")
+        return request.getfixturevalue("sshServer").backendSpec(
+            root=f"{directory}/{STORAGE[name]}")
     pytest.skip(f"no conformance settings for the {name} backend")
 
 

@@ -13,7 +13,7 @@ from twisted.logger import formatEvent, globalLogPublisher
 
 from bwscd.errors import Conflict, NotFound
 from bwscd.interfaces import Digests, IObjectWriter, IStorageBackend, IStorageSpace
-from tests.support.backends import digestsOf
+from tests.support.backends import STORAGE, digestsOf
 from tests.support.reactor import call
 
 RECORDING = "0b9a3f2e-5c1d-4e8f-9a7b-2c3d4e5f6a7b_B8A44F000001_20240501T101500Z"
@@ -331,11 +331,10 @@ def filesRoot(request, tmp_path):
     Where the backend under test keeps the layout's files, for a test that
     touches them as something other than the backend would; or a skip.
     """
-    roots = {"filesystem": tmp_path / "storage", "sftp": tmp_path / "sftp"}
     candidate = request.node.callspec.params["openBackend"].name
-    if candidate not in roots:
+    if candidate not in ("filesystem", "sftp"):
         pytest.skip(f"{candidate} keeps no files that something else can name")
-    return roots[candidate]
+    return tmp_path / STORAGE[candidate]
 
 
 def test_a_deletion_cut_short_is_finished_by_the_next(request, openBackend, tmp_path):

@@ -15,6 +15,13 @@ DOCUMENTED = "memory (from docs/backends.md)"
 # The example's files, as the page names them in the line before each block.
 EXAMPLE_FILES = ["memorybackend.py", "twisted/plugins/memorybackend_plugin.py"]
 
+STORAGE = {"filesystem": "storage", "sqlite": "storage.sqlite", "sftp": "sftp"}
+"""
+Where each installed backend keeps what it stores in a test's directory
+(tests/backends/conftest.py): its root (filesystem and SFTP, the example
+server's layout) or its database.
+"""
+
 
 def digestsOf(data: bytes) -> Digests:
     """What the engine measures of C{data} as it streams in."""

@@ -8,29 +8,36 @@ import os
 import sqlite3
 import time
 
+from tests.support.catalog import ANNA_1, CAM_1
+
 OLD = time.mktime((2024, 6, 1, 0, 0, 0, 0, 0, 0))
 """A time more than 90 days ago: the arrival of backdated recordings."""
+LATE = f"{ANNA_1}_{CAM_1}_20240601T000000Z"
+"""A recording stopped long ago and docked now, late: not backdated, it stays."""
 
 
-def backdate(server, *containers, backend: str = "filesystem") -> None:
+def backdateFiles(root: str, *containers: str) -> None:
     """
-    Make C{containers} of C{server}'s storage look as if everything in them
-    arrived at L{OLD}: on the filesystem backend the times of their files
-    (an object's arrival is its file's modification time), on the SQLite
-    backend every time its rows keep of them.
+    On a backend of the example server's layout under C{root} (filesystem,
+    SFTP): the times of the containers' files, since an object's arrival
+    is its file's modification time.
     """
-    if backend == "filesystem":
+    for container in containers:
+        for directory, _, files in os.walk(os.path.join(root, container)):
+            for name in files + ["."]:
+                os.utime(os.path.join(directory, name), (OLD, OLD))
+
+
+def backdateRows(database: str, *containers: str) -> None:
+    """On the SQLite backend's C{database}: every time its rows keep of the containers."""
+    db = sqlite3.connect(database)
+    with db:
         for container in containers:
-            for directory, _, files in os.walk(os.path.join(server.storage, container)):
-                for name in files + ["."]:
-                    os.utime(os.path.join(directory, name), (OLD, OLD))
-        return
-    assert backend == "sqlite", backend
-    database = sqlite3.connect(os.path.join(server.data, "storage.sqlite"))
-    with database:
-        for container in containers:
-            database.execute("UPDATE objects SET modified = ? WHERE container = ?",
-                             (OLD, container))
-            database.execute("UPDATE containers SET created = ? WHERE name = ?",
-                             (OLD, container))
-    database.close()
+            db.execute("UPDATE objects SET modified = ? WHERE container = ?", (OLD, container))
+            db.execute("UPDATE containers SET created = ? WHERE name = ?", (OLD, container))
+    db.close()
+
+
+def backdate(server, *containers: str) -> None:
+    """C{containers} of C{server}'s default backend, made to have arrived at L{OLD}."""
+    backdateFiles(server.storage, *containers)

@@ -20,3 +20,8 @@ def inPieces(data: bytes, size: int = 64 << 10):
     """A generator body: swiftclient sends it with chunked transfer encoding."""
     for offset in range(0, len(data), size):
         yield data[offset:offset + size]
+
+
+def storedObjects(account, container: str) -> list[str]:
+    """The names of the objects in C{container}, as the account C{account} lists them."""
+    return sorted(o["name"] for o in account.get_container(container, full_listing=True)[1])
