@@ -1,7 +1,10 @@
 """
 The expiry sweep through a real C{twistd bwscd --backend ...} for every
-installed backend (docs/retention.md, Expiry), killed with C{SIGKILL}
-halfway: the next start finishes it, and deletes nothing that must stay.
+installed backend (docs/retention.md, Expiry): each rule (categories, the
+longest of several, an id the policy lacks, holds on a recording, a
+person and a tag, not Complete, docked late), and a sweep killed with
+C{SIGKILL} halfway, which the next start finishes, deleting nothing that
+must stay.
 Recordings are made old by backdating their arrival in storage with the
 server stopped (L{tests.support.retention}).
 """
@@ -103,3 +106,64 @@ def test_a_sweep_killed_halfway_resumes_and_deletes_nothing_that_stays(
     for container, objects in stays.items():
         assert storedObjects(auditor, container) == objects, container
     assert not os.path.exists(journal)
+
+
+RULES = "7c2d0a4b-1e3f-4a5b-8c9d-0e1f2a3b4c5d"
+"""The person of the recordings of each rule; held by nobody."""
+
+
+def ruled(swift, name: str, bookmarks=(), status="Complete") -> str:
+    """A recording of L{RULES}' stopped in 2024: a clip, and a bookmark for each C{bookmarks}."""
+    container = f"{RULES}_{CAM_1}_20240601T{name}Z"
+    swift.put_container(container, headers=meta("Container", {
+        "Status": status, "Stoptime": int(OLD), "Triggerontime": int(OLD) - 60}))
+    swift.put_object(container, "20240601_000000_1.mkv", b"clip")
+    for n, values in enumerate(bookmarks):
+        swift.put_object(container, f"bookmark_20240601T000010Z_{n}", b"note",
+                         headers=meta("Object", values))
+    return container
+
+
+def test_the_sweep_keeps_by_category_tag_hold_and_status_and_lets_the_rest_go(
+        request, tmp_path, dataDirectory, launch, backendSpec):
+    backend = ["--backend", backendSpec]
+    first = launch(dataDirectory, *backend)
+    swift = first.connection()
+    sendRecordings(swift)
+    swift.put_object("Users", RULES, b"", headers=meta("Object", {"Name": "Per Rule"}))
+    theft, traffic, unknown = ({"Categoryid": "7", "Categoryname": "Theft"},
+                               {"Categoryid": "9", "Categoryname": "Traffic"},
+                               {"Categoryid": "99", "Categoryname": "Not in the policy"})
+    kept = {
+        "theft": ruled(swift, "000100", [theft]),  # ten years
+        "both": ruled(swift, "000200", [traffic, theft]),  # the longest of the two
+        "tagged": ruled(swift, "000300", [{"Tags": "Case:2024-117"}]),  # a tag's hold
+        "open": ruled(swift, "000400", status="Transferring"),  # never Complete
+    }
+    going = {
+        "traffic": ruled(swift, "000500", [traffic]),  # its category's 100 days
+        "unknown": ruled(swift, "000600", [unknown]),  # an id the policy lacks: the default
+        "none": ruled(swift, "000700"),  # the default
+    }
+    swift.close()
+    admin = first.addAccount("archive", "admin")
+    CatalogClient.of(first, admin).waitFor()
+    first.stop()
+    backdate(request, tmp_path, *kept.values(), *going.values())
+    bwscd("catalog", "rebuild", "--data", dataDirectory, *backend)
+    bwscd("retention", "set", "--data", dataDirectory, "--default", "90",
+          "--category", "7=3650", "--category", "9=100")
+    holdAdded(dataDirectory, "--tag", "case:2024-117", "--reason", "court order")
+
+    again = launch(dataDirectory, *backend)
+    waitFor(lambda: "recordings expired" in again.log(), timeout=60)
+    expired = {e["container"]: e for e in again.eventsOf("recording.expired")}
+    assert sorted(expired) == sorted(going.values())
+    assert (expired[going["traffic"]]["rule"], expired[going["traffic"]]["days"]) == (
+        "category 9", 100)
+    assert (expired[going["unknown"]]["rule"], expired[going["unknown"]]["categories"]) == (
+        "default", ["99"])
+    assert expired[going["none"]]["rule"] == "default"
+    auditor = again.addAccount("auditor", "reader")
+    stored = {c["name"] for c in auditor.get_account(full_listing=True)[1]}
+    assert set(kept.values()) <= stored and not set(going.values()) & stored
