@@ -126,7 +126,8 @@ def test_the_scrub_of_a_running_server_finds_them(launch, dataDirectory, backend
                          for e in server.eventsOf("evidence.corrupt")}) >= 2
             and "scrub: pass done" in server.log(), timeout=60)
     _checkFindings(server.eventsOf("evidence.corrupt"), "scrub")
-    integrity = reader.json(f"recordings/{R1}")["integrity"]
+    # The catalog follows the events in batches a second after the first.
+    integrity = waitFor(lambda: reader.json(f"recordings/{R1}")["integrity"], timeout=30)
     assert {entry["object"] for entry in integrity} == {FLIPPED[1]}
     assert "(expected SHA-256" in integrity[0]["anomaly"]
     assert reader.json(f"recordings/{R2}")["integrity"] == []

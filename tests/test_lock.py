@@ -17,13 +17,13 @@ PART = 1 << 20
 
 
 def files(directory: str) -> dict[str, tuple[bytes, int, int]]:
-    """Every file under C{directory} but the event log: digest, inode, mtime."""
+    """Every file under C{directory} but the event log and the catalog: digest, inode, mtime."""
     found = {}
     for parent, _, names in os.walk(directory):
         for name in names:
             path = os.path.join(parent, name)
-            if name == "events.jsonl":
-                continue  # the running server's to append to
+            if name == "events.jsonl" or name.startswith("catalog.sqlite"):
+                continue  # the running server's to append to, and to index into
             with open(path, "rb") as f:
                 status = os.fstat(f.fileno())
                 found[path] = (hashlib.sha256(f.read()).digest(), status.st_ino,
