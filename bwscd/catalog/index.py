@@ -55,8 +55,12 @@ def eventKey(event: dict) -> str:
     return hashlib.sha256(encoded).hexdigest()
 
 
-def _deleteRecording(db, recording: str) -> None:
-    """Every row derived from the container's contents (not custody, not anomalies)."""
+def _deleteRecording(db, recording: str) -> str | None:
+    """
+    Every row derived from the container's contents (not custody, not
+    anomalies); the person it had, whose L{recount} is then due.
+    """
+    row = db.execute("SELECT person FROM recordings WHERE id = ?", (recording,)).fetchone()
     db.execute("DELETE FROM bookmark_text WHERE rowid IN "
                "(SELECT textRow FROM bookmarks WHERE recording = ?)", (recording,))
     for table in ("track_points", "track_boxes"):
@@ -66,6 +70,16 @@ def _deleteRecording(db, recording: str) -> None:
                   "keys WHERE recording", "bookmarks WHERE recording",
                   "recording_categories WHERE recording", "tracks WHERE recording"):
         db.execute(f"DELETE FROM {table} = ?", (recording,))
+    return None if row is None else row[0]
+
+
+def recount(db, *people: str | None) -> None:
+    """C{people}'s rows of C{person_recordings}, from their recordings as they are now."""
+    for person in {p for p in people if p is not None}:
+        db.execute("DELETE FROM person_recordings WHERE person = ?", (person,))
+        db.execute("INSERT INTO person_recordings (person, recordings, latest) "
+                   "SELECT person, count(*), max(triggerTime) FROM recordings "
+                   "WHERE person = ? AND rejected = 0 GROUP BY person", (person,))
 
 
 def recordingKey(db, recording: str) -> int:
@@ -91,8 +105,9 @@ def writeRecord(db, record: records.Record) -> None:
     """Replace one recording's rows by C{record}'s; in the caller's transaction."""
     row = record.recording
     rid = row["id"]
-    _deleteRecording(db, rid)
+    had = _deleteRecording(db, rid)
     db.execute(_INSERT_RECORDING, [row[c] for c in _RECORDING_COLUMNS])
+    recount(db, had, row["person"])
     db.executemany(
         "INSERT INTO objects (recording, name, kind, length, md5, sha256, modified, "
         "contentType, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -140,7 +155,7 @@ def writeRecord(db, record: records.Record) -> None:
 
 def dropRecording(db, recording: str) -> None:
     """A container that is gone: its rows go, its custody stays (it tells of the deletion)."""
-    _deleteRecording(db, recording)
+    recount(db, _deleteRecording(db, recording))
 
 
 def _searchName(entry: dict) -> str:

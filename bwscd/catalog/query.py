@@ -193,9 +193,8 @@ class CatalogQuery:
 
     def _people(self, db, only):
         counts = {row[0]: (row[1], row[2]) for row in db.execute(
-            "SELECT person, COUNT(*), MAX(triggerTime) FROM recordings WHERE rejected = 0 "
-            + ("AND person = ? " if only else "") + "GROUP BY person",
-            (only,) if only else ())}
+            "SELECT person, recordings, latest FROM person_recordings"
+            + (" WHERE person = ?" if only else ""), (only,) if only else ())}
         rows = db.execute(
             "SELECT uuid, name, userId, display, active, history FROM people "
             + ("WHERE uuid = ? " if only else "") + "ORDER BY display COLLATE NOCASE, uuid",

@@ -21,35 +21,49 @@ import sqlite3
 VERSION = 5
 """C{PRAGMA user_version} of the catalog this code reads and writes."""
 
-_TRACK_BOXES = """
+_SUMMARIES = """
 CREATE VIRTUAL TABLE IF NOT EXISTS track_boxes USING rtree(rkey, south, north, west, east);
+CREATE TABLE IF NOT EXISTS person_recordings (
+    person TEXT PRIMARY KEY, recordings INTEGER NOT NULL, latest REAL NOT NULL
+) WITHOUT ROWID;
 """
 """
-Each tracked recording's box: the least latitude and longitude ranges
-that hold all of its GNSS points (a track across the antimeridian gets
-nearly every longitude, and is then looked at for every place).  C{near}
-looks at the points of the recordings whose box meets its own, rather than
-at a band of every point in a range of latitudes.  An R*Tree keeps 32-bit
-floats, rounded outwards: a box may be a little larger, never smaller.
+What is summed up of the rows, kept with them by
+L{bwscd.catalog.index.writeRecord}:
+
+  - C{track_boxes}: each tracked recording's box, the least latitude and
+    longitude ranges that hold all its GNSS points (a track across the
+    antimeridian gets nearly every longitude, and is then looked at for
+    every place).  C{near} looks at the points of the recordings whose box
+    meets its own, rather than at a band of every point in a range of
+    latitudes.  An R*Tree keeps 32-bit floats, rounded outwards: a box may
+    be a little larger, never smaller.
+  - C{person_recordings}: each person's number of recordings (rejected
+    content apart) and latest trigger time, for the people list, which
+    would otherwise count a million rows.
 """
 
-_FILL_TRACK_BOXES = _TRACK_BOXES + """
+_FILL_SUMMARIES = _SUMMARIES + """
 DELETE FROM track_boxes;
 INSERT INTO track_boxes (rkey, south, north, west, east)
     SELECT rkey, min(lat), max(lat), min(lon), max(lon) FROM track_points GROUP BY rkey;
+DELETE FROM person_recordings;
+INSERT INTO person_recordings (person, recordings, latest)
+    SELECT person, count(*), max(triggerTime) FROM recordings
+    WHERE rejected = 0 AND person IS NOT NULL GROUP BY person;
 DROP INDEX IF EXISTS track_places;
 """
 
 _UPGRADES = {
-    3: "DROP INDEX IF EXISTS recordings_clock;" + _FILL_TRACK_BOXES,
-    4: _FILL_TRACK_BOXES,
+    3: "DROP INDEX IF EXISTS recordings_clock;" + _FILL_SUMMARIES,
+    4: _FILL_SUMMARIES,
 }
 """
 For a catalog of an older version whose rows this one reads as they are,
 what makes it this version (L{_INDICES} then makes the indices it lacks):
-version 4's recordings_clock covers originalContainer too; version 5 finds
-places through L{_TRACK_BOXES} (made from the points: about two minutes
-for a hundred million), not an index of every point.
+version 4's recordings_clock covers originalContainer too; version 5 has
+L{_SUMMARIES} (made from the rows: a few minutes for a million
+recordings), and no index of every GNSS point.
 """
 
 BUSY_TIMEOUT_MS = 10_000
@@ -191,7 +205,7 @@ def open(path: str, readOnly: bool = False) -> sqlite3.Connection:
         raise sqlite3.DatabaseError(
             f"{path} is a catalog of version {version}, this bwscd writes {VERSION}: "
             "remove it and it is rebuilt")
-    connection.executescript("BEGIN;" + _UPGRADES.get(version, "") + _TABLES + _TRACK_BOXES
+    connection.executescript("BEGIN;" + _UPGRADES.get(version, "") + _TABLES + _SUMMARIES
                              + _INDICES + f"PRAGMA user_version = {VERSION}; COMMIT;")
     return connection
 

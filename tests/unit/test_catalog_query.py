@@ -217,6 +217,7 @@ def test_a_catalog_of_version_3_keeps_its_recordings_and_gets_what_5_adds(catalo
         db.execute("DROP INDEX recordings_clock")
         db.execute("CREATE INDEX recordings_clock ON recordings (stop, status)")
         db.execute("DROP TABLE track_boxes")
+        db.execute("DROP TABLE person_recordings")
         db.execute("CREATE INDEX track_places ON track_points (lat, lon)")
         db.execute("PRAGMA user_version = 3")
     db.close()
@@ -231,6 +232,20 @@ def test_a_catalog_of_version_3_keeps_its_recordings_and_gets_what_5_adds(catalo
     finally:
         again.close()
     assert _ids(api.store, query, near=(59.3305, 18.0605, 100)) == [ids[4]]  # by its box
+    assert [(p["uuid"], p["recordings"], p["latest"]) for p in api.store.call(query.people)] \
+        == [(ANNA, 4, "2024-05-05T10:15:00.000Z"), (BO, 2, "2024-05-04T10:15:00.000Z")]
+
+
+def test_the_people_counts_follow_a_recording_that_goes(api, catalog):
+    index, query, ids = catalog
+    store = api.store
+    container = ids[1]  # Anna's with the "blue bicycle" bookmark
+    for stored in store.call(store.backend.listObjects, container, "", "", 100):
+        assert api.request("DELETE", f"{container}/{stored.name}", role="admin").code == 204
+    assert api.request("DELETE", container, role="admin").code == 204
+    store.call(index.indexContainer, container)
+    assert [(p["uuid"], p["recordings"]) for p in store.call(query.people)] == [
+        (ANNA, 3), (BO, 2)]
 
 
 def test_a_burst_of_clips_indexes_their_recording_once(api, catalog):
