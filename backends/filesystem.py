@@ -347,7 +347,10 @@ class FilesystemBackend:
             if info is not None:
                 # The object's file first: from then on nothing of it is visible.
                 os.unlink(path)
-            elif not os.path.isfile(self._objectMetadataPath(container, name)):
+            elif self._writers[container] or \
+                    not os.path.isfile(self._objectMetadataPath(container, name)):
+                # While an upload into the container is under way its metadata
+                # may be placed before its bytes: not a leftover to tidy.
                 return None
             # Otherwise a deletion cut short after the first unlink left the
             # metadata, which would keep the container from ever being empty:

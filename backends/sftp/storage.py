@@ -7,6 +7,7 @@ made over the current session of the L{Connection}.
 import os
 import posixpath
 
+from twisted.conch.ssh import filetransfer
 from twisted.internet.defer import DeferredLock, inlineCallbacks
 from zope.interface import implementer
 
@@ -174,7 +175,7 @@ class SFTPBackend:
             if info is not None:
                 # The object's file first: from then on nothing of it is visible.
                 yield session.remove(layout.object(container, name))
-            elif not isFile((yield session.stat(layout.objectMetadata(container, name)))):
+            elif not (yield self._leftover(session, layout.objectMetadata(container, name))):
                 return None
             # Otherwise a deletion cut short after the first removal left the
             # metadata, which would keep the container from ever being empty:
@@ -198,6 +199,15 @@ class SFTPBackend:
         finally:
             self._placement.lock.release()
             self._metadataLock.release()
+
+    @staticmethod
+    @inlineCallbacks
+    def _leftover(session, path: str):
+        """Whether the file C{path} is there; not, if the server can't say (a name too long)."""
+        try:
+            return isFile((yield session.stat(path)))
+        except filetransfer.SFTPError:
+            return False
 
     def deleteContainer(self, container):
         return self._guarded("deleting a container", self._deleteContainer, container)
