@@ -43,13 +43,15 @@ def _differs(info, catalogued) -> bool:
             or json.loads(metadata or "{}") != info.metadata)
 
 
-def eventLogEvents(path: str):
+def eventLogEvents(path: str, rotated: int | None = None):
     """
     The events of the event log at C{path}, oldest first, one at a time
-    (its rotated files, compressed or not, then the file itself); a line
-    that is not JSON (the last one, being written) is skipped.  Blocks.
+    (its rotated files, compressed or not, only the newest C{rotated} of
+    them if given, then the file itself); a line that is not JSON (the
+    last one, being written) is skipped.  Blocks.
     """
-    for name in rotatedFiles(path) + [path]:
+    earlier = rotatedFiles(path)
+    for name in (earlier if rotated is None else earlier[len(earlier) - rotated:]) + [path]:
         try:
             f = gzip.open(name, "rt", encoding="utf-8") if name.endswith(ARCHIVED) \
                 else open(name, encoding="utf-8")

@@ -26,6 +26,7 @@ from twisted.internet.defer import inlineCallbacks
 from twisted.logger import Logger
 
 from bwscd.catalog.records import metadataTime
+from bwscd.catalog.rebuild import eventLogEvents
 from bwscd.catalog.retention import sweepCandidates
 from bwscd.config.paths import EVENT_LOG, EXPIRING
 from bwscd.config.settings import Settings
@@ -53,23 +54,14 @@ def _announced(eventLog: str, record: dict) -> bool:
     """
     Whether the event log at C{eventLog} has C{record}'s C{recording.expired}
     already: a sweep killed after the event and before it forgot its
-    journal did all of it.  Only the current file is read: the event is one
-    of the last the killed process wrote, and a file is rotated only when
-    the next event would go beyond its length (10 MB).
+    journal did all of it.  The event is one of the last the killed process
+    wrote, so only the current file and the newest rotated one are read
+    (the log rotates before it writes, once its file has reached its
+    length, and the event may have been the one that reached it).
     """
-    wanted = json.dumps(record["container"])
-    with open(eventLog, encoding="utf-8") as f:
-        for line in f:
-            if wanted not in line or '"recording.expired"' not in line:
-                continue  # most lines, without parsing them
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue  # the line a kill cut short, which nothing else announced
-            if (event.get("type"), event.get("container"), event.get("clockStart")) == \
-                    ("recording.expired", record["container"], record["clockStart"]):
-                return True
-    return False
+    wanted = ("recording.expired", record["container"], record["clockStart"])
+    return any((e.get("type"), e.get("container"), e.get("clockStart")) == wanted
+               for e in eventLogEvents(eventLog, rotated=1))
 
 
 class ExpirySweep:
