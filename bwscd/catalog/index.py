@@ -273,6 +273,8 @@ class CatalogIndex:
         if self._db is None:
             try:
                 self._db = schema.open(self.path)
+            except sqlite3.OperationalError:
+                raise  # the disk full, busy, failing: the file is not to blame
             except sqlite3.DatabaseError as e:
                 # Derived data: a catalog SQLite can't use (damaged, or of
                 # another version) is kept aside for a look, and made again.

@@ -202,11 +202,20 @@ def open(path: str, readOnly: bool = False) -> sqlite3.Connection:
     connection.execute("PRAGMA synchronous = NORMAL")
     version = connection.execute("PRAGMA user_version").fetchone()[0]
     if version not in (0, VERSION, *_UPGRADES):
+        connection.close()
         raise sqlite3.DatabaseError(
             f"{path} is a catalog of version {version}, this bwscd writes {VERSION}: "
             "remove it and it is rebuilt")
-    connection.executescript("BEGIN;" + _UPGRADES.get(version, "") + _TABLES + _SUMMARIES
-                             + _INDICES + f"PRAGMA user_version = {VERSION}; COMMIT;")
+    try:
+        connection.executescript(
+            "BEGIN IMMEDIATE;" + _UPGRADES.get(version, "") + _TABLES + _SUMMARIES + _INDICES
+            + f"PRAGMA user_version = {VERSION}; COMMIT;")
+    except sqlite3.Error:
+        # All or nothing: the file stays as it was, for the next try.
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        connection.close()
+        raise
     return connection
 
 
