@@ -243,12 +243,18 @@ class CatalogQuery:
         found, keys = set(), set()
         for west, east in ranges:
             box = (south, north, west, east)
-            # The tracks whose box meets the place's; of each, its points in
-            # that box, until one is near enough.
-            for key, in db.execute(
-                    "SELECT rkey FROM track_boxes WHERE south <= ? AND north >= ? "
-                    "AND west <= ? AND east >= ?", (north, south, east, west)):
+            # The tracks whose box meets the place's: those whose box is near
+            # enough all over (its corners are the farthest from the place of
+            # a box inside the place's), at once; of the others, their points
+            # in the place's box, until one is near enough.
+            for key, s, n, w, e in db.execute(
+                    "SELECT rkey, south, north, west, east FROM track_boxes WHERE south <= ? "
+                    "AND north >= ? AND west <= ? AND east >= ?", (north, south, east, west)):
                 if key in keys:
+                    continue
+                if south <= s and n <= north and west <= w and e <= east and all(
+                        distance(lat, lon, y, x) <= metres for y in (s, n) for x in (w, e)):
+                    keys.add(key)
                     continue
                 for plat, plon in db.execute(
                         "SELECT lat, lon FROM track_points WHERE rkey = ? "

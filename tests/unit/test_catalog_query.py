@@ -166,10 +166,12 @@ def test_upkeep_follows_the_events(api, catalog):
     assert api.request("PUT", f"{container}/bookmark_x", data=b"late note", headers=meta(
         "Object", {"Categoryid": "12", "Categoryname": "Assault", "Tags": "a:b"})).code == 201
     assert api.request("PUT", f"{container}/t_{CAM}_gpstrail.json",
-                       data=trackDocument([(1.0, 2.0)])).code == 201
+                       data=trackDocument([(1.0, 2.0), (1.5, 2.5)])).code == 201
     store.call(upkeep.whenIdle)
     assert _ids(store, query, category="assault") == [container]
+    # A box larger than the place's: its points are looked at.
     assert _ids(store, query, near=(1.0, 2.0, 10)) == [container]
+    assert _ids(store, query, near=(1.25, 2.25, 10)) == []
     custody = store.call(query.custody, container)
     assert [(c["type"], c["object"], c["account"]) for c in custody] == [
         ("clip.stored", "bookmark_x", api.storage._credentials.userName),
