@@ -18,6 +18,41 @@ def distance(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * EARTH_RADIUS * math.asin(min(1.0, math.sqrt(a)))
 
 
+NEAREST_MARGIN = 0.01
+"""
+How much farther than the distance a box's nearest point, taken as the
+place clamped into the box, must be for the box to be left out: on a
+meridian the true nearest point is a little poleward of the clamped one,
+nearer by a part of about (longitudes apart)² × sin²(latitude) / 8 of the
+distance: under 0.4% within L{DECIDED_SPAN}.
+"""
+DECIDED_SPAN = 20.0
+"""The widest place's box, in degrees of longitude, whose tracks' boxes are decided."""
+
+
+def boxNearness(lat: float, lon: float, metres: float, box, within) -> bool | None:
+    """
+    Of C{box} (C{(south, north, west, east)}, a track's): C{True} if all of
+    it lies within C{metres} of the place, C{False} if none of it does,
+    L{None} if that takes its points.  Decided only for a box inside
+    C{within}, the place's own box (L{boundingBox}) when that is narrow and
+    away from the poles: such a box is small and far from the place's
+    antipode, so its farthest point is a corner.
+    """
+    south, north, west, east = box
+    if within[3] - within[2] > DECIDED_SPAN or within[0] <= -90 or within[1] >= 90:
+        return None  # near a pole, or a wide place: the nearest point is not the clamped one
+    if not (within[0] <= south and north <= within[1] and within[2] <= west
+            and east <= within[3]):
+        return None
+    if all(distance(lat, lon, y, x) <= metres for y in (south, north) for x in (west, east)):
+        return True
+    # The place's longitude on the side of the antimeridian the range is on.
+    seen = lon + 360 * round(((within[2] + within[3]) / 2 - lon) / 360)
+    nearest = distance(lat, lon, min(max(lat, south), north), min(max(seen, west), east))
+    return False if nearest > metres * (1 + NEAREST_MARGIN) else None
+
+
 def boundingBox(lat: float, lon: float, metres: float):
     """
     The latitudes and longitudes within C{metres} of a place lie in:

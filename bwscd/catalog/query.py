@@ -20,7 +20,7 @@ import uuid as uuids
 from datetime import datetime, timezone
 
 from bwscd.catalog import schema
-from bwscd.catalog.geo import boundingBox, distance
+from bwscd.catalog.geo import boundingBox, boxNearness, distance
 from bwscd.catalog.index import INTEGRITY
 from bwscd.catalog.records import parseTime
 from bwscd.policy.categories import categoryKey
@@ -243,18 +243,18 @@ class CatalogQuery:
         found, keys = set(), set()
         for west, east in ranges:
             box = (south, north, west, east)
-            # The tracks whose box meets the place's: those whose box is near
-            # enough all over (its corners are the farthest from the place of
-            # a box inside the place's), at once; of the others, their points
-            # in the place's box, until one is near enough.
-            for key, s, n, w, e in db.execute(
+            # The tracks whose box meets the place's: decided by their box
+            # where it can be, else by their points in the place's box, until
+            # one is near enough.
+            for key, *trackBox in db.execute(
                     "SELECT rkey, south, north, west, east FROM track_boxes WHERE south <= ? "
                     "AND north >= ? AND west <= ? AND east >= ?", (north, south, east, west)):
                 if key in keys:
                     continue
-                if south <= s and n <= north and west <= w and e <= east and all(
-                        distance(lat, lon, y, x) <= metres for y in (s, n) for x in (w, e)):
-                    keys.add(key)
+                nearness = boxNearness(lat, lon, metres, trackBox, box)
+                if nearness is not None:
+                    if nearness:
+                        keys.add(key)
                     continue
                 for plat, plon in db.execute(
                         "SELECT lat, lon FROM track_points WHERE rkey = ? "

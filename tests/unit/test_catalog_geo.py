@@ -3,8 +3,10 @@
 import xml.etree.ElementTree as ElementTree
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from bwscd.catalog.geo import boundingBox, distance, geojson, gpx
+from bwscd.catalog.geo import boundingBox, boxNearness, distance, geojson, gpx
 
 
 def test_distances():
@@ -65,3 +67,44 @@ def test_gpx():
     assert [(p.get("lat"), p.get("lon")) for p in points] == [("55.7", "13.2"), ("55.8", "13.3")]
     assert points[0].find("g:time", ns).text == "2024-05-01T10:15:00Z"
     assert points[1].find("g:time", ns) is None
+
+
+@settings(max_examples=1000, deadline=None)
+@given(lat=st.floats(-89, 89), lon=st.floats(-180, 180),
+       metres=st.sampled_from([50, 500, 5000, 50_000, 1_000_000]),
+       corner=st.tuples(st.floats(-1, 1), st.floats(-1, 1)),
+       size=st.tuples(st.floats(0, 1), st.floats(0, 1)),
+       inside=st.lists(st.tuples(st.floats(0, 1), st.floats(0, 1)), min_size=1, max_size=20))
+def test_a_box_decided_near_or_not_holds_only_places_that_are(lat, lon, metres, corner,
+                                                              size, inside):
+    south, north, ranges = boundingBox(lat, lon, metres)
+    for west, east in ranges:
+        within = (south, north, west, east)
+        # A box somewhere in and around the place's, and places inside it.
+        height, width = (north - south) * 1.5, (east - west) * 1.5
+        s = max(-90.0, lat + corner[0] * height)
+        w = min(180.0, max(-180.0, (west + east) / 2 + corner[1] * width))
+        n, e = min(90.0, s + size[0] * height), min(180.0, w + size[1] * width)
+        nearness = boxNearness(lat, lon, metres, (s, n, w, e), within)
+        if nearness is None:
+            continue
+        # Its nearest and farthest points are on its edges: along them, closely.
+        edges = [(f, edge) for f in (k / 100 for k in range(101))
+                 for edge in (0.0, 1.0)]
+        for fy, fx in [*inside, *edges, *((x, y) for y, x in edges)]:
+            near = distance(lat, lon, s + fy * (n - s), w + fx * (e - w)) <= metres
+            assert near == nearness, ((lat, lon, metres), (s, n, w, e), (fy, fx))
+
+
+def test_boxes_are_decided_where_they_can_be():
+    within = boundingBox(59.33, 18.06, 5000)
+    box = within[0], within[1], *within[2][0]
+    assert boxNearness(59.33, 18.06, 5000, (59.329, 59.331, 18.059, 18.061), box) is True
+    assert boxNearness(59.33, 18.06, 5000, (59.37, 59.371, 18.14, 18.141), box) is False
+    assert boxNearness(59.33, 18.06, 5000, (59.33, 59.4, 18.06, 18.07), box) is None  # too big
+    assert boxNearness(59.33, 18.06, 5000, (59.365, 59.372, 18.06, 18.10), box) is None  # edge
+    # Across the antimeridian: the box at 179.4..180 is 8 degrees from -172, not 8.6.
+    south, north, ranges = boundingBox(0.0, -172.0, 1_000_000)
+    assert ranges[0][0] > 0 and boxNearness(
+        0.0, -172.0, 1_000_000, (3.37, 3.37, 179.45, 180.0), (south, north, *ranges[0])) \
+        is not False
