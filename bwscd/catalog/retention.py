@@ -11,7 +11,7 @@ import json
 
 from bwscd.policy.evidence import COMPLETE
 from bwscd.policy.registry import isRejectedContent, recordingNameParts
-from bwscd.policy.retention import Facts, expiry, holdOn
+from bwscd.policy.retention import Facts, expiries, holdFinder, holdOn
 
 _FACTS = ("SELECT id, status, rejected, stop, categories, person, bytesUsed, lastArrival, "
           "originalContainer FROM recordings")
@@ -79,8 +79,9 @@ def sweepCandidates(db, policy, now: float) -> list[Facts]:
     startedBy = policy.clockStartedBy(now)
     if startedBy is None:
         return []
+    expiryOf = expiries(policy)
     return [facts for facts in readFacts(db, None, startedBy, False)
-            if (when := expiry(policy, facts)) is not None and when.expiresAt <= now]
+            if (when := expiryOf(facts)) is not None and when.expiresAt <= now]
 
 
 def planned(db, policy, holds, asOf: float):
@@ -93,12 +94,13 @@ def planned(db, policy, holds, asOf: float):
     startedBy = policy.clockStartedBy(asOf)
     if startedBy is None:
         return going, held
+    expiryOf, holdOf = expiries(policy), holdFinder(holds)
     for facts in readFacts(db, startedBy=startedBy,
                            tags=any(hold.kind == "tag" for hold in holds)):
-        due = expiry(policy, facts)
+        due = expiryOf(facts)
         if due is None or due.expiresAt > asOf:
             continue
-        if holdOn(holds, facts) is not None:
+        if holdOf(facts) is not None:
             held += 1
             continue
         going.append((facts, due))

@@ -20,7 +20,6 @@ later date (C{bwscd retention plan --as-of} only looks ahead).
 import json
 import os
 import time
-from dataclasses import replace
 
 from twisted.internet.defer import inlineCallbacks
 from twisted.logger import Logger
@@ -134,8 +133,8 @@ class ExpirySweep:
         if info is None:
             return False
         objects = yield self._listAll(container)
-        stored = replace(
-            facts, complete=info.metadata.get("Status") == COMPLETE,
+        stored = facts._replace(
+            complete=info.metadata.get("Status") == COMPLETE,
             rejected=isRejectedContent(container),
             stop=metadataTime(info.metadata, "Stoptime"),
             lastArrival=lastArrival(info.modified, objects))
