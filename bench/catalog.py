@@ -22,7 +22,7 @@ Prints the figures; asserts nothing.  A smaller run:
 
     .venv/bin/python bench/catalog.py --recordings 100000
 
-Filling a million recordings takes half an hour and 16 GB: with
+Filling a million recordings takes about 36 minutes and 14 GB: with
 C{--catalog FILE} the catalog is kept there and measured again by the next
 run with the same C{--catalog} instead of being filled anew.
 """
