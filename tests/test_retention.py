@@ -13,8 +13,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tests.support.catalog import (ANNA_1, ANNA_2, CAM_1, R1, R2, R3, REJECTED, CatalogClient,
-                                   meta, sendRecordings)
+from tests.support.catalog import (ANNA_2, R1, R2, R3, REJECTED, CatalogClient, meta,
+                                   sendRecordings)
 from tests.support.retention import LATE, OLD, backdate
 from tests.support.server import HOST, freePort
 from tests.support.swift import refusal, status, storedObjects
