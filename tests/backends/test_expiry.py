@@ -28,18 +28,43 @@ DUE = "5e1f0c2a-7d3b-4a9e-8c6f-1b2a3c4d5e6f"
 YOUNG = f"{ANNA_1}_{CAM_1}_{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}"
 
 
+def oldRecording(swift, container: str, clips: int = 1, bookmarks=(),
+                 status: str = "Complete") -> str:
+    """C{container}, stopped in 2024: C{clips} small clips, a bookmark for each of C{bookmarks}."""
+    swift.put_container(container, headers=meta("Container", {
+        "Status": status, "Stoptime": int(OLD), "Triggerontime": int(OLD) - 60}))
+    for clip in range(clips):
+        swift.put_object(container, f"20240601_0000{clip:02d}_1.mkv", b"clip %d" % clip)
+    for n, values in enumerate(bookmarks):
+        swift.put_object(container, f"bookmark_20240601T000010Z_{n}", b"note",
+                         headers=meta("Object", values))
+    return container
+
+
 def sendDue(swift, count: int, clips: int) -> list[str]:
     """C{count} Complete recordings of L{DUE}'s, stopped in 2024, C{clips} small clips each."""
     swift.put_object("Users", DUE, b"", headers=meta("Object", {"Name": "Per Due"}))
-    containers = []
-    for n in range(count):
-        container = f"{DUE}_{CAM_1}_20240601T{n // 60:02d}{n % 60:02d}00Z"
-        swift.put_container(container, headers=meta("Container", {
-            "Status": "Complete", "Stoptime": int(OLD), "Triggerontime": int(OLD) - 60}))
-        for clip in range(clips):
-            swift.put_object(container, f"20240601_0000{clip:02d}_1.mkv", b"due %d" % clip)
-        containers.append(container)
-    return containers
+    return [oldRecording(swift, f"{DUE}_{CAM_1}_20240601T{n // 60:02d}{n % 60:02d}00Z", clips)
+            for n in range(count)]
+
+
+def catalogued(server):
+    """An admin's account, once the catalog holds what C{server} was sent."""
+    admin = server.addAccount("archive", "admin")
+    CatalogClient.of(server, admin).waitFor()
+    return admin
+
+
+def madeOld(request, tmp_path, server, backendSpec, old, *policy) -> None:
+    """
+    C{server} stopped, C{old} backdated in its storage, the catalog rebuilt
+    from it, and the retention policy set with C{policy} (options of
+    C{bwscd retention set}).
+    """
+    server.stop()
+    backdate(request, tmp_path, *old)
+    bwscd("catalog", "rebuild", "--data", server.data, "--backend", backendSpec)
+    bwscd("retention", "set", "--data", server.data, *policy)
 
 
 def backdate(request, tmp_path, *containers) -> None:
@@ -66,15 +91,11 @@ def test_a_sweep_killed_halfway_resumes_and_deletes_nothing_that_stays(
             "Status": "Complete", "Stoptime": int(OLD if kept == LATE else time.time())}))
         swift.put_object(kept, "20240601_000000_1.mkv", b"kept")
     swift.close()
-    admin = first.addAccount("archive", "admin")
-    CatalogClient.of(first, admin).waitFor()
+    admin = catalogued(first)
     clips = storedObjects(admin, due[0])
     # R1 held by a recording hold, R2 by its person's, R3 not Complete: all old.
     stays = {c: storedObjects(admin, c) for c in (R1, R2, R3, LATE, YOUNG)}
-    first.stop()
-    backdate(request, tmp_path, R1, R2, R3, *due)
-    bwscd("catalog", "rebuild", "--data", dataDirectory, *backend)
-    bwscd("retention", "set", "--data", dataDirectory, "--default", "90")
+    madeOld(request, tmp_path, first, backendSpec, [R1, R2, R3, *due], "--default", "90")
     holdAdded(dataDirectory, "--recording", R1, "--reason", "Case 2024-117")
     holdAdded(dataDirectory, "--person", ANNA_2, "--reason", "internal inquiry")
 
@@ -114,14 +135,8 @@ RULES = "7c2d0a4b-1e3f-4a5b-8c9d-0e1f2a3b4c5d"
 
 def ruled(swift, name: str, bookmarks=(), status="Complete") -> str:
     """A recording of L{RULES}' stopped in 2024: a clip, and a bookmark for each C{bookmarks}."""
-    container = f"{RULES}_{CAM_1}_20240601T{name}Z"
-    swift.put_container(container, headers=meta("Container", {
-        "Status": status, "Stoptime": int(OLD), "Triggerontime": int(OLD) - 60}))
-    swift.put_object(container, "20240601_000000_1.mkv", b"clip")
-    for n, values in enumerate(bookmarks):
-        swift.put_object(container, f"bookmark_20240601T000010Z_{n}", b"note",
-                         headers=meta("Object", values))
-    return container
+    return oldRecording(swift, f"{RULES}_{CAM_1}_20240601T{name}Z", bookmarks=bookmarks,
+                        status=status)
 
 
 def test_the_sweep_keeps_by_category_tag_hold_and_status_and_lets_the_rest_go(
@@ -146,13 +161,9 @@ def test_the_sweep_keeps_by_category_tag_hold_and_status_and_lets_the_rest_go(
         "none": ruled(swift, "000700"),  # the default
     }
     swift.close()
-    admin = first.addAccount("archive", "admin")
-    CatalogClient.of(first, admin).waitFor()
-    first.stop()
-    backdate(request, tmp_path, *kept.values(), *going.values())
-    bwscd("catalog", "rebuild", "--data", dataDirectory, *backend)
-    bwscd("retention", "set", "--data", dataDirectory, "--default", "90",
-          "--category", "7=3650", "--category", "9=100")
+    catalogued(first)
+    madeOld(request, tmp_path, first, backendSpec, [*kept.values(), *going.values()],
+            "--default", "90", "--category", "7=3650", "--category", "9=100")
     holdAdded(dataDirectory, "--tag", "case:2024-117", "--reason", "court order")
 
     again = launch(dataDirectory, *backend)
