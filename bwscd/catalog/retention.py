@@ -70,18 +70,24 @@ def readFacts(db, only: str | None = None, startedBy: float | None = None,
            original) in rows]
 
 
+def _due(db, policy, asOf: float, tags: bool):
+    """Each C{(facts, expiry)} that C{policy} lets go by C{asOf}, as the catalog has it."""
+    startedBy = policy.clockStartedBy(asOf)
+    if startedBy is None:
+        return
+    expiryOf = expiries(policy)
+    for facts in readFacts(db, None, startedBy, tags):
+        if (due := expiryOf(facts)) is not None and due.expiresAt <= asOf:
+            yield facts, due
+
+
 def sweepCandidates(db, policy, now: float) -> list[Facts]:
     """
     The expiry sweep's candidates at C{now}, on a catalog connection: the
     recordings C{policy} lets go by then, as the catalog has them, without
     tags (the sweep checks each against storage and the holds itself).
     """
-    startedBy = policy.clockStartedBy(now)
-    if startedBy is None:
-        return []
-    expiryOf = expiries(policy)
-    return [facts for facts in readFacts(db, None, startedBy, False)
-            if (when := expiryOf(facts)) is not None and when.expiresAt <= now]
+    return [facts for facts, _ in _due(db, policy, now, False)]
 
 
 def planned(db, policy, holds, asOf: float):
@@ -91,19 +97,12 @@ def planned(db, policy, holds, asOf: float):
     soonest first, C{held} how many more are due but kept by one of C{holds}.
     """
     going, held = [], 0
-    startedBy = policy.clockStartedBy(asOf)
-    if startedBy is None:
-        return going, held
-    expiryOf, holdOf = expiries(policy), holdFinder(holds)
-    for facts in readFacts(db, startedBy=startedBy,
-                           tags=any(hold.kind == "tag" for hold in holds)):
-        due = expiryOf(facts)
-        if due is None or due.expiresAt > asOf:
-            continue
+    holdOf = holdFinder(holds)
+    for facts, due in _due(db, policy, asOf, any(hold.kind == "tag" for hold in holds)):
         if holdOf(facts) is not None:
             held += 1
-            continue
-        going.append((facts, due))
+        else:
+            going.append((facts, due))
     going.sort(key=lambda g: (g[1].expiresAt, g[0].recording))
     return going, held
 

@@ -270,9 +270,8 @@ def holdFinder(holds):
         targets.setdefault((hold.kind, target), (order, hold))
 
     def holdOf(facts: Facts) -> Hold | None:
-        found = [targets.get(key) for key in (
-            ("recording", facts.recording), ("recording", facts.original),
-            ("person", facts.person), *(("tag", _foldedTag(tag)) for tag in facts.tags))]
-        found = [f for f in found if f is not None]
+        keys = [("recording", facts.recording), ("recording", facts.original),
+                ("person", facts.person), *(("tag", _foldedTag(tag)) for tag in facts.tags)]
+        found = [targets[key] for key in keys if key in targets]
         return min(found, key=lambda f: f[0])[1] if found else None
     return holdOf
