@@ -23,6 +23,7 @@ from tests.support.backends import DOCUMENTED, EXAMPLE_FILES, STORAGE, writeDocu
 from tests.support.installing import Unavailable
 from tests.support.reactor import call
 from tests.support.sshd import SSHServer
+from tests.support.swiftcluster import SwiftCluster
 
 
 @pytest.fixture(scope="session")
@@ -34,6 +35,17 @@ def sshServer(tmp_path_factory):
         pytest.skip(str(e))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def swiftCluster(tmp_path_factory):
+    """A real single-node OpenStack Swift on loopback, for the swift backend."""
+    try:
+        cluster = SwiftCluster.start(str(tmp_path_factory.mktemp("swift")))
+    except Unavailable as e:
+        pytest.skip(str(e))
+    yield cluster
+    cluster.stop()
 
 
 @pytest.fixture(scope="session")
@@ -92,6 +104,10 @@ def _spec(name, directory, request) -> str:
     if name == "sftp":
         return request.getfixturevalue("sshServer").backendSpec(
             root=f"{directory}/{STORAGE[name]}")
+    if name == "swift":
+        # One account for the session: each test's containers under a prefix of its own.
+        return request.getfixturevalue("swiftCluster").backendSpec(
+            prefix=f"{os.path.basename(directory)}-")
     pytest.skip(f"no conformance settings for the {name} backend")
 
 

@@ -69,6 +69,9 @@ def madeOld(request, tmp_path, server, backendSpec, old, *policy) -> None:
 
 def backdate(request, tmp_path, *containers) -> None:
     backend = request.node.callspec.params["backendSpec"]
+    if backend not in STORAGE:
+        pytest.skip(f"the {backend} backend's store keeps arrival times that a test can't "
+                    "move back (Swift's own timestamps)")
     if backend == "sqlite":
         backdateRows(str(tmp_path / STORAGE[backend]), *containers)
     else:

@@ -23,3 +23,11 @@ sftp = BackendPlugin(
     "(default 256M, when the server reports free space)",
     "bwscd.backends.sftp.backend",
 )
+
+swift = BackendPlugin(
+    "swift",
+    "an OpenStack Swift (or Ceph RGW) account; options: auth=URL (tempauth v1), user=U, "
+    "key=K or key_file=PATH, prefix=P for container names, storage_url=URL, cafile=PATH, "
+    "timeout=SECONDS (default 30), segment_size=SIZE (default: the cluster's largest object)",
+    "bwscd.backends.swift.backend",
+)

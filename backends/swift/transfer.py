@@ -1,0 +1,321 @@
+"""
+The Swift backend's writers and reader, which upload and download threads
+call.  Each sends or reads its body itself, on a connection of its own, so
+the bytes go straight between the client's thread and the store.
+
+An object that fits in one segment goes up as one chunked C{PUT}
+(L{PlainWriter}) whose body ends only on commit, after the engine verified
+it; a larger one, or one whose length is not known, as segments followed by
+a Static Large Object manifest written last (L{SegmentedWriter}).  Either
+way the store's ETag of what it received is compared with bwscd's own MD5
+before the object counts as stored.
+"""
+
+import hashlib
+import json
+import uuid
+
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from bwscd.backends import common
+from bwscd.backends.swift import objects
+from bwscd.backends.swift.upstream import StreamedPut, Unreachable, download
+from bwscd.errors import BadRequest, InsufficientStorage, NotFound, ServiceUnavailable
+from bwscd.interfaces import IObjectReader, IObjectWriter
+
+log = Logger("bwscd.backends.swift")
+
+
+def refusal(what: str, status: int, reason: str = "") -> Exception:
+    """The API's refusal for an answer of the store that stops C{what}."""
+    if status == 404:
+        return NotFound(f"not found while {what}")
+    if status == 507:
+        return InsufficientStorage(f"the store is out of space while {what}")
+    if status == 413:
+        return BadRequest(f"larger than the store takes while {what}")
+    return common.storageError(what, f"{status} {reason}", False, log, "Swift store")
+
+
+def unreachable(what: str, error: Unreachable) -> ServiceUnavailable:
+    return common.storageError(what, error, False, log, "Swift store")
+
+
+def _etag(answer) -> str:
+    return (answer.header("etag") or "").strip('"')
+
+
+class _Segment:
+    """One segment of a large object being sent, and the MD5 of what was sent."""
+
+    def __init__(self, put: StreamedPut, path: str):
+        self.put = put
+        self.path = path
+        self.md5 = hashlib.md5()
+        self.length = 0
+
+    def send(self, data) -> None:
+        self.put.send(data)
+        self.md5.update(data)
+        self.length += len(data)
+
+
+class NameTaken(Exception):
+    """A C{PUT} with C{If-None-Match: *} found an object under its name."""
+
+
+def startPut(backend, container: str, name: str, headers: dict[str, str],
+             what: str) -> StreamedPut:
+    """
+    A streamed C{PUT} the store agreed to take.
+
+    @raise NameTaken: for C{If-None-Match: *}, the name holds an object.
+    @raise NotFound, InsufficientStorage, ServiceUnavailable: it didn't.
+    """
+    try:
+        put = StreamedPut(backend.account, container, name, headers)
+    except Unreachable as e:
+        raise unreachable(what, e)
+    if put.early is not None and put.early.status == 412:
+        raise NameTaken(name)
+    if put.early is not None:
+        raise refusal(what, put.early.status, put.early.reason)
+    return put
+
+
+@implementer(IObjectWriter)
+class PlainWriter:
+    """An object sent as one plain Swift object, straight to its name."""
+
+    def __init__(self, backend, put: StreamedPut, container: str, name: str,
+                 metadata: dict[str, str], own: dict[str, str], contentType: str,
+                 replaced: str | None, release):
+        self._backend = backend
+        self._release = release
+        self._put = put
+        self.container = container
+        self.name = name
+        self._metadata = metadata
+        self._own = own
+        self._contentType = contentType
+        self._replaced = replaced
+        self._what = f"writing {container}/{name}"
+
+    def write(self, data):
+        try:
+            self._put.send(data)
+        except Unreachable as e:
+            raise unreachable(self._what, e)
+
+    def commit(self, digests):
+        try:
+            return self._commit(digests)
+        finally:
+            self._release()
+
+    def _commit(self, digests):
+        try:
+            answer = self._put.finish()
+        except Unreachable as e:
+            raise unreachable(self._what, e)
+        if answer.status == 412:
+            raise ServiceUnavailable(
+                f"{self.name} was stored by another upload meanwhile: send it again")
+        if answer.status != 201:
+            raise refusal(self._what, answer.status, answer.reason)
+        stored = self._backend.storeName(self.container)
+        if _etag(answer) != digests.md5:
+            self._backend.removeQuietly(stored, self.name)
+            log.error("the store's ETag {etag} of {container}/{name} is not bwscd's MD5 "
+                      "{md5}: removed, the client will send it again",
+                      etag=_etag(answer), container=self.container, name=self.name,
+                      md5=digests.md5)
+            raise ServiceUnavailable("the store received other bytes than bwscd sent")
+        info = self._backend.describe(self.container, self.name, self._metadata,
+                                      self._contentType,
+                                      {**self._own, objects.SHA256: digests.sha256})
+        if self._replaced:
+            self._backend.removeSegments(self._replaced)
+        return info
+
+    def abort(self):
+        self._put.abandon()
+        self._release()
+
+
+@implementer(IObjectWriter)
+class SegmentedWriter:
+    """
+    An object sent as segments of at most C{segmentSize} bytes into bwscd's
+    own container, then made visible by a manifest naming them: for an object
+    larger than the store takes in one piece, of a length not known, or of a
+    name that holds one already (evidence, for which the final name is known
+    only once its bytes are).
+    """
+
+    def __init__(self, backend, container: str, name: str, metadata: dict[str, str],
+                 own: dict[str, str], contentType: str, writeOnce: bool, segmentSize: int,
+                 replaced: str | None, release):
+        self._backend = backend
+        self._release = release
+        self.container = container
+        self.name = name
+        self._metadata = metadata
+        self._own = own
+        self._contentType = contentType
+        self._writeOnce = writeOnce
+        self._segmentSize = segmentSize
+        self._replaced = replaced
+        self.upload = uuid.uuid4().hex
+        self._segments: list[dict] = []
+        self._current: _Segment | None = None
+        self._what = f"writing {container}/{name}"
+
+    def begin(self) -> None:
+        """Record where this upload goes, so a sweep can tell its leftovers."""
+        record = json.dumps({"container": self.container, "name": self.name}).encode()
+        self._backend.putOwn(objects.uploadPath(self.upload), record)
+
+    def write(self, data):
+        data = memoryview(data)
+        try:
+            while data:
+                if self._current is None:
+                    path = objects.segmentPath(self.upload, len(self._segments))
+                    self._current = _Segment(
+                        startPut(self._backend, self._backend.own, path, {}, self._what), path)
+                room = self._segmentSize - self._current.length
+                self._current.send(data[:room])
+                data = data[room:]
+                if self._current.length == self._segmentSize:
+                    self._finishSegment()
+        except Unreachable as e:
+            raise unreachable(self._what, e)
+
+    def _finishSegment(self) -> None:
+        segment, self._current = self._current, None
+        answer = segment.put.finish()
+        if answer.status != 201:
+            raise refusal(self._what, answer.status, answer.reason)
+        if _etag(answer) != segment.md5.hexdigest():
+            raise ServiceUnavailable("the store received other bytes than bwscd sent")
+        self._segments.append({"path": f"/{self._backend.own}/{segment.path}",
+                               "etag": segment.md5.hexdigest(),
+                               "size_bytes": segment.length})
+
+    def commit(self, digests):
+        try:
+            return self._commit(digests)
+        finally:
+            self._release()
+
+    def _commit(self, digests):
+        try:
+            if self._current is not None:
+                self._finishSegment()
+        except Unreachable as e:
+            raise unreachable(self._what, e)
+        own = {**self._own, objects.SHA256: digests.sha256, objects.MD5: digests.md5,
+               objects.UPLOAD: self.upload}
+        headers = {"Content-Type": self._contentType,
+                   **objects.metadataHeaders("Object", {**self._metadata, **own})}
+        if self._writeOnce:
+            headers["If-None-Match"] = "*"
+        if self._segments:
+            body, query = json.dumps(self._segments).encode(), {"multipart-manifest": "put"}
+        else:
+            body, query = b"", None
+        stored = self._backend.storeName(self.container)
+
+        def claim(candidate):
+            answer = self._backend.call("PUT", stored, candidate, headers, body, query,
+                                        what=self._what)
+            if answer.status == 412:
+                return self._backend.blockingObjectInfo(self.container, candidate), False
+            if answer.status != 201:
+                raise refusal(self._what, answer.status, answer.reason)
+            return self._backend.blockingObjectInfo(self.container, candidate), True
+
+        if self._writeOnce:
+            info = common.placeOnce(self.name, digests, claim, self._discard)
+        else:
+            info, _ = claim(self.name)
+            if self._replaced:
+                self._backend.removeSegments(self._replaced)
+        self._backend.removeOwn(objects.uploadPath(self.upload))
+        return info
+
+    def _discard(self) -> None:
+        self._backend.removeSegments(self.upload)
+
+    def abort(self):
+        if self._current is not None:
+            self._current.put.abandon()
+            self._current = None
+        try:
+            self._discard()
+            self._backend.removeOwn(objects.uploadPath(self.upload))
+        except Exception as e:  # the sweep at the next start removes them
+            log.warn("leftovers of an aborted upload to {container}/{name} stay until the "
+                     "next start: {error}", container=self.container, name=self.name, error=e)
+        finally:
+            self._release()
+
+
+@implementer(IObjectReader)
+class SwiftReader:
+    """An object's bytes, or a range of them, read straight from the store."""
+
+    def __init__(self, info, connection, answer, length: int):
+        self.info = info
+        self._connection = connection
+        self._answer = answer
+        self._left = length
+
+    def read(self, size):
+        if not self._left:
+            return b""
+        try:
+            data = self._answer.read(min(size, self._left))
+        except OSError as e:
+            raise unreachable(f"reading {self.info.container}/{self.info.name}",
+                              Unreachable(str(e)))
+        self._left -= len(data)
+        return data
+
+    def close(self):
+        if self._connection is not None:
+            self._connection.close()
+
+
+def openReader(backend, container: str, name: str, offset: int, length: int | None):
+    """
+    A reader of C{length} bytes (L{None}: to the end) from C{offset}.
+
+    @raise NotFound: no such object.
+    """
+    headers = {}
+    if length == 0 or (offset == 0 and length is None):
+        pass  # the whole object (of which none is read, for no bytes)
+    else:
+        end = "" if length is None else str(offset + length - 1)
+        headers["Range"] = f"bytes={offset}-{end}"
+    what = f"reading {container}/{name}"
+    try:
+        connection, answer = download(backend.account, backend.storeName(container), name,
+                                      headers)
+    except Unreachable as e:
+        raise unreachable(what, e)
+    if answer.status == 416:  # from the very end: nothing to read
+        connection.close()
+        info = backend.blockingObjectInfo(container, name)
+        if info is None:
+            raise NotFound(f"no object {name} in {container}")
+        return SwiftReader(info, None, None, 0)
+    if answer.status not in (200, 206):
+        connection.close()
+        raise refusal(what, answer.status, answer.reason)
+    info = backend.infoFromAnswer(container, name, answer)
+    left = info.digests.length - offset if length is None else length
+    return SwiftReader(info, connection, answer, left)
