@@ -98,13 +98,14 @@ class SwiftBackend:
             raise refusal(f"removing {stored}/{name}", answer.status, answer.reason)
 
     def _listed(self, stored: str, prefix: str = "", marker: str = "", limit: int = LISTING_PAGE):
+        what = f"listing {stored or 'the account'}"
         answer = self.call("GET", stored, query={"format": "json", "prefix": prefix,
                                                 "marker": marker, "limit": str(limit)},
-                           what=f"listing {stored}")
+                           what=what)
         if answer.status == 404:
             return None
         if answer.status not in (200, 204):
-            raise refusal(f"listing {stored}", answer.status, answer.reason)
+            raise refusal(what, answer.status, answer.reason)
         return answer.json() if answer.body else []
 
     def _listedAll(self, stored: str, prefix: str = ""):
@@ -346,18 +347,25 @@ class SwiftBackend:
 
     @inlineCallbacks
     def listContainers(self, prefix, marker, limit):
-        listed = yield self._pool.run(
-            self._listed, None, self.prefix + prefix, self.prefix + marker, limit + 1)
-        names = [e["name"][len(self.prefix):] for e in listed or []
-                 if e["name"] != self.own][:limit]
+        names = yield self._pool.run(self._containerNames, prefix, marker, limit)
         found = yield gatherResults([self.containerInfo(name) for name in names],
                                     consumeErrors=True)
         return [info for info in found if info is not None]
 
+    def _containerNames(self, prefix, marker, limit):
+        names, marker = [], self.prefix + marker
+        while len(names) < limit:
+            page = self._listed(None, self.prefix + prefix, marker, min(limit, LISTING_PAGE))
+            if not page:
+                break
+            names += [e["name"][len(self.prefix):] for e in page if e["name"] != self.own]
+            marker = page[-1]["name"]
+        return names[:limit]
+
     @inlineCallbacks
     def listObjects(self, container, prefix, marker, limit):
         listed = yield self._pool.run(self._listed, self.storeName(container), prefix, marker,
-                                      limit)
+                                      min(limit, LISTING_PAGE))
         if listed is None:
             raise NotFound(f"no container {container}")
         # A listing has no metadata nor SHA-256: a HEAD of each object has.

@@ -41,7 +41,9 @@ def sshServer(tmp_path_factory):
 def swiftCluster(tmp_path_factory):
     """A real single-node OpenStack Swift on loopback, for the swift backend."""
     try:
-        cluster = SwiftCluster.start(str(tmp_path_factory.mktemp("swift")))
+        # Below the conformance suite's largest object, which then goes as a
+        # Static Large Object.
+        cluster = SwiftCluster.start(str(tmp_path_factory.mktemp("swift")), maxFileSize=48 << 20)
     except Unavailable as e:
         pytest.skip(str(e))
     yield cluster

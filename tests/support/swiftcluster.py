@@ -15,6 +15,7 @@ device is a plain directory, and objects with that much metadata fail.
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -222,6 +223,15 @@ class SwiftCluster:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+    def pid(self, name: str) -> int:
+        return self._processes[name].pid
+
+    def forgetTokens(self) -> None:
+        """Empty memcached, where tempauth keeps its tokens: every one given is refused."""
+        with socket.create_connection((HOST, self.ports["memcached"]), timeout=5) as s:
+            s.sendall(b"flush_all\r\n")
+            assert s.recv(100).startswith(b"OK")
 
     def stop(self) -> None:
         for name in list(self._processes):

@@ -1,0 +1,380 @@
+"""
+The Swift backend through the real thing: C{twistd bwscd --backend swift:...}
+storing in a real single-node OpenStack Swift on loopback (see
+L{tests.support.swiftcluster}), which the tests read with Swift's own
+client, as an integrator would, and break: stopped, failing, frozen,
+corrupting bytes on the way, forgetting tokens.
+"""
+
+import hashlib
+import os
+import signal
+import socket
+import threading
+import time
+
+import pytest
+import swiftclient
+from swiftclient.exceptions import ClientException
+
+from tests.support.recording import Recording
+from tests.support.server import HOST, freePort
+from tests.support.swift import inPieces, status
+from tests.support.swiftcluster import KEY, USER
+from tests.support.waiting import waitFor
+
+CAMERA = Recording()
+RECORDING = CAMERA.container
+MiB = 1 << 20
+
+
+@pytest.fixture
+def store(swiftCluster):
+    """Swift's own client on the cluster's account, as an integrator reads it."""
+    connection = swiftclient.Connection(swiftCluster.authURL, USER, KEY, retries=0)
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def prefix(tmp_path) -> str:
+    return f"{tmp_path.name}-"
+
+
+@pytest.fixture
+def start(launch, dataDirectory, swiftCluster, prefix):
+    """C{start(**options)}: bwscd on the cluster, its user and camera registered."""
+
+    def start(**options):
+        server = launch(dataDirectory, "--backend",
+                        swiftCluster.backendSpec(prefix=prefix, **options))
+        swift = server.connection()
+        CAMERA.start(swift)
+        return server, swift
+
+    return start
+
+
+@pytest.fixture
+def reader():
+    """C{reader(server)}: an account of C{server} that may read evidence back."""
+    accounts = []
+
+    def reader(server):
+        accounts.append(server.addAccount("reviewer", "reader"))
+        return accounts[-1]
+
+    yield reader
+    for account in accounts:
+        account.close()
+
+
+def stored(store, prefix, name=None):
+    """The names in the store under bwscd's C{prefix}: containers, or a container's objects."""
+    if name is None:
+        return sorted(c["name"] for c in store.get_account(prefix=prefix, full_listing=True)[1])
+    return sorted(o["name"] for o in store.get_container(prefix + name, full_listing=True)[1])
+
+
+def own(store, prefix, under=""):
+    """bwscd's own objects in the store (state, segments, upload records)."""
+    return sorted(o["name"] for o in store.get_container(
+        prefix + ".bwscd", prefix=under, full_listing=True)[1])
+
+
+def test_the_store_holds_what_integrators_read_with_swifts_own_tools(start, store, prefix,
+                                                                    reader):
+    server, swift = start()
+    body = os.urandom(3 * MiB + 123)
+    assert swift.put_object(RECORDING, "20240501T101500Z_1.mkv", body, headers={
+        "X-Object-Meta-Starttimeiso": "2024-05-01T10:15:00Z"}) == hashlib.md5(body).hexdigest()
+    swift.put_object(RECORDING, "sub/track.json", inPieces(body[::-1], 100_000))
+    swift.post_container(RECORDING, headers={"X-Container-Meta-Status": "Complete"})
+
+    review = reader(server)
+    containers = [c["name"] for c in review.get_account()[1]]
+    assert RECORDING in containers and "Users" in containers
+    # bwscd's own container is not one of its containers.
+    assert stored(store, prefix) == sorted(prefix + c for c in [".bwscd", *containers])
+    assert stored(store, prefix, RECORDING) == ["20240501T101500Z_1.mkv", "sub/track.json"]
+    headers, data = store.get_object(prefix + RECORDING, "20240501T101500Z_1.mkv")
+    assert data == body and headers["etag"] == hashlib.md5(body).hexdigest()
+    assert headers["x-object-meta-starttimeiso"] == "2024-05-01T10:15:00Z"
+    assert headers["x-object-meta-bwscd-sha256"] == hashlib.sha256(body).hexdigest()
+    assert store.get_object(prefix + RECORDING, "sub/track.json")[1] == body[::-1]
+    assert store.head_container(prefix + RECORDING)["x-container-meta-status"] == "Complete"
+    assert "state/registry.json" in own(store, prefix, "state/")
+    # What bwscd gives back is what it was sent.
+    head = swift.head_object(RECORDING, "sub/track.json")
+    assert head["etag"] == hashlib.md5(body[::-1]).hexdigest()
+    assert review.get_object(RECORDING, "20240501T101500Z_1.mkv",
+                            headers={"Range": "bytes=5-9"})[1] == body[5:10]
+    # The chunked body, whose length was not known, went as a large object.
+    assert own(store, prefix, "uploads/") == [] and len(own(store, prefix, "segments/")) == 1
+
+
+def test_a_wrong_etag_stores_nothing(start, store, prefix):
+    server, swift = start()
+    assert status(swift.put_object, RECORDING, "clip.mkv", b"x" * 100_000,
+                  etag=hashlib.md5(b"other").hexdigest()) == 422
+    assert stored(store, prefix, RECORDING) == []
+    assert own(store, prefix, "segments/") == own(store, prefix, "uploads/") == []
+
+
+def test_evidence_is_written_once_and_a_conflict_kept_beside(start, store, prefix):
+    server, swift = start()
+    swift.put_object(RECORDING, "clip.mkv", b"first")
+    swift.put_object(RECORDING, "clip.mkv", b"first")  # sent again: stored once
+    swift.put_object(RECORDING, "clip.mkv", b"other bytes")
+    names = stored(store, prefix, RECORDING)
+    assert names[0] == "clip.mkv" and len(names) == 2
+    assert names[1].startswith("clip.mkv.conflict-")
+    assert store.get_object(prefix + RECORDING, "clip.mkv")[1] == b"first"
+    assert store.get_object(prefix + RECORDING, names[1])[1] == b"other bytes"
+    # The conflict copy (a large object of one segment, its name chosen once
+    # its bytes were known) holds the only segment: the copy sent again left none.
+    assert len(own(store, prefix, "segments/")) == 1
+
+
+def test_a_large_object_goes_as_segments_with_its_manifest_last(start, store, prefix, reader):
+    server, swift = start(segment_size="4M")
+    body = os.urandom(10 * MiB + 7)
+    swift.put_object(RECORDING, "large.mkv", body)
+    headers = store.head_object(prefix + RECORDING, "large.mkv")
+    assert headers["x-static-large-object"] == "True"
+    assert int(headers["content-length"]) == len(body)
+    assert len(own(store, prefix, "segments/")) == 3
+    assert store.get_object(prefix + RECORDING, "large.mkv")[1] == body
+    # bwscd answers the object's own MD5, not the manifest's.
+    assert swift.head_object(RECORDING, "large.mkv")["etag"] == hashlib.md5(body).hexdigest()
+    assert reader(server).get_object(
+        RECORDING, "large.mkv", headers={"Range": f"bytes={4 * MiB - 2}-{4 * MiB + 1}"}
+    )[1] == body[4 * MiB - 2:4 * MiB + 2]
+    # A chunked body, whose length is not known, goes the same way.
+    swift.put_object(RECORDING, "chunked.mkv", inPieces(body, MiB))
+    assert store.get_object(prefix + RECORDING, "chunked.mkv")[1] == body
+    assert own(store, prefix, "uploads/") == []
+
+
+class Stalling:
+    """
+    A body of C{before} bytes, then a wait until told, then C{after} more:
+    iterated, it goes chunked; read, with its length given.
+    """
+
+    def __init__(self, before: int, after: int):
+        self.before, self.after = before, after
+        self.sent = threading.Event()
+        self.go = threading.Event()
+        self._blocks = iter(self)
+
+    def __iter__(self):
+        block = os.urandom(MiB)
+        for _ in range(self.before // MiB):
+            yield block
+        self.sent.set()
+        self.go.wait(30)
+        for _ in range(self.after // MiB):
+            yield block
+
+    def read(self, size=-1):
+        return next(self._blocks, b"")
+
+
+def cutOffBy(fault, server, name="cut.mkv", length=None):
+    """
+    Upload C{name}, cause C{fault} halfway, and return what the upload got:
+    no 201, but a 503 or a dropped connection.
+    """
+    body = Stalling(8 * MiB, 24 * MiB)
+    outcome = []
+
+    def upload():
+        connection = server.connection()
+        try:
+            outcome.append(connection.put_object(
+                RECORDING, name, iter(body) if length is None else body, content_length=length))
+        except Exception as e:
+            outcome.append(e)
+        finally:
+            connection.close()
+
+    uploading = threading.Thread(target=upload)
+    uploading.start()
+    assert body.sent.wait(30)
+    fault()
+    body.go.set()
+    uploading.join(60)
+    [failure] = outcome
+    assert isinstance(failure, Exception), "the upload was stored"
+    if isinstance(failure, ClientException) and failure.http_status is not None:
+        assert failure.http_status == 503
+    return failure
+
+
+def storedOnceBack(swift, name="late.mkv") -> None:
+    """Upload, retrying while bwscd answers 503 (at most 30 s), until stored."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            swift.put_object(RECORDING, name, b"late")
+            return
+        except ClientException as e:
+            assert e.http_status == 503 and time.monotonic() < deadline, e
+            time.sleep(0.2)
+
+
+@pytest.mark.parametrize("length", [None, 32 * MiB], ids=["chunked", "length"])
+def test_losing_the_store_means_503_until_it_is_back(start, store, prefix, swiftCluster,
+                                                    length):
+    server, swift = start()
+    try:
+        cutOffBy(lambda: swiftCluster.stopServer("proxy", signal.SIGKILL), server,
+                 length=length)
+        assert status(swift.put_object, RECORDING, "late.mkv", b"late") == 503
+        assert status(swift.head_container, RECORDING) == 503
+    finally:
+        swiftCluster.startServer("proxy")
+    storedOnceBack(swift)
+    assert stored(store, prefix, RECORDING) == ["late.mkv"]
+    assert "Swift store failure" in server.log()
+
+
+def test_a_failing_store_means_503(start, store, prefix, swiftCluster):
+    """The object server gone, the proxy answers 503: so does bwscd, and stores nothing."""
+    server, swift = start()
+    swiftCluster.stopServer("object")
+    try:
+        assert status(swift.put_object, RECORDING, "clip.mkv", b"x" * 1000) == 503
+        assert status(swift.put_object, "Users", CAMERA.user, b"{}") == 503
+    finally:
+        swiftCluster.startServer("object")
+    storedOnceBack(swift, "clip.mkv")
+
+
+def test_a_frozen_store_means_503_after_the_timeout(start, swiftCluster):
+    server, swift = start(timeout="2")
+    proxy = swiftCluster.pid("proxy")
+    os.kill(proxy, signal.SIGSTOP)
+    try:
+        began = time.monotonic()
+        assert status(swift.put_object, RECORDING, "clip.mkv", b"x" * 1000) == 503
+        assert time.monotonic() - began < 20
+    finally:
+        os.kill(proxy, signal.SIGCONT)
+    storedOnceBack(swift, "clip.mkv")
+
+
+def test_a_killed_bwscd_leaves_nothing_visible_and_its_next_start_cleans_up(
+        start, store, prefix, launch, dataDirectory, swiftCluster):
+    server, swift = start(segment_size="2M")
+
+    def killed():
+        waitFor(lambda: own(store, prefix, "segments/"))  # some of it is stored
+        server.stop(signal.SIGKILL)
+
+    cutOffBy(killed, server, "large.mkv")
+    assert stored(store, prefix, RECORDING) == []
+    assert own(store, prefix, "segments/") and own(store, prefix, "uploads/")
+
+    again = launch(dataDirectory, "--backend",
+                   swiftCluster.backendSpec(prefix=prefix, segment_size="2M"), port=server.port)
+    assert own(store, prefix, "segments/") == own(store, prefix, "uploads/") == []
+    assert "removed the segments of an interrupted upload" in again.log()
+    storedOnceBack(again.connection(), "large.mkv")
+
+
+class Corrupting:
+    """
+    A TCP relay on loopback to the store that flips one byte of the first
+    C{PUT} body it carries for C{name}: bytes damaged on the way.
+    """
+
+    def __init__(self, target: tuple[str, int], name: bytes):
+        self.port = freePort()
+        self._target = target
+        self._name = name
+        self.corrupted = 0
+        self._listener = socket.create_server((HOST, self.port))
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self._target)
+            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, False),
+                             daemon=True).start()
+
+    def _pipe(self, source, sink, outgoing):
+        seen = b""
+        try:
+            while data := source.recv(65536):
+                if outgoing and not self.corrupted and len(seen) < 1 << 16:
+                    seen += data
+                    head, _, body = seen.partition(b"\r\n\r\n")
+                    if (head.startswith(b"PUT ") and self._name in head.split(b"\r\n")[0]
+                            and len(body) > 1000):
+                        at = len(data) - len(body) + 500
+                        data = data[:at] + bytes([data[at] ^ 1]) + data[at + 1:]
+                        self.corrupted += 1
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                try:
+                    end.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self):
+        self._listener.close()
+
+
+def test_bytes_damaged_on_the_way_to_the_store_are_not_stored(start, store, prefix,
+                                                             swiftCluster):
+    relay = Corrupting((HOST, swiftCluster.ports["proxy"]), b"clip.mkv")
+    try:
+        server, swift = start(storage_url=f"http://{HOST}:{relay.port}/v1/AUTH_test")
+        body = os.urandom(200_000)
+        assert status(swift.put_object, RECORDING, "clip.mkv", body) == 503
+        assert relay.corrupted == 1
+        assert stored(store, prefix, RECORDING) == []
+        assert "is not bwscd's MD5" in server.log()
+        swift.put_object(RECORDING, "clip.mkv", body)  # sent again, undamaged
+        assert store.get_object(prefix + RECORDING, "clip.mkv")[1] == body
+    finally:
+        relay.close()
+
+
+def test_a_token_the_store_forgot_is_renewed(start, prefix, swiftCluster):
+    server, swift = start()
+    swiftCluster.forgetTokens()
+    swift.put_object(RECORDING, "clip.mkv", b"after")
+    swiftCluster.forgetTokens()
+    swift.post_container(RECORDING, headers={"X-Container-Meta-Status": "Complete"})
+    assert swift.head_container(RECORDING)["x-container-meta-status"] == "Complete"
+    assert swiftclient.Connection(swiftCluster.authURL, USER, KEY).get_object(
+        prefix + RECORDING, "clip.mkv")[1] == b"after"
+
+
+def test_options_are_checked(tmp_path):
+    from bwscd.backends.swift import backend
+
+    with pytest.raises(ValueError, match=r"missing option\(s\) auth, user, key or key_file"):
+        backend(str(tmp_path), {})
+    with pytest.raises(ValueError, match="not an http or https URL"):
+        backend(str(tmp_path), {"auth": "ftp://x", "user": "u", "key": "k"})
+    with pytest.raises(ValueError, match="unknown option"):
+        backend(str(tmp_path), {"auth": "http://x", "user": "u", "key": "k", "colour": "red"})
+    with pytest.raises(ValueError, match="timeout='soon' is not seconds"):
+        backend(str(tmp_path), {"auth": "http://x", "user": "u", "key": "k", "timeout": "soon"})
+    keyFile = tmp_path / "key"
+    keyFile.write_text("secret\n")
+    made = backend(str(tmp_path), {"auth": "http://x/auth/v1.0", "user": "u",
+                                   "key_file": str(keyFile)})
+    assert "secret" not in made.description
