@@ -29,7 +29,7 @@ USER, KEY = "test:tester", "testing"
 ACCOUNT = "AUTH_test"
 MEMCACHED = "/usr/bin/memcached"
 IMAGE_SIZE = 4 << 30
-"""Bytes of the XFS image: sparse, so only what is stored takes disk."""
+"""Bytes of the XFS image by default: sparse, so only what is stored takes disk."""
 SERVERS = ("account", "container", "object")
 
 
@@ -49,7 +49,8 @@ class SwiftCluster:
     @ivar proxyURL: the proxy's base URL, for S3 too.
     """
 
-    def __init__(self, directory: str, maxFileSize: int | None = None, tokenLife: int = 86400):
+    def __init__(self, directory: str, maxFileSize: int | None = None, tokenLife: int = 86400,
+                 imageSize: int = IMAGE_SIZE):
         self.directory = directory
         self.configuration = os.path.join(directory, "etc")
         self.devices = os.path.join(directory, "devices")
@@ -57,6 +58,7 @@ class SwiftCluster:
         self.image = os.path.join(directory, "xfs.img")
         self.maxFileSize = maxFileSize
         self.tokenLife = tokenLife
+        self.imageSize = imageSize
         self.ports = {name: freePort() for name in (*SERVERS, "proxy", "memcached")}
         self.proxyURL = f"http://{HOST}:{self.ports['proxy']}"
         self.authURL = f"{self.proxyURL}/auth/v1.0"
@@ -171,7 +173,7 @@ class SwiftCluster:
         if os.geteuid() != 0:
             return
         with open(self.image, "wb") as f:
-            f.truncate(IMAGE_SIZE)
+            f.truncate(self.imageSize)
         subprocess.run(["mkfs.xfs", "-q", self.image], check=True, capture_output=True)
         done = subprocess.run(["mount", "-o", "loop", self.image, self.device],
                               capture_output=True, text=True)

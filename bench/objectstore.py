@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""
+The object-store backends against a direct upload to the same store
+(issue #16): a real single-node OpenStack Swift on loopback
+(tests/support/swiftcluster.py), and, in pairs, one after the other with
+the same payload:
+
+  - python-swiftclient uploading straight to the cluster, then
+    C{twistd -n bwscd --backend swift:...} over HTTPS in front of it
+    (python-swiftclient as the client, as in bench/upload.py), verifying
+    each object's MD5 and working out its SHA-256 on the way;
+  - the same with the object above the largest the store takes in one
+    piece (bwscd's C{segment_size}, as the cluster's lower limit would):
+    segments and a Static Large Object manifest;
+
+for one upload and for C{--concurrency} at once.  Prints each run's
+throughput, bwscd's CPU and its peak RSS, and the ratio to the direct
+upload.  Not a test (see bench/README.md).
+
+    python bench/objectstore.py [--size 1G] [--concurrency 8] [--segment 256M]
+                                [--data DIR]
+"""
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import swiftclient
+from upload import MB, MiB, Payload, RepeatedBlock, absolutePythonPath, benchServer, parseSize
+
+from tests.support.swiftcluster import KEY, USER, SwiftCluster
+
+
+def direct(cluster: SwiftCluster, payload: Payload, count: int, container: str) -> float:
+    """Seconds for C{count} objects put straight to the cluster at once, ETags checked."""
+    connections = [swiftclient.Connection(cluster.authURL, USER, KEY, retries=0, timeout=600)
+                   for _ in range(count)]
+    connections[0].put_container(container)
+    for connection in connections:
+        connection.get_auth()
+
+    def put(index: int) -> None:
+        etag = connections[index].put_object(
+            container, f"object-{index}", RepeatedBlock(payload.blocks[index], payload.size),
+            content_length=payload.size, etag=payload.md5s[index])
+        assert etag == payload.md5s[index]
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(count) as pool:
+        list(pool.map(put, range(count)))
+    wall = time.monotonic() - started
+    for index, connection in enumerate(connections):
+        connection.delete_object(container, f"object-{index}")
+        connection.close()
+    return wall
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=parseSize, default=parseSize("1G"))
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--segment", default="256M",
+                        help="bwscd's segment_size for the large-object runs (default 256M)")
+    parser.add_argument("--data", default=None, help="where the cluster and bwscd keep data")
+    options = parser.parse_args(argv)
+    absolutePythonPath()
+    scratch = tempfile.mkdtemp(prefix="bwscd-objectstore-", dir=options.data)
+    payload = Payload.make(options.concurrency, options.size)
+    # Room for one run's objects at once, as the store keeps them, and bwscd's.
+    cluster = SwiftCluster.start(os.path.join(scratch, "swift"),
+                                 imageSize=2 * options.concurrency * options.size + (4 << 30))
+    rows = []
+    try:
+        for count in (1, options.concurrency):
+            wall = direct(cluster, payload, count, f"direct-{count}")
+            rows.append((f"python-swiftclient → Swift", count, count * payload.size / wall,
+                         None, None, 1.0))
+            print(f"direct, {count} at once: {count * payload.size / wall / MB:.0f} MB/s",
+                  flush=True)
+            reference = count * payload.size / wall
+            for label, extra in (("bwscd swift: → Swift", {}),
+                                 (f"bwscd swift: → Swift, {options.segment} segments",
+                                  {"segment_size": options.segment})):
+                base = os.path.join(scratch, f"bwscd-{count}-{len(rows)}")
+                spec = cluster.backendSpec(prefix=f"run{len(rows)}-", **extra)
+                figures = benchServer(base, payload, count, backend=spec)
+                rows.append((label, count, figures.throughput, figures.perGB(figures.serverCPU),
+                             figures.peakRSS, figures.throughput / reference))
+                print(f"{label}, {count} at once: {figures.throughput / MB:.0f} MB/s, "
+                      f"{figures.perGB(figures.serverCPU):.2f} CPU s/GB, peak RSS "
+                      f"{figures.peakRSS / MiB:.0f} MiB, {figures.throughput / reference:.2f}× "
+                      "direct", flush=True)
+                shutil.rmtree(base, ignore_errors=True)
+    finally:
+        cluster.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+    print(f"\n{payload.size >> 20} MiB objects over HTTPS into bwscd, HTTP from bwscd "
+          "(and from python-swiftclient) to the Swift proxy\n")
+    print("| run | at once | MB/s | bwscd CPU s/GB | bwscd peak RSS | × direct |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for label, count, rate, cpu, rss, ratio in rows:
+        print(f"| {label} | {count} | {rate / MB:.0f} | "
+              f"{'' if cpu is None else f'{cpu:.2f}'} | "
+              f"{'' if rss is None else f'{rss / MiB:.0f} MiB'} | {ratio:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
