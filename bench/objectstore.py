@@ -77,7 +77,7 @@ def main(argv=None) -> int:
     try:
         for count in (1, options.concurrency):
             wall = direct(cluster, payload, count, f"direct-{count}")
-            rows.append((f"python-swiftclient → Swift", count, count * payload.size / wall,
+            rows.append(("python-swiftclient → Swift", count, count * payload.size / wall,
                          None, None, 1.0))
             print(f"direct, {count} at once: {count * payload.size / wall / MB:.0f} MB/s",
                   flush=True)

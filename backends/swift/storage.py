@@ -20,7 +20,8 @@ from bwscd.backends import common
 from bwscd.backends.swift import objects
 from bwscd.backends.swift.transfer import (
     NameTaken, PlainWriter, SegmentedWriter, openReader, refusal, startPut, unreachable)
-from bwscd.backends.swift.upstream import Account, Endpoint, Response, TempAuth, Unreachable, headersOf
+from bwscd.backends.remote import Endpoint, Response, Unreachable, headersOf
+from bwscd.backends.swift.upstream import Account, TempAuth
 from bwscd.errors import BadRequest, Conflict, NotFound
 from bwscd.interfaces import IStorageBackend
 from bwscd.plugins import checkOptions, parseSize

@@ -20,7 +20,8 @@ from zope.interface import implementer
 
 from bwscd.backends import common
 from bwscd.backends.swift import objects
-from bwscd.backends.swift.upstream import StreamedPut, Unreachable, download
+from bwscd.backends.remote import Unreachable
+from bwscd.backends.swift.upstream import StreamedPut, download
 from bwscd.errors import BadRequest, InsufficientStorage, NotFound, ServiceUnavailable
 from bwscd.interfaces import IObjectReader, IObjectWriter
 

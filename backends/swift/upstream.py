@@ -1,110 +1,23 @@
 """
 The Swift account as this backend speaks to it: its token (tempauth's v1
-auth, renewed before it expires and on a 401), and HTTP requests to its
-storage URL over keep-alive connections, one per thread.
-
-Every call here blocks, and runs in a worker thread: the backend's own pool
-for small requests, an upload's or a download's thread for a body.  A body
-is sent from the thread that has it, so the bytes never pass through the
-reactor on their way out; the socket's send buffer is the backpressure.
-
-Anything the store does wrong (it can't be reached, answers late, answers
-5xx) is L{Unreachable}, which the backend turns into the API's 503: the
-controller keeps its recording and retries.
+auth, renewed before it expires and on a 401), and requests to its storage
+URL (L{bwscd.backends.remote}, which says how they run): small ones, a
+streamed C{PUT}, a streamed C{GET}.
 """
 
-import http.client
-import io
-import json
-import ssl
 import threading
 import time
 import urllib.parse
-from dataclasses import dataclass
+
+from bwscd.backends.remote import (
+    TRANSPORT_ERRORS, Connections, Endpoint, Response, Unreachable, answerOf, encodedHeaders,
+    exchange, headersOf, openGet)
 
 RENEW_BEFORE = 60
 """Seconds before a token's expiry at which a new one is asked for."""
 
 DEFAULT_TOKEN_LIFE = 3600
 """Seconds a token is taken to last when the auth service does not say."""
-
-
-class Unreachable(Exception):
-    """The store could not be reached, or failed: say why, in one line."""
-
-
-class Refused(Exception):
-    """The store answered with a status that the caller did not expect."""
-
-    def __init__(self, response: "Response", what: str):
-        super().__init__(f"{what}: {response.status} {response.reason}")
-        self.response = response
-
-
-@dataclass
-class Response:
-    status: int
-    reason: str
-    headers: list[tuple[str, str]]
-    """Names lower case, values as UTF-8 text."""
-    body: bytes = b""
-
-    def header(self, name: str, default: str | None = None) -> str | None:
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return default
-
-    def json(self):
-        return json.loads(self.body)
-
-
-def headersOf(message: http.client.HTTPResponse) -> list[tuple[str, str]]:
-    # http.client decodes header bytes as Latin-1; Swift sends UTF-8.
-    return [(name.lower(), value.encode("latin-1").decode("utf-8", "replace"))
-            for name, value in message.getheaders()]
-
-
-def encodedHeaders(headers: dict[str, str]) -> list[tuple[str, bytes]]:
-    return [(name, value.encode("utf-8")) for name, value in headers.items()]
-
-
-class Endpoint:
-    """Where a URL points: the connection to make for it, and its path."""
-
-    def __init__(self, url: str, context: ssl.SSLContext | None, timeout: float):
-        parsed = urllib.parse.urlsplit(url)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise ValueError(f"not an http or https URL: {url!r}")
-        self.url = url.rstrip("/")
-        self.secure = parsed.scheme == "https"
-        self.host = parsed.hostname
-        self.port = parsed.port or (443 if self.secure else 80)
-        self.path = parsed.path.rstrip("/")
-        self._context = context or ssl.create_default_context()
-        self._timeout = timeout
-
-    def connect(self) -> http.client.HTTPConnection:
-        if self.secure:
-            return http.client.HTTPSConnection(self.host, self.port, timeout=self._timeout,
-                                               context=self._context)
-        return http.client.HTTPConnection(self.host, self.port, timeout=self._timeout)
-
-    def sameServer(self, other: "Endpoint") -> bool:
-        return (self.secure, self.host, self.port) == (other.secure, other.host, other.port)
-
-
-def exchange(connection: http.client.HTTPConnection, method: str, path: str,
-             headers: list[tuple[str, bytes]], body: bytes | None) -> Response:
-    """One request and its whole answer, on C{connection}."""
-    connection.putrequest(method, path, skip_accept_encoding=True)
-    for name, value in headers:
-        connection.putheader(name, value)
-    if body is not None:
-        connection.putheader("Content-Length", str(len(body)))
-    connection.endheaders(body)
-    answer = connection.getresponse()
-    return Response(answer.status, answer.reason, headersOf(answer), answer.read())
 
 
 class TempAuth:
@@ -126,7 +39,7 @@ class TempAuth:
             answer = exchange(connection, "GET", self._endpoint.path or "/",
                               encodedHeaders({"X-Auth-User": self._user,
                                               "X-Auth-Key": self._key}), None)
-        except OSError as e:
+        except TRANSPORT_ERRORS as e:
             raise Unreachable(f"auth at {self._endpoint.url} unreachable: {e}") from None
         finally:
             connection.close()
@@ -160,7 +73,7 @@ class Account:
         self._token: str | None = None
         self._expires = 0.0
         self._endpoint: Endpoint | None = None
-        self._local = threading.local()
+        self._connections: Connections | None = None
 
     # The token.
 
@@ -178,6 +91,7 @@ class Account:
                 endpoint = Endpoint(self._storageURL or url, self._context, self._timeout)
                 if self._endpoint is None or endpoint.url != self._endpoint.url:
                     self._endpoint = endpoint
+                    self._connections = Connections(endpoint)
             return self._token
 
     @property
@@ -202,54 +116,25 @@ class Account:
 
     def request(self, method: str, container: str | None = None, name: str | None = None,
                 headers: dict[str, str] | None = None, body: bytes | None = None,
-                query: dict[str, str] | None = None, authenticated: bool = True,
-                path: str | None = None) -> Response:
+                query: dict[str, str] | None = None, path: str | None = None) -> Response:
         """
-        One request on this thread's connection, its answer read whole: for
-        small ones (metadata, listings, manifests, bwscd's state).  A 401
-        is answered by a new token and the request sent again once; a
-        keep-alive connection the server closed meanwhile by a new one.
+        One small request (metadata, listings, manifests, bwscd's state),
+        its answer read whole.  A 401 is answered by a new token and the
+        request sent again, once.
 
         @raise Unreachable: no answer, or a 5xx.
         """
         target = path or self.path(container, name, query)
-        for attempt in range(3):
-            token = self.token() if authenticated else None
-            sent = encodedHeaders({**({"X-Auth-Token": token} if token else {}),
-                                   **(headers or {})})
-            connection = self._connection()
-            try:
-                answer = exchange(connection, method, target, sent, body)
-            except (http.client.RemoteDisconnected, ConnectionResetError,
-                    BrokenPipeError) as e:
-                self._dropConnection()
-                if attempt == 0:
-                    continue  # the server closed a keep-alive connection
-                raise Unreachable(f"{method} {target}: {e}") from None
-            except (OSError, http.client.HTTPException) as e:
-                self._dropConnection()
-                raise Unreachable(f"{method} {target}: {e or type(e).__name__}") from None
-            if answer.header("connection") == "close":
-                self._dropConnection()
-            if answer.status == 401 and authenticated and attempt < 2:
-                self.token(stale=token)
-                continue
-            if answer.status >= 500 and answer.status != 507:
-                raise Unreachable(f"{method} {target}: {answer.status} {answer.reason}")
-            return answer
+        for attempt in range(2):
+            token = self.token()
+            answer = self._connections.request(
+                method, target, encodedHeaders({"X-Auth-Token": token, **(headers or {})}), body)
+            if answer.status != 401 or attempt:
+                break
+            self.token(stale=token)
+        if answer.status >= 500 and answer.status != 507:
+            raise Unreachable(f"{method} {target}: {answer.status} {answer.reason}")
         return answer
-
-    def _connection(self) -> http.client.HTTPConnection:
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = self._local.connection = self.endpoint.connect()
-        return connection
-
-    def _dropConnection(self) -> None:
-        connection = getattr(self._local, "connection", None)
-        if connection is not None:
-            connection.close()
-            self._local.connection = None
 
 
 CONTINUE_WAIT = 10.0
@@ -257,43 +142,6 @@ CONTINUE_WAIT = 10.0
 Seconds a streamed PUT waits for C{100 Continue} before it sends its body
 anyway, as RFC 9110 lets a client (a store that ignores C{Expect}).
 """
-
-
-class _Replayed(io.RawIOBase):
-    """A socket's bytes, after some already read from it."""
-
-    def __init__(self, head: bytes, sock):
-        self._head = head
-        self._sock = sock
-
-    def readable(self):
-        return True
-
-    def readinto(self, buffer):
-        if self._head:
-            count = min(len(buffer), len(self._head))
-            buffer[:count] = self._head[:count]
-            self._head = self._head[count:]
-            return count
-        return self._sock.recv_into(buffer)
-
-
-class _ReplayingSocket:
-    """What L{http.client.HTTPResponse} reads an answer from."""
-
-    def __init__(self, head: bytes, sock):
-        self._head = head
-        self._sock = sock
-
-    def makefile(self, mode):
-        return io.BufferedReader(_Replayed(self._head, self._sock))
-
-
-def answerOf(connection, head: bytes = b"", method: str = "PUT") -> http.client.HTTPResponse:
-    """The answer on C{connection}'s socket, C{head} the part of it read already."""
-    answer = http.client.HTTPResponse(_ReplayingSocket(head, connection.sock), method=method)
-    answer.begin()
-    return answer
 
 
 class StreamedPut:
@@ -323,7 +171,7 @@ class StreamedPut:
                     self._connection.putheader(header, value)
                 self._connection.endheaders()
                 self._head, self.early = self._goAhead()
-            except (OSError, http.client.HTTPException) as e:
+            except TRANSPORT_ERRORS as e:
                 self.abandon()
                 raise Unreachable(f"PUT {container}/{name}: {e or type(e).__name__}") from None
             if self.early is None or self.early.status != 401 or attempt:
@@ -339,7 +187,7 @@ class StreamedPut:
             while b"\r\n\r\n" not in head:
                 received = sock.recv(4096)
                 if not received:
-                    raise http.client.RemoteDisconnected("closed before answering")
+                    raise ConnectionResetError("closed before answering")
                 head += received
         except TimeoutError:
             return head, None
@@ -367,7 +215,7 @@ class StreamedPut:
             self._connection.sock.sendall(b"0\r\n\r\n")
             answer = answerOf(self._connection, self._head)
             return Response(answer.status, answer.reason, headersOf(answer), answer.read())
-        except (OSError, http.client.HTTPException) as e:
+        except TRANSPORT_ERRORS as e:
             raise Unreachable(f"finishing an upload to the store: {e or type(e).__name__}") \
                 from None
         finally:
@@ -385,17 +233,8 @@ def download(account: Account, container: str, name: str, headers: dict[str, str
     """
     for attempt in range(2):
         token = account.token()
-        connection = account.endpoint.connect()
-        try:
-            connection.putrequest("GET", account.path(container, name),
-                                  skip_accept_encoding=True)
-            for header, value in encodedHeaders({"X-Auth-Token": token, **headers}):
-                connection.putheader(header, value)
-            connection.endheaders()
-            answer = answerOf(connection, method="GET")
-        except (OSError, http.client.HTTPException) as e:
-            connection.close()
-            raise Unreachable(f"GET {container}/{name}: {e or type(e).__name__}") from None
+        connection, answer = openGet(account.endpoint, account.path(container, name),
+                                     encodedHeaders({"X-Auth-Token": token, **headers}))
         if answer.status != 401 or attempt:
             return connection, answer
         connection.close()

@@ -96,7 +96,7 @@ class SwiftCluster:
         self._mountDevice()
         constraints = "" if self.maxFileSize is None else (
             f"[swift-constraints]\nmax_file_size = {self.maxFileSize}\n")
-        self._write("swift.conf", f"""
+        self._write("swift.conf", """
             [swift-hash]
             swift_hash_path_suffix = bwscd-tests
             [storage-policy:0]

@@ -1,0 +1,201 @@
+"""
+HTTP to a remote object store (Swift, S3), from worker threads: where a
+URL points, one request and its answer, an answer read after bytes of it
+were read already, and keep-alive connections kept one per thread.
+
+Every call here blocks, and runs in a worker thread: a backend's own pool
+for small requests, an upload's or a download's thread for a body.  A body
+is sent from the thread that has it, so the bytes never pass through the
+reactor on their way out; the socket's send buffer is the backpressure.
+Python's http.client does the HTTP: the requests are few and plain, and a
+body streamed from a thread needs no event loop.
+
+Anything the store does wrong (it can't be reached, answers late, answers
+5xx) is L{Unreachable}, which a backend turns into the API's 503: the
+controller keeps its recording and retries.
+
+Imports only the standard library.
+"""
+
+import http.client
+import io
+import json
+import ssl
+import threading
+import urllib.parse
+from dataclasses import dataclass
+
+TRANSPORT_ERRORS = (OSError, http.client.HTTPException)
+
+
+class Unreachable(Exception):
+    """The store could not be reached, or failed: say why, in one line."""
+
+
+@dataclass
+class Response:
+    status: int
+    reason: str
+    headers: list[tuple[str, str]]
+    """Names lower case, values as UTF-8 text."""
+    body: bytes = b""
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return default
+
+    def json(self):
+        return json.loads(self.body)
+
+
+def headersOf(message: http.client.HTTPResponse) -> list[tuple[str, str]]:
+    # http.client decodes header bytes as Latin-1; Swift sends UTF-8.
+    return [(name.lower(), value.encode("latin-1").decode("utf-8", "replace"))
+            for name, value in message.getheaders()]
+
+
+def encodedHeaders(headers: dict[str, str]) -> list[tuple[str, bytes]]:
+    return [(name, value.encode("utf-8")) for name, value in headers.items()]
+
+
+class Endpoint:
+    """Where a URL points: the connection to make for it, and its path."""
+
+    def __init__(self, url: str, context: ssl.SSLContext | None, timeout: float):
+        parsed = urllib.parse.urlsplit(url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError(f"not an http or https URL: {url!r}")
+        self.url = url.rstrip("/")
+        self.secure = parsed.scheme == "https"
+        self.host = parsed.hostname
+        self.port = parsed.port or (443 if self.secure else 80)
+        self.path = parsed.path.rstrip("/")
+        self._context = context or ssl.create_default_context()
+        self._timeout = timeout
+
+    def connect(self) -> http.client.HTTPConnection:
+        if self.secure:
+            return http.client.HTTPSConnection(self.host, self.port, timeout=self._timeout,
+                                               context=self._context)
+        return http.client.HTTPConnection(self.host, self.port, timeout=self._timeout)
+
+
+def exchange(connection: http.client.HTTPConnection, method: str, path: str,
+             headers: list[tuple[str, bytes]], body: bytes | None) -> Response:
+    """One request and its whole answer, on C{connection}."""
+    connection.putrequest(method, path, skip_accept_encoding=True)
+    for name, value in headers:
+        connection.putheader(name, value)
+    if body is not None:
+        connection.putheader("Content-Length", str(len(body)))
+    connection.endheaders(body)
+    answer = connection.getresponse()
+    return Response(answer.status, answer.reason, headersOf(answer), answer.read())
+
+
+class _Replayed(io.RawIOBase):
+    """A socket's bytes, after some already read from it."""
+
+    def __init__(self, head: bytes, sock):
+        self._head = head
+        self._sock = sock
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        if self._head:
+            count = min(len(buffer), len(self._head))
+            buffer[:count] = self._head[:count]
+            self._head = self._head[count:]
+            return count
+        return self._sock.recv_into(buffer)
+
+
+class _ReplayingSocket:
+    """What L{http.client.HTTPResponse} reads an answer from."""
+
+    def __init__(self, head: bytes, sock):
+        self._head = head
+        self._sock = sock
+
+    def makefile(self, mode):
+        return io.BufferedReader(_Replayed(self._head, self._sock))
+
+
+def answerOf(connection, head: bytes = b"", method: str = "PUT") -> http.client.HTTPResponse:
+    """The answer on C{connection}'s socket, C{head} the part of it read already."""
+    answer = http.client.HTTPResponse(_ReplayingSocket(head, connection.sock), method=method)
+    answer.begin()
+    return answer
+
+
+
+
+class Connections:
+    """
+    Keep-alive connections to C{endpoint}, one per thread, for requests
+    whose answers are read whole (metadata, listings, small objects).
+    """
+
+    def __init__(self, endpoint: Endpoint):
+        self.endpoint = endpoint
+        self._local = threading.local()
+
+    def request(self, method: str, path: str, headers: list[tuple[str, bytes]],
+                body: bytes | None) -> Response:
+        """
+        One request on this thread's connection, sent again once on a new
+        connection if the server had closed the kept one.
+
+        @raise Unreachable: no answer.
+        """
+        for attempt in range(2):
+            connection = self._connection()
+            try:
+                answer = exchange(connection, method, path, headers, body)
+            except (http.client.RemoteDisconnected, ConnectionResetError,
+                    BrokenPipeError) as e:
+                self.drop()
+                if attempt == 0:
+                    continue
+                raise Unreachable(f"{method} {path}: {e}") from None
+            except TRANSPORT_ERRORS as e:
+                self.drop()
+                raise Unreachable(f"{method} {path}: {e or type(e).__name__}") from None
+            if answer.header("connection") == "close":
+                self.drop()
+            return answer
+
+    def _connection(self) -> http.client.HTTPConnection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._local.connection = self.endpoint.connect()
+        return connection
+
+    def drop(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
+
+
+def openGet(endpoint: Endpoint, path: str, headers: list[tuple[str, bytes]]):
+    """
+    A C{GET} whose body is left to be read, on a connection of its own:
+    the connection (to close) and the answer (to read from).
+
+    @raise Unreachable: no answer.
+    """
+    connection = endpoint.connect()
+    try:
+        connection.putrequest("GET", path, skip_accept_encoding=True)
+        for header, value in headers:
+            connection.putheader(header, value)
+        connection.endheaders()
+        return connection, answerOf(connection, method="GET")
+    except TRANSPORT_ERRORS as e:
+        connection.close()
+        raise Unreachable(f"GET {path}: {e or type(e).__name__}") from None
