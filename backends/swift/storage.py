@@ -16,7 +16,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from bwscd import constraints
-from bwscd.backends import common
+from bwscd.backends import common, storemeta
 from bwscd.backends.swift import objects
 from bwscd.backends.swift.transfer import (
     NameTaken, PlainWriter, SegmentedWriter, openReader, refusal, startPut, unreachable)
@@ -143,11 +143,11 @@ class SwiftBackend:
         log.warn("{container}/{name} had no SHA-256 in the store: measured and kept",
                  container=container, name=name)
         return self._redescribe(container, name, answer, info.metadata,
-                                {objects.SHA256: measured.digests(info.digests.length).sha256})
+                                {storemeta.SHA256: measured.digests(info.digests.length).sha256})
 
     def _redescribe(self, container, name, answer, metadata, own):
         """L{describe} an object C{answer} gave, bwscd's keys there kept unless in C{own}."""
-        _, kept = objects.ownMetadata(objects.metadataOf(constraints.OBJECT, answer.headers))
+        _, kept = storemeta.ownMetadata(objects.metadataOf(constraints.OBJECT, answer.headers))
         return self.describe(container, name, metadata, answer.header("content-type"),
                              {**kept, **own})
 
@@ -257,7 +257,7 @@ class SwiftBackend:
     def openObject(self, container, name, metadata, length, writeOnce=False,
                    contentType=None):
         objects.storable(metadata, self.limits)
-        own = {} if contentType else {objects.UNTYPED: "1"}
+        own = {} if contentType else {storemeta.UNTYPED: "1"}
         return self._pool.run(self._openObject, container, name, metadata, own, length,
                               writeOnce, constraints.contentType(name, contentType))
 

@@ -18,7 +18,7 @@ import uuid
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from bwscd.backends import common
+from bwscd.backends import common, storemeta
 from bwscd.backends.swift import objects
 from bwscd.backends.remote import Unreachable
 from bwscd.backends.swift.upstream import StreamedPut, download
@@ -135,7 +135,7 @@ class PlainWriter:
             raise ServiceUnavailable("the store received other bytes than bwscd sent")
         info = self._backend.describe(self.container, self.name, self._metadata,
                                       self._contentType,
-                                      {**self._own, objects.SHA256: digests.sha256})
+                                      {**self._own, storemeta.SHA256: digests.sha256})
         if self._replaced:
             self._backend.removeSegments(self._replaced)
         return info
@@ -217,7 +217,7 @@ class SegmentedWriter:
                 self._finishSegment()
         except Unreachable as e:
             raise unreachable(self._what, e)
-        own = {**self._own, objects.SHA256: digests.sha256, objects.MD5: digests.md5,
+        own = {**self._own, storemeta.SHA256: digests.sha256, storemeta.MD5: digests.md5,
                objects.UPLOAD: self.upload}
         headers = {"Content-Type": self._contentType,
                    **objects.metadataHeaders("Object", {**self._metadata, **own})}

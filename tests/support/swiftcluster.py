@@ -197,11 +197,11 @@ class SwiftCluster:
             stdout=log, stderr=log, start_new_session=True)
         log.close()
         deadline = time.monotonic() + 30
+        # Any answer will do: the storage servers have no health check.
+        probe = f"http://{HOST}:{self.ports[name]}/healthcheck"
         while True:
             try:
-                with urllib.request.urlopen(
-                        f"http://{HOST}:{self.ports[name]}/{'healthcheck' if name == 'proxy' else 'recon/version'}",
-                        timeout=5):
+                with urllib.request.urlopen(probe, timeout=5):
                     return
             except urllib.error.HTTPError:
                 return  # it answers
