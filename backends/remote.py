@@ -14,7 +14,7 @@ Anything the store does wrong (it can't be reached, answers late, answers
 5xx) is L{Unreachable}, which a backend turns into the API's 503: the
 controller keeps its recording and retries.
 
-Imports only the standard library.
+Imports only bwscd's top-level modules.
 """
 
 import http.client
@@ -24,6 +24,10 @@ import ssl
 import threading
 import urllib.parse
 from dataclasses import dataclass
+
+from zope.interface import implementer
+
+from bwscd.interfaces import IObjectReader
 
 TRANSPORT_ERRORS = (OSError, http.client.HTTPException)
 
@@ -65,21 +69,32 @@ class Endpoint:
 
     def __init__(self, url: str, context: ssl.SSLContext | None, timeout: float):
         parsed = urllib.parse.urlsplit(url)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        try:
+            port = parsed.port
+        except ValueError:
+            port = 0
+        if parsed.scheme not in ("http", "https") or not parsed.hostname or port == 0:
             raise ValueError(f"not an http or https URL: {url!r}")
         self.url = url.rstrip("/")
         self.secure = parsed.scheme == "https"
         self.host = parsed.hostname
-        self.port = parsed.port or (443 if self.secure else 80)
+        self.port = port or (443 if self.secure else 80)
         self.path = parsed.path.rstrip("/")
-        self._context = context or ssl.create_default_context()
-        self._timeout = timeout
+        self.context = context or (ssl.create_default_context() if self.secure else None)
+        self.timeout = timeout
+
+    @property
+    def origin(self) -> str:
+        """C{scheme://host[:port]}, as a request's C{Host} names it."""
+        default = 443 if self.secure else 80
+        return (f"{'https' if self.secure else 'http'}://{self.host}"
+                + ("" if self.port == default else f":{self.port}"))
 
     def connect(self) -> http.client.HTTPConnection:
         if self.secure:
-            return http.client.HTTPSConnection(self.host, self.port, timeout=self._timeout,
-                                               context=self._context)
-        return http.client.HTTPConnection(self.host, self.port, timeout=self._timeout)
+            return http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout,
+                                               context=self.context)
+        return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
 
 
 def exchange(connection: http.client.HTTPConnection, method: str, path: str,
@@ -199,3 +214,44 @@ def openGet(endpoint: Endpoint, path: str, headers: list[tuple[str, bytes]]):
     except TRANSPORT_ERRORS as e:
         connection.close()
         raise Unreachable(f"GET {path}: {e or type(e).__name__}") from None
+
+
+@implementer(IObjectReader)
+class BodyReader:
+    """
+    An object's bytes, or C{length} of them, read from the answer of an
+    L{openGet}; a failure of the store to send them raised as what
+    C{failed} makes of it (the API's 503).
+    """
+
+    def __init__(self, info, connection, answer, length: int, failed):
+        self.info = info
+        self._connection = connection
+        self._answer = answer
+        self._left = length
+        self._failed = failed
+
+    def read(self, size):
+        if not self._left:
+            return b""
+        try:
+            data = self._answer.read(min(size, self._left))
+        except TRANSPORT_ERRORS as e:
+            raise self._failed(Unreachable(f"reading {self.info.container}/{self.info.name}: "
+                                           f"{e or type(e).__name__}"))
+        if not data:
+            raise self._failed(Unreachable(
+                f"{self.info.container}/{self.info.name} ended {self._left} bytes early"))
+        self._left -= len(data)
+        return data
+
+    def close(self):
+        if self._connection is not None:
+            self._connection.close()
+
+
+def rangeHeaders(offset: int, length: int | None) -> dict[str, str]:
+    """The C{Range} of C{length} bytes (L{None}: to the end) from C{offset}; none for all."""
+    if length == 0 or (offset == 0 and length is None):
+        return {}  # the whole object (of which none is read, for no bytes)
+    return {"Range": f"bytes={offset}-{'' if length is None else offset + length - 1}"}

@@ -11,6 +11,7 @@ way the store's ETag of what it received is compared with bwscd's own MD5
 before the object counts as stored.
 """
 
+import functools
 import hashlib
 import json
 import uuid
@@ -20,10 +21,10 @@ from zope.interface import implementer
 
 from bwscd.backends import common, storemeta
 from bwscd.backends.swift import objects
-from bwscd.backends.remote import Unreachable
+from bwscd.backends.remote import BodyReader, Unreachable, rangeHeaders
 from bwscd.backends.swift.upstream import StreamedPut, download
 from bwscd.errors import BadRequest, InsufficientStorage, NotFound, ServiceUnavailable
-from bwscd.interfaces import IObjectReader, IObjectWriter
+from bwscd.interfaces import IObjectWriter
 
 log = Logger("bwscd.backends.swift")
 
@@ -264,48 +265,16 @@ class SegmentedWriter:
             self._release()
 
 
-@implementer(IObjectReader)
-class SwiftReader:
-    """An object's bytes, or a range of them, read straight from the store."""
-
-    def __init__(self, info, connection, answer, length: int):
-        self.info = info
-        self._connection = connection
-        self._answer = answer
-        self._left = length
-
-    def read(self, size):
-        if not self._left:
-            return b""
-        try:
-            data = self._answer.read(min(size, self._left))
-        except OSError as e:
-            raise unreachable(f"reading {self.info.container}/{self.info.name}",
-                              Unreachable(str(e)))
-        self._left -= len(data)
-        return data
-
-    def close(self):
-        if self._connection is not None:
-            self._connection.close()
-
-
 def openReader(backend, container: str, name: str, offset: int, length: int | None):
     """
     A reader of C{length} bytes (L{None}: to the end) from C{offset}.
 
     @raise NotFound: no such object.
     """
-    headers = {}
-    if length == 0 or (offset == 0 and length is None):
-        pass  # the whole object (of which none is read, for no bytes)
-    else:
-        end = "" if length is None else str(offset + length - 1)
-        headers["Range"] = f"bytes={offset}-{end}"
     what = f"reading {container}/{name}"
     try:
         connection, answer = download(backend.account, backend.storeName(container), name,
-                                      headers)
+                                      rangeHeaders(offset, length))
     except Unreachable as e:
         raise unreachable(what, e)
     if answer.status == 416:  # from the very end: nothing to read
@@ -313,10 +282,10 @@ def openReader(backend, container: str, name: str, offset: int, length: int | No
         info = backend.blockingObjectInfo(container, name)
         if info is None:
             raise NotFound(f"no object {name} in {container}")
-        return SwiftReader(info, None, None, 0)
+        return BodyReader(info, None, None, 0, None)
     if answer.status not in (200, 206):
         connection.close()
         raise refusal(what, answer.status, answer.reason)
     info = backend.infoFromAnswer(container, name, answer)
     left = info.digests.length - offset if length is None else length
-    return SwiftReader(info, connection, answer, left)
+    return BodyReader(info, connection, answer, left, functools.partial(unreachable, what))
