@@ -8,6 +8,8 @@ set.
 Imports only bwscd's top-level modules.
 """
 
+import urllib.parse
+
 from bwscd import constraints
 from bwscd.errors import BadRequest
 
@@ -45,15 +47,24 @@ def storable(metadata: dict[str, str], count: int, size: int, own: dict[str, str
         raise BadRequest(f"metadata larger than this store keeps ({size - reserved} bytes)")
 
 
-def headersFor(prefix: str, metadata: dict[str, str]) -> dict[str, str]:
-    """C{metadata} as request headers named C{prefix} + key."""
-    return {f"{prefix}{key}": value for key, value in metadata.items()}
+def headersFor(prefix: str, metadata: dict[str, str], encoded: bool = False) -> dict[str, str]:
+    """
+    C{metadata} as request headers named C{prefix} + key; with C{encoded},
+    values percent-encoded (S3 keeps only ASCII there, as the API sends
+    metadata), else as UTF-8 (Swift keeps it as it is).
+    """
+    return {f"{prefix}{key}": constraints.encodedValue(value) if encoded else value
+            for key, value in metadata.items()}
 
 
-def metadataOf(prefix: str, headers) -> dict[str, str]:
-    """Every header of C{headers} (names lower case) named C{prefix} + key, keys canonical."""
+def metadataOf(prefix: str, headers, encoded: bool = False) -> dict[str, str]:
+    """
+    Every header of C{headers} (names lower case) named C{prefix} + key,
+    keys canonical; with C{encoded}, values percent-decoded.
+    """
     prefix = prefix.lower()
-    return {constraints.canonicalKey(name[len(prefix):]): value
+    return {constraints.canonicalKey(name[len(prefix):]):
+            urllib.parse.unquote(value) if encoded else value
             for name, value in headers if name.startswith(prefix)}
 
 

@@ -176,15 +176,17 @@ def parseMetadata(headers, kind: str) -> dict[str, str]:
     return metadata
 
 
+def encodedValue(value: str) -> str:
+    """A metadata value as a header carries it: percent-encoded UTF-8, ASCII."""
+    return quote(value, safe=_META_SAFE)
+
+
 def metadataHeaders(metadata: dict[str, str], kind: str) -> list[tuple[bytes, bytes]]:
     """
     Stored metadata as response headers, values percent-encoded UTF-8.
     """
     return [
-        (
-            f"X-{kind}-Meta-{key}".encode("ascii"),
-            quote(value, safe=_META_SAFE).encode("ascii"),
-        )
+        (f"X-{kind}-Meta-{key}".encode("ascii"), encodedValue(value).encode("ascii"))
         for key, value in sorted(metadata.items())
     ]
 

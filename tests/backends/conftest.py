@@ -8,6 +8,7 @@ The reactor runs in a thread of its own for the whole session
 and call writers directly, as the upload engine does from its worker threads.
 """
 
+import functools
 import importlib
 import importlib.util
 import os
@@ -23,7 +24,7 @@ from tests.support.backends import DOCUMENTED, EXAMPLE_FILES, STORAGE, writeDocu
 from tests.support.installing import Unavailable
 from tests.support.reactor import call
 from tests.support.sshd import SSHServer
-from tests.support.swiftcluster import SwiftCluster
+from tests.support.swiftcluster import S3_BUCKET, SwiftCluster
 
 
 @pytest.fixture(scope="session")
@@ -48,6 +49,16 @@ def swiftCluster(tmp_path_factory):
         pytest.skip(str(e))
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def s3Bucket(swiftCluster):
+    """
+    C{s3Bucket(**options)}: a C{--backend} spec for one bucket of the
+    cluster's S3 API (its s3api), made for the session.
+    """
+    swiftCluster.s3().create_bucket(Bucket=S3_BUCKET)
+    return functools.partial(swiftCluster.s3BackendSpec, S3_BUCKET)
 
 
 @pytest.fixture(scope="session")
@@ -106,6 +117,8 @@ def _spec(name, directory, request) -> str:
     if name == "sftp":
         return request.getfixturevalue("sshServer").backendSpec(
             root=f"{directory}/{STORAGE[name]}")
+    if name == "s3":
+        return request.getfixturevalue("s3Bucket")(prefix=f"{os.path.basename(directory)}-")
     if name == "swift":
         # One account for the session: each test's containers under a prefix of its own.
         return request.getfixturevalue("swiftCluster").backendSpec(

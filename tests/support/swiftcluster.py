@@ -13,7 +13,6 @@ device is a plain directory, and objects with that much metadata fail.
 """
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -26,6 +25,7 @@ from tests.support.installing import Unavailable, installPrograms
 from tests.support.server import HOST, freePort
 
 USER, KEY = "test:tester", "testing"
+S3_BUCKET = "bwscd-tests"
 ACCOUNT = "AUTH_test"
 MEMCACHED = "/usr/bin/memcached"
 IMAGE_SIZE = 4 << 30
@@ -249,12 +249,25 @@ class SwiftCluster:
 
     def backendSpec(self, prefix: str = "", **options) -> str:
         """A C{--backend} spec for this cluster's account."""
-        options = {"auth": self.authURL, "user": USER, "key": KEY,
-                   **({"prefix": prefix} if prefix else {}), **options}
-        # The spec's fields are split at colons: a backslash keeps a URL's.
-        return "swift:" + ":".join(f"{key}={str(value).replace(':', chr(92) + ':')}"
-                                   for key, value in options.items())
+        return _spec("swift", auth=self.authURL, user=USER, key=KEY,
+                     **({"prefix": prefix} if prefix else {}), **options)
+
+    def s3BackendSpec(self, bucket: str, prefix: str = "", **options) -> str:
+        """A C{--backend} spec for one bucket of this cluster's S3 API."""
+        return _spec("s3", endpoint=self.proxyURL, bucket=bucket, access_key=USER,
+                     secret=KEY, **({"prefix": prefix} if prefix else {}), **options)
+
+    def s3(self):
+        """boto3's S3 client on this cluster's S3 API."""
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client("s3", endpoint_url=self.proxyURL, aws_access_key_id=USER,
+                            aws_secret_access_key=KEY, region_name="us-east-1",
+                            config=Config(s3={"addressing_style": "path"}))
 
 
-def cleanDirectory(directory: str) -> None:
-    shutil.rmtree(directory, ignore_errors=True)
+def _spec(name: str, **options) -> str:
+    # The spec's fields are split at colons: a backslash keeps a URL's.
+    return f"{name}:" + ":".join(f"{key}={str(value).replace(':', chr(92) + ':')}"
+                                 for key, value in options.items())

@@ -11,6 +11,8 @@ it, rather than in a server under load.
     bwscd.service.signals    the reactor's _exitSignal (twistd's exit status)
     bwscd.security.tlsreceive  OpenSSL._util, Connection._ssl and
                              Connection._raise_ssl_error
+    bwscd.backends.s3.bucket   botocore's S3 signer reading the request's
+                             client_config for unsigned bodies
 """
 
 import inspect
@@ -130,3 +132,13 @@ def test_the_exit_signal_twistd_reads():
     from twisted.internet import base
     assert hasattr(base.ReactorBase, "_exitSignal")
     assert "reactor._exitSignal" in inspect.getsource(app.ApplicationRunner)
+
+
+def test_botocore_signs_without_the_body_when_told():
+    from bwscd.backends.remote import Endpoint
+    from bwscd.backends.s3.bucket import Bucket
+
+    bucket = Bucket(Endpoint("http://127.0.0.1:9", None, 1), "b", "us-east-1", "key", "secret")
+    headers = dict(bucket.signed("PUT", bucket.path("k"), {"Content-MD5": "x"}))
+    assert headers["X-Amz-Content-SHA256"] == b"UNSIGNED-PAYLOAD"
+    assert headers["Authorization"].startswith(b"AWS4-HMAC-SHA256 Credential=key/")

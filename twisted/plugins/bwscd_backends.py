@@ -31,3 +31,13 @@ swift = BackendPlugin(
     "timeout=SECONDS (default 30), segment_size=SIZE (default: the cluster's largest object)",
     "bwscd.backends.swift.backend",
 )
+
+s3 = BackendPlugin(
+    "s3",
+    "keys of an S3-compatible bucket (AWS, Ceph RGW, MinIO, Swift's s3api); options: "
+    "endpoint=URL, bucket=B, region=R (default us-east-1), access_key=K, secret=S or "
+    "secret_file=PATH, prefix=P for keys, addressing=path|virtual (default path), "
+    "cafile=PATH, timeout=SECONDS (default 30), part_size=SIZE (default 8M), "
+    "metadata_limit=SIZE (default 2K, AWS's)",
+    "bwscd.backends.s3.backend",
+)
