@@ -130,12 +130,21 @@ class S3Writer:
         answer = self._call("PUT", self.key, query={"partNumber": str(number),
                                                     "uploadId": self._upload},
                             headers={"Content-MD5": contentMD5(md5)}, body=part)
+        self._checkDigest(answer)
         if answer.status != 200:
             raise refusal(self._what, answer.status, answer.reason, answer.body)
         if etagOf(answer) != md5.hexdigest():
             raise ServiceUnavailable("the store received other bytes than bwscd sent")
         self._parts.append((number, etagOf(answer), md5.digest()))
         self._filled = 0
+
+    def _checkDigest(self, answer) -> None:
+        """@raise ServiceUnavailable: the store got other bytes than their Content-MD5's."""
+        if answer.status == 400 and b"BadDigest" in answer.body:
+            log.error("the store received other bytes of {container}/{name} than bwscd "
+                      "verified (BadDigest): nothing stored, the client will send it again",
+                      container=self.container, name=self.name)
+            raise ServiceUnavailable("the store received other bytes than bwscd sent")
 
     def _headers(self, own: dict[str, str]) -> dict[str, str]:
         return {"Content-Type": self._contentType,
@@ -170,12 +179,11 @@ class S3Writer:
 
     def _claimed(self, candidate, answer):
         if answer.status == 412:
-            return self._backend.blockingObjectInfo(self.container, candidate), False
-        if answer.status == 400 and b"BadDigest" in answer.body:
-            log.error("the store received other bytes of {container}/{name} than bwscd "
-                      "verified: nothing stored, the client will send it again",
-                      container=self.container, name=candidate)
-            raise ServiceUnavailable("the store received other bytes than bwscd sent")
+            found = self._backend.blockingObjectInfo(self.container, candidate)
+            if found is None:  # taken, then deleted meanwhile
+                raise ServiceUnavailable(f"{candidate} changed meanwhile: send it again")
+            return found, False
+        self._checkDigest(answer)
         if answer.status != 200:
             raise refusal(self._what, answer.status, answer.reason, answer.body)
         return self._backend.blockingObjectInfo(self.container, candidate), True
@@ -225,8 +233,9 @@ class S3Writer:
                                                      storemeta.MD5: digests.md5}),
                                     "x-amz-copy-source": f"/{self._backend.bucket.name}/"
                                                          f"{staging}",
-                                    "x-amz-metadata-directive": "REPLACE",
-                                    "If-None-Match": "*"})
+                                    # Not If-None-Match: S3 applies it to
+                                    # the copy's source.
+                                    "x-amz-metadata-directive": "REPLACE"})
             return self._claimed(candidate, answer)
 
         try:

@@ -61,6 +61,26 @@ def s3Bucket(swiftCluster):
     return functools.partial(swiftCluster.s3BackendSpec, S3_BUCKET)
 
 
+@pytest.fixture
+def prefix(tmp_path) -> str:
+    """Where a test's containers go in a store the session shares: a prefix of their names."""
+    return f"{tmp_path.name}-"
+
+
+@pytest.fixture
+def reader():
+    """C{reader(server)}: an account of C{server} that may read evidence back."""
+    accounts = []
+
+    def reader(server):
+        accounts.append(server.addAccount("reviewer", "reader"))
+        return accounts[-1]
+
+    yield reader
+    for account in accounts:
+        account.close()
+
+
 @pytest.fixture(scope="session")
 def documentedExample(tmp_path_factory) -> str:
     """A directory holding the example backend of docs/backends.md."""

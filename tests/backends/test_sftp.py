@@ -10,16 +10,15 @@ import os
 import signal
 import stat
 import subprocess
-import threading
 import time
 
 import pytest
-from swiftclient.exceptions import ClientException
 
 from tests.support.installing import Unavailable
 from tests.support.recording import Recording
 from tests.support.processes import commandOf, descendantsOf, isRunning
 from tests.support.sshd import SSHServer
+from tests.support.storefaults import cutOffBy, storedOnceBack
 from tests.support.swift import inPieces, status
 
 CAMERA = Recording()
@@ -191,68 +190,15 @@ def test_the_reserve_is_kept_on_the_server(launch, dataDirectory, sshd):
     assert "not enough free space" in str(caught.value)
 
 
-class Stalling:
-    """
-    A chunked body that sends C{before} bytes, says so, and goes on only
-    when told; then sends C{after} more.
-    """
-
-    def __init__(self, before: int, after: int):
-        self.before, self.after = before, after
-        self.sent = threading.Event()
-        self.go = threading.Event()
-
-    def __iter__(self):
-        block = os.urandom(MiB)
-        for _ in range(self.before // MiB):
-            yield block
-        self.sent.set()
-        self.go.wait(30)
-        for _ in range(self.after // MiB):
-            yield block
-
-
 def uploadCutOffBy(fault, server, sshd) -> None:
-    """
-    Start a chunked upload, cause C{fault} halfway, and check that the
-    upload got no 201 (it was refused with 503, or its connection dropped)
-    and left nothing visible.
-    """
-    body = Stalling(8 * MiB, 32 * MiB)
-    outcome = []
-
-    def upload():
-        connection = server.connection()
-        try:
-            outcome.append(connection.put_object(RECORDING, "cut.mkv", iter(body)))
-        except Exception as e:
-            outcome.append(e)
-        finally:
-            connection.close()
-
-    uploading = threading.Thread(target=upload)
-    uploading.start()
-    assert body.sent.wait(30)
-    fault()
-    body.go.set()
-    uploading.join(60)
-    [failure] = outcome
-    assert isinstance(failure, Exception)
-    if isinstance(failure, ClientException) and failure.http_status is not None:
-        assert failure.http_status == 503
+    """An upload cut off by C{fault} halfway (L{cutOffBy}) left nothing visible."""
+    cutOffBy(fault, server)
     assert not os.path.exists(remote(sshd, RECORDING, "cut.mkv"))
 
 
 def storeOnceBack(swift, sshd) -> None:
-    """Upload, retrying while bwscd answers 503 (at most 20 s), until stored."""
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            swift.put_object(RECORDING, "late.mkv", b"late")
-            break
-        except ClientException as e:
-            assert e.http_status == 503 and time.monotonic() < deadline
-            time.sleep(0.2)
+    """Upload, retrying while bwscd answers 503 (L{storedOnceBack}), until stored."""
+    storedOnceBack(swift)
     assert read(remote(sshd, RECORDING, "late.mkv")) == b"late"
 
 

@@ -9,16 +9,14 @@ corrupting bytes on the way, forgetting tokens.
 import hashlib
 import os
 import signal
-import socket
-import threading
 import time
 
 import pytest
 import swiftclient
-from swiftclient.exceptions import ClientException
 
 from tests.support.recording import Recording
-from tests.support.server import HOST, freePort
+from tests.support.server import HOST
+from tests.support.storefaults import Corrupting, cutOffBy, storedOnceBack
 from tests.support.swift import inPieces, status
 from tests.support.swiftcluster import KEY, USER
 from tests.support.waiting import waitFor
@@ -37,11 +35,6 @@ def store(swiftCluster):
 
 
 @pytest.fixture
-def prefix(tmp_path) -> str:
-    return f"{tmp_path.name}-"
-
-
-@pytest.fixture
 def start(launch, dataDirectory, swiftCluster, prefix):
     """C{start(**options)}: bwscd on the cluster, its user and camera registered."""
 
@@ -53,20 +46,6 @@ def start(launch, dataDirectory, swiftCluster, prefix):
         return server, swift
 
     return start
-
-
-@pytest.fixture
-def reader():
-    """C{reader(server)}: an account of C{server} that may read evidence back."""
-    accounts = []
-
-    def reader(server):
-        accounts.append(server.addAccount("reviewer", "reader"))
-        return accounts[-1]
-
-    yield reader
-    for account in accounts:
-        account.close()
 
 
 def stored(store, prefix, name=None):
@@ -156,74 +135,6 @@ def test_a_large_object_goes_as_segments_with_its_manifest_last(start, store, pr
     assert own(store, prefix, "uploads/") == []
 
 
-class Stalling:
-    """
-    A body of C{before} bytes, then a wait until told, then C{after} more:
-    iterated, it goes chunked; read, with its length given.
-    """
-
-    def __init__(self, before: int, after: int):
-        self.before, self.after = before, after
-        self.sent = threading.Event()
-        self.go = threading.Event()
-        self._blocks = iter(self)
-
-    def __iter__(self):
-        block = os.urandom(MiB)
-        for _ in range(self.before // MiB):
-            yield block
-        self.sent.set()
-        self.go.wait(30)
-        for _ in range(self.after // MiB):
-            yield block
-
-    def read(self, size=-1):
-        return next(self._blocks, b"")
-
-
-def cutOffBy(fault, server, name="cut.mkv", length=None):
-    """
-    Upload C{name}, cause C{fault} halfway, and return what the upload got:
-    no 201, but a 503 or a dropped connection.
-    """
-    body = Stalling(8 * MiB, 24 * MiB)
-    outcome = []
-
-    def upload():
-        connection = server.connection()
-        try:
-            outcome.append(connection.put_object(
-                RECORDING, name, iter(body) if length is None else body, content_length=length))
-        except Exception as e:
-            outcome.append(e)
-        finally:
-            connection.close()
-
-    uploading = threading.Thread(target=upload)
-    uploading.start()
-    assert body.sent.wait(30)
-    fault()
-    body.go.set()
-    uploading.join(60)
-    [failure] = outcome
-    assert isinstance(failure, Exception), "the upload was stored"
-    if isinstance(failure, ClientException) and failure.http_status is not None:
-        assert failure.http_status == 503
-    return failure
-
-
-def storedOnceBack(swift, name="late.mkv") -> None:
-    """Upload, retrying while bwscd answers 503 (at most 30 s), until stored."""
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            swift.put_object(RECORDING, name, b"late")
-            return
-        except ClientException as e:
-            assert e.http_status == 503 and time.monotonic() < deadline, e
-            time.sleep(0.2)
-
-
 @pytest.mark.parametrize("length", [None, 32 * MiB], ids=["chunked", "length"])
 def test_losing_the_store_means_503_until_it_is_back(start, store, prefix, swiftCluster,
                                                     length):
@@ -282,57 +193,6 @@ def test_a_killed_bwscd_leaves_nothing_visible_and_its_next_start_cleans_up(
     assert own(store, prefix, "segments/") == own(store, prefix, "uploads/") == []
     assert "removed the segments of an interrupted upload" in again.log()
     storedOnceBack(again.connection(), "large.mkv")
-
-
-class Corrupting:
-    """
-    A TCP relay on loopback to the store that flips one byte of the first
-    C{PUT} body it carries for C{name}: bytes damaged on the way.
-    """
-
-    def __init__(self, target: tuple[str, int], name: bytes):
-        self.port = freePort()
-        self._target = target
-        self._name = name
-        self.corrupted = 0
-        self._listener = socket.create_server((HOST, self.port))
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self._target)
-            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(upstream, client, False),
-                             daemon=True).start()
-
-    def _pipe(self, source, sink, outgoing):
-        seen = b""
-        try:
-            while data := source.recv(65536):
-                if outgoing and not self.corrupted and len(seen) < 1 << 16:
-                    seen += data
-                    head, _, body = seen.partition(b"\r\n\r\n")
-                    if (head.startswith(b"PUT ") and self._name in head.split(b"\r\n")[0]
-                            and len(body) > 1000):
-                        at = len(data) - len(body) + 500
-                        data = data[:at] + bytes([data[at] ^ 1]) + data[at + 1:]
-                        self.corrupted += 1
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for end in (source, sink):
-                try:
-                    end.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def close(self):
-        self._listener.close()
 
 
 def test_bytes_damaged_on_the_way_to_the_store_are_not_stored(start, store, prefix,

@@ -249,13 +249,13 @@ class SwiftCluster:
 
     def backendSpec(self, prefix: str = "", **options) -> str:
         """A C{--backend} spec for this cluster's account."""
-        return _spec("swift", auth=self.authURL, user=USER, key=KEY,
-                     **({"prefix": prefix} if prefix else {}), **options)
+        return _spec("swift", {"auth": self.authURL, "user": USER, "key": KEY,
+                               **({"prefix": prefix} if prefix else {}), **options})
 
     def s3BackendSpec(self, bucket: str, prefix: str = "", **options) -> str:
         """A C{--backend} spec for one bucket of this cluster's S3 API."""
-        return _spec("s3", endpoint=self.proxyURL, bucket=bucket, access_key=USER,
-                     secret=KEY, **({"prefix": prefix} if prefix else {}), **options)
+        return _spec("s3", {"endpoint": self.proxyURL, "bucket": bucket, "access_key": USER,
+                            "secret": KEY, **({"prefix": prefix} if prefix else {}), **options})
 
     def s3(self):
         """boto3's S3 client on this cluster's S3 API."""
@@ -267,7 +267,7 @@ class SwiftCluster:
                             config=Config(s3={"addressing_style": "path"}))
 
 
-def _spec(name: str, **options) -> str:
+def _spec(name: str, options: dict) -> str:
     # The spec's fields are split at colons: a backslash keeps a URL's.
     return f"{name}:" + ":".join(f"{key}={str(value).replace(':', chr(92) + ':')}"
                                  for key, value in options.items())
