@@ -12,6 +12,8 @@ the same payload:
   - the same with the object above the largest the store takes in one
     piece (bwscd's C{segment_size}, as the cluster's lower limit would):
     segments and a Static Large Object manifest;
+  - boto3's upload (its multipart upload, in parts of 8 MiB) straight to
+    the cluster's S3 API, then bwscd's C{s3:} backend in front of it;
 
 for one upload and for C{--concurrency} at once.  Prints each run's
 throughput, bwscd's CPU and its peak RSS, and the ratio to the direct
@@ -59,6 +61,44 @@ def direct(cluster: SwiftCluster, payload: Payload, count: int, container: str) 
     return wall
 
 
+def directS3(cluster: SwiftCluster, payload: Payload, count: int, bucket: str) -> float:
+    """Seconds for C{count} objects uploaded straight to the S3 API at once (boto3's upload)."""
+    from boto3.s3.transfer import TransferConfig
+
+    s3 = cluster.s3()
+    bucket = f"s3-{bucket}"  # not the Swift run's container, in the same account
+    s3.create_bucket(Bucket=bucket)
+    # boto3's own multipart upload, in parts of bwscd's default size.
+    transfer = TransferConfig(multipart_chunksize=8 << 20)
+
+    def put(index: int) -> None:
+        s3.upload_fileobj(Bytes(payload.blocks[index], payload.size), bucket,
+                          f"object-{index}", Config=transfer)
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(count) as pool:
+        list(pool.map(put, range(count)))
+    wall = time.monotonic() - started
+    for index in range(count):
+        head = s3.head_object(Bucket=bucket, Key=f"object-{index}")
+        assert head["ContentLength"] == payload.size
+        s3.delete_object(Bucket=bucket, Key=f"object-{index}")
+    return wall
+
+
+class Bytes(RepeatedBlock):
+    """L{RepeatedBlock} handing out bytes, as many as asked: boto3 takes a short read as the end."""
+
+    def read(self, size: int = -1):
+        if size is None or size < 0:
+            size = self._size - self.position
+        pieces = []
+        while size and (piece := super().read(size)):
+            pieces.append(piece)
+            size -= len(piece)
+        return b"".join(pieces)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=parseSize, default=parseSize("1G"))
@@ -74,27 +114,33 @@ def main(argv=None) -> int:
     cluster = SwiftCluster.start(os.path.join(scratch, "swift"),
                                  imageSize=2 * options.concurrency * options.size + (4 << 30))
     rows = []
+    cluster.s3().create_bucket(Bucket="bench")
+    runs = [
+        ("python-swiftclient → Swift", direct, [
+            ("bwscd swift: → Swift", lambda n: cluster.backendSpec(prefix=n)),
+            (f"bwscd swift: → Swift, {options.segment} segments",
+             lambda n: cluster.backendSpec(prefix=n, segment_size=options.segment))]),
+        ("boto3 → S3 (s3api)", directS3, [
+            ("bwscd s3: → S3 (s3api)", lambda n: cluster.s3BackendSpec("bench", prefix=n))]),
+    ]
     try:
         for count in (1, options.concurrency):
-            wall = direct(cluster, payload, count, f"direct-{count}")
-            rows.append(("python-swiftclient → Swift", count, count * payload.size / wall,
-                         None, None, 1.0))
-            print(f"direct, {count} at once: {count * payload.size / wall / MB:.0f} MB/s",
-                  flush=True)
-            reference = count * payload.size / wall
-            for label, extra in (("bwscd swift: → Swift", {}),
-                                 (f"bwscd swift: → Swift, {options.segment} segments",
-                                  {"segment_size": options.segment})):
-                base = os.path.join(scratch, f"bwscd-{count}-{len(rows)}")
-                spec = cluster.backendSpec(prefix=f"run{len(rows)}-", **extra)
-                figures = benchServer(base, payload, count, backend=spec)
-                rows.append((label, count, figures.throughput, figures.perGB(figures.serverCPU),
-                             figures.peakRSS, figures.throughput / reference))
-                print(f"{label}, {count} at once: {figures.throughput / MB:.0f} MB/s, "
-                      f"{figures.perGB(figures.serverCPU):.2f} CPU s/GB, peak RSS "
-                      f"{figures.peakRSS / MiB:.0f} MiB, {figures.throughput / reference:.2f}× "
-                      "direct", flush=True)
-                shutil.rmtree(base, ignore_errors=True)
+            for reference, timeDirect, backends in runs:
+                wall = timeDirect(cluster, payload, count, f"direct-{count}")
+                rate = count * payload.size / wall
+                rows.append((reference, count, rate, None, None, 1.0))
+                print(f"{reference}, {count} at once: {rate / MB:.0f} MB/s", flush=True)
+                for label, spec in backends:
+                    base = os.path.join(scratch, f"bwscd-{len(rows)}")
+                    figures = benchServer(base, payload, count, backend=spec(f"run{len(rows)}-"))
+                    rows.append((label, count, figures.throughput,
+                                 figures.perGB(figures.serverCPU), figures.peakRSS,
+                                 figures.throughput / rate))
+                    print(f"{label}, {count} at once: {figures.throughput / MB:.0f} MB/s, "
+                          f"{figures.perGB(figures.serverCPU):.2f} CPU s/GB, peak RSS "
+                          f"{figures.peakRSS / MiB:.0f} MiB, {figures.throughput / rate:.2f}× "
+                          "direct", flush=True)
+                    shutil.rmtree(base, ignore_errors=True)
     finally:
         cluster.stop()
         shutil.rmtree(scratch, ignore_errors=True)
