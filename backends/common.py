@@ -13,6 +13,8 @@ Imports only bwscd's top-level modules (layer 0).
 import dataclasses
 import hashlib
 import posixpath
+import threading
+from collections import Counter
 from collections.abc import Callable, Iterable
 
 from twisted.logger import Logger
@@ -120,6 +122,48 @@ def placeOnce(name: str, digests: Digests,
             discard()
             return dataclasses.replace(found, existed=True)
     raise BadRequest(f"{name!r} and its conflict copy both hold other bytes")
+
+
+def measuredFrom(reader, length: int) -> Digests:
+    """The digests of what C{reader} (an L{IObjectReader}) reads, to its end; it is closed."""
+    measured = Measured()
+    try:
+        while chunk := reader.read(1 << 20):
+            measured.update(chunk)
+    finally:
+        reader.close()
+    return measured.digests(length)
+
+
+class UploadsUnderWay:
+    """
+    How many uploads into each container are under way, in this process:
+    for a store that can't say, and would let a container be deleted
+    beneath them.  Threads admit and release.
+    """
+
+    def __init__(self):
+        self._counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def admit(self, container: str) -> Callable[[], None]:
+        """Count one upload into C{container}; the call returned ends it (once)."""
+        with self._lock:
+            self._counts[container] += 1
+        released = []
+
+        def release():
+            with self._lock:
+                if not released:
+                    released.append(True)
+                    self._counts[container] -= 1
+                    if not self._counts[container]:
+                        del self._counts[container]
+        return release
+
+    def into(self, container: str) -> bool:
+        with self._lock:
+            return bool(self._counts[container])
 
 
 class Measured:

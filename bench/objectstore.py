@@ -11,7 +11,9 @@ the same payload:
     each object's MD5 and working out its SHA-256 on the way;
   - the same with the object above the largest the store takes in one
     piece (bwscd's C{segment_size}, as the cluster's lower limit would):
-    segments and a Static Large Object manifest;
+    segments and a Static Large Object manifest (one upload only: eight at
+    once overwhelm the single-node cluster of a 2-core machine, whose
+    manifests' checks of their segments then time out);
   - boto3's upload (its multipart upload, in parts of 8 MiB) straight to
     the cluster's S3 API, then bwscd's C{s3:} backend in front of it;
 
@@ -111,7 +113,9 @@ def main(argv=None) -> int:
     scratch = tempfile.mkdtemp(prefix="bwscd-objectstore-", dir=options.data)
     payload = Payload.make(options.concurrency, options.size)
     # Room for one run's objects at once, as the store keeps them, and bwscd's.
-    cluster = SwiftCluster.start(os.path.join(scratch, "swift"),
+    # Two processes per server, as a cluster would have at least (the tests'
+    # have one), so that one object server's fsync does not stall the others.
+    cluster = SwiftCluster.start(os.path.join(scratch, "swift"), workers=2,
                                  imageSize=2 * options.concurrency * options.size + (4 << 30))
     rows = []
     cluster.s3().create_bucket(Bucket="bench")
@@ -131,6 +135,11 @@ def main(argv=None) -> int:
                 rows.append((reference, count, rate, None, None, 1.0))
                 print(f"{reference}, {count} at once: {rate / MB:.0f} MB/s", flush=True)
                 for label, spec in backends:
+                    if count > 1 and "segments" in label:
+                        # 8 large objects' segments at once overwhelm the
+                        # single-node cluster of this small machine: its
+                        # manifests' checks of their segments time out (503).
+                        continue
                     base = os.path.join(scratch, f"bwscd-{len(rows)}")
                     figures = benchServer(base, payload, count, backend=spec(f"run{len(rows)}-"))
                     rows.append((label, count, figures.throughput,

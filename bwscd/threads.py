@@ -7,7 +7,7 @@ Three ways across, one class each:
 
   - L{Pool}: from the reactor, run a call in a named pool of at most so many
     threads and get a L{Deferred} (L{Pool.run}); from another thread, run a
-    call there and wait for it (L{Pool.call}).
+    call there and wait for it (L{Pool.call}), now or later (L{Pool.later}).
   - L{ReactorCalls}: from a thread, run a call on the reactor and wait for
     its result, giving up when the reactor shuts down.
   - L{HandOff}: a stream of items from the reactor to one worker thread, in
@@ -106,12 +106,34 @@ class Pool:
         From a thread that is not the reactor's (nor one of this pool's):
         C{function(*args)} in one of the pool's threads; its result returned,
         or its exception raised, here.  The pool has started (this thread's
-        work came from a L{run}).
+        work came from a L{run}, or see L{startUntilShutdown}).
+        """
+        return self.later(function, *args).result()
+
+    def later(self, function, *args) -> "Pending":
+        """
+        As L{call}, but without waiting: C{function(*args)} starts in one of
+        the pool's threads, and the L{Pending} returned waits for it when
+        asked, so that this thread goes on meanwhile.
         """
         outcome: queue.SimpleQueue = queue.SimpleQueue()
         self._threads.callInThreadWithCallback(
             lambda *result: outcome.put(result), function, *args)
-        succeeded, result = outcome.get()
+        return Pending(outcome)
+
+
+class Pending:
+    """A call running in a pool's thread, started by L{Pool.later}."""
+
+    def __init__(self, outcome: queue.SimpleQueue):
+        self._outcome = outcome
+        self._settled = None
+
+    def result(self):
+        """Wait for the call: its result returned, or its exception raised, here."""
+        if self._settled is None:
+            self._settled = self._outcome.get()
+        succeeded, result = self._settled
         if not succeeded:
             result.raiseException()
         return result

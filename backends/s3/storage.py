@@ -9,8 +9,6 @@ import functools
 import json
 import os
 import ssl
-import threading
-from collections import Counter
 from datetime import datetime
 
 from twisted.internet.defer import gatherResults, inlineCallbacks
@@ -33,6 +31,8 @@ log = Logger("bwscd.backends.s3")
 
 THREADS = 8
 """Requests to the store at once for metadata, listings and state: the pool's size."""
+PART_THREADS = 32
+"""Parts sent at once, one per upload: as many as the uploads bwscd takes at once (32)."""
 LISTING_PAGE = 1000
 """S3's own limit on a listing's length."""
 MIN_PART, MAX_PART = 5 << 20, 5 << 30
@@ -53,8 +53,9 @@ class S3Backend:
         self.metadataSize = metadataSize
         self.description = description
         self._pool = Pool(None, "s3", THREADS)
-        self._writing: Counter = Counter()
-        self._writingLock = threading.Lock()
+        # Each upload has at most one part on its way: a thread for each.
+        self.parts = Pool(None, "s3-parts", PART_THREADS)
+        self._uploads = common.UploadsUnderWay()
 
     # Requests, on a thread.
 
@@ -150,14 +151,14 @@ class S3Backend:
     def _measure(self, container, name, length) -> Digests:
         log.warn("{container}/{name} has no digests of bwscd's in the store: measuring it",
                  container=container, name=name)
-        measured = common.Measured()
-        connection, answer = self.bucket.openGet(self.keys.object(container, name), {})
+        what = f"reading {container}/{name}"
         try:
-            while chunk := answer.read(1 << 20):
-                measured.update(chunk)
-        finally:
-            connection.close()
-        return measured.digests(length)
+            connection, answer = self.bucket.openGet(self.keys.object(container, name), {})
+        except Unreachable as e:
+            raise unreachable(what, e)
+        placeholder = ObjectInfo(container, name, Digests(length, "", ""), 0)
+        return common.measuredFrom(BodyReader(placeholder, connection, answer, length,
+                                              functools.partial(unreachable, what)), length)
 
     def _openReader(self, container, name, offset, length):
         what = f"reading {container}/{name}"
@@ -202,6 +203,7 @@ class S3Backend:
     # The contract.
 
     def open(self, recover=True):
+        self.parts.startUntilShutdown()  # upload threads hand it parts
         return self._pool.run(self._open, recover)
 
     def _open(self, recover):
@@ -296,22 +298,7 @@ class S3Backend:
             key, staged = newStagingKey(self), True
         return S3Writer(self, container, name, key, staged, metadata, own, contentType,
                         writeOnce, self.partSize, None if larger else length,
-                        self._admit(container))
-
-    def _admit(self, container):
-        """Count an upload into C{container}; the call returned ends it (once)."""
-        with self._writingLock:
-            self._writing[container] += 1
-        released = []
-
-        def release():
-            with self._writingLock:
-                if not released:
-                    released.append(True)
-                    self._writing[container] -= 1
-                    if not self._writing[container]:
-                        del self._writing[container]
-        return release
+                        self._uploads.admit(container))
 
     def deleteObject(self, container, name):
         return self._pool.run(self._deleteObject, container, name)
@@ -329,9 +316,8 @@ class S3Backend:
         return self._pool.run(self._deleteContainer, container)
 
     def _deleteContainer(self, container):
-        with self._writingLock:
-            if self._writing[container]:
-                raise Conflict(f"uploads into {container} are under way")
+        if self._uploads.into(container):
+            raise Conflict(f"uploads into {container} are under way")
         if self._containerRecord(container) is None:
             return False
         if self._listed(self.keys.objects(container), limit=1):

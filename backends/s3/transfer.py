@@ -8,7 +8,8 @@ memory (at most one part, C{part_size} bytes) until the engine has verified
 it and goes up as one C{PUT} with its C{Content-MD5}; a larger one goes up
 as a multipart upload, a part whenever one is full, each with its own
 C{Content-MD5}, joined on commit (the object appears then, whole), aborted
-on abort so that no part lingers.
+on abort so that no part lingers.  One part is sent by a thread of the
+backend's while the next fills, so at most two are held per upload.
 """
 
 import base64
@@ -25,6 +26,7 @@ from bwscd.backends.s3.bucket import elements, text
 from bwscd.backends.s3.keys import META
 from bwscd.errors import BadRequest, InsufficientStorage, NotFound, ServiceUnavailable
 from bwscd.interfaces import IObjectWriter
+from bwscd.threads import Pending
 
 log = Logger("bwscd.backends.s3")
 
@@ -87,10 +89,13 @@ class S3Writer:
         self._writeOnce = writeOnce
         self._release = release
         # An object of a known length that fits in a part waits whole, in a
-        # buffer of its size; any other fills parts of partSize.
+        # buffer of its size; any other fills parts of partSize, one while
+        # the one before is on its way (a thread of the backend's sends it).
         self._whole = whole is not None
         self._buffer = bytearray(partSize if whole is None else whole)
+        self._spare: bytearray | None = None
         self._filled = 0
+        self._sending: Pending | None = None
         self._upload: str | None = None
         self._parts: list[tuple[int, str, bytes]] = []
         self._what = f"writing {container}/{name}"
@@ -117,6 +122,7 @@ class S3Writer:
             raise unreachable(self._what, e)
 
     def _sendPart(self) -> None:
+        """Hand the part filled to a sending thread, once the one before is sent."""
         if self._upload is None:
             answer = self._call("POST", self.key, query={"uploads": ""},
                                 headers=self._headers({}))
@@ -124,9 +130,20 @@ class S3Writer:
                 raise refusal(self._what, answer.status, answer.reason, answer.body)
             self._upload = text(elements(answer.body, "InitiateMultipartUploadResult")[0],
                                 "UploadId")
+        self._settle()
         part = memoryview(self._buffer)[:self._filled]
+        self._sending = self._backend.parts.later(self._putPart, len(self._parts) + 1, part)
+        self._buffer, self._spare = self._spare or bytearray(len(self._buffer)), self._buffer
+        self._filled = 0
+
+    def _settle(self) -> None:
+        """Wait for the part on its way: its failure raised here."""
+        sending, self._sending = self._sending, None
+        if sending is not None:
+            self._parts.append(sending.result())
+
+    def _putPart(self, number: int, part) -> tuple[int, str, bytes]:
         md5 = hashlib.md5(part)
-        number = len(self._parts) + 1
         answer = self._call("PUT", self.key, query={"partNumber": str(number),
                                                     "uploadId": self._upload},
                             headers={"Content-MD5": contentMD5(md5)}, body=part)
@@ -135,8 +152,7 @@ class S3Writer:
             raise refusal(self._what, answer.status, answer.reason, answer.body)
         if etagOf(answer) != md5.hexdigest():
             raise ServiceUnavailable("the store received other bytes than bwscd sent")
-        self._parts.append((number, etagOf(answer), md5.digest()))
-        self._filled = 0
+        return number, etagOf(answer), md5.digest()
 
     def _checkDigest(self, answer) -> None:
         """@raise ServiceUnavailable: the store got other bytes than their Content-MD5's."""
@@ -192,6 +208,7 @@ class S3Writer:
         """The last part, the digests beside, then the parts joined into the object."""
         if self._filled:
             self._sendPart()
+        self._settle()
         etag = multipartETag([md5 for _, _, md5 in self._parts])
         record = {"length": digests.length, "md5": digests.md5, "sha256": digests.sha256,
                   "etag": etag}
@@ -245,6 +262,10 @@ class S3Writer:
 
     def abort(self):
         try:
+            try:
+                self._settle()
+            except Exception:
+                pass  # what it failed with is what the engine aborts for
             if self._upload is not None:
                 upload, self._upload = self._upload, None
                 self._backend.bucket.request("DELETE", self.key, query={"uploadId": upload})

@@ -8,8 +8,6 @@ import datetime
 import json
 import os
 import ssl
-import threading
-from collections import Counter
 
 from twisted.internet.defer import gatherResults, inlineCallbacks
 from twisted.logger import Logger
@@ -60,10 +58,7 @@ class SwiftBackend:
         self.limits: dict = {}
         self.segmentSize = segmentSize
         self._pool = Pool(None, "swift", THREADS)
-        # Uploads under way into each container, which a deletion must not
-        # race: the store would take the container away beneath them.
-        self._writing: Counter = Counter()
-        self._writingLock = threading.Lock()
+        self._uploads = common.UploadsUnderWay()
 
     # Names.
 
@@ -133,17 +128,12 @@ class SwiftBackend:
         info = objects.objectInfo(container, name, answer)
         if info.digests.sha256:
             return info
-        measured = common.Measured()
-        reader = openReader(self, container, name, 0, None)
-        try:
-            while chunk := reader.read(1 << 20):
-                measured.update(chunk)
-        finally:
-            reader.close()
         log.warn("{container}/{name} had no SHA-256 in the store: measured and kept",
                  container=container, name=name)
+        measured = common.measuredFrom(openReader(self, container, name, 0, None),
+                                       info.digests.length)
         return self._redescribe(container, name, answer, info.metadata,
-                                {storemeta.SHA256: measured.digests(info.digests.length).sha256})
+                                {storemeta.SHA256: measured.sha256})
 
     def _redescribe(self, container, name, answer, metadata, own):
         """L{describe} an object C{answer} gave, bwscd's keys there kept unless in C{own}."""
@@ -271,7 +261,7 @@ class SwiftBackend:
             if before is not None:
                 replaced = objects.metadataOf(constraints.OBJECT, before.headers).get(
                     objects.UPLOAD)
-        release = self._admit(container)
+        release = self._uploads.admit(container)
         try:
             if length is not None and length <= self.segmentSize:
                 headers = {"Content-Type": contentType,
@@ -294,21 +284,6 @@ class SwiftBackend:
         except BaseException:
             release()
             raise
-
-    def _admit(self, container):
-        """Count an upload into C{container}; the call returned ends it (once)."""
-        with self._writingLock:
-            self._writing[container] += 1
-        released = []
-
-        def release():
-            with self._writingLock:
-                if not released:
-                    released.append(True)
-                    self._writing[container] -= 1
-                    if not self._writing[container]:
-                        del self._writing[container]
-        return release
 
     def deleteObject(self, container, name):
         return self._pool.run(self._deleteObject, container, name)
@@ -334,9 +309,8 @@ class SwiftBackend:
 
     def _deleteContainer(self, container):
         what = f"removing container {container}"
-        with self._writingLock:
-            if self._writing[container]:
-                raise Conflict(f"uploads into {container} are under way")
+        if self._uploads.into(container):
+            raise Conflict(f"uploads into {container} are under way")
         answer = self.call("DELETE", self.storeName(container), what=what)
         if answer.status == 404:
             return False

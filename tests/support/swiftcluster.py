@@ -13,6 +13,7 @@ device is a plain directory, and objects with that much metadata fail.
 """
 
 import os
+import pwd
 import signal
 import socket
 import subprocess
@@ -50,7 +51,7 @@ class SwiftCluster:
     """
 
     def __init__(self, directory: str, maxFileSize: int | None = None, tokenLife: int = 86400,
-                 imageSize: int = IMAGE_SIZE):
+                 imageSize: int = IMAGE_SIZE, workers: int = 0):
         self.directory = directory
         self.configuration = os.path.join(directory, "etc")
         self.devices = os.path.join(directory, "devices")
@@ -59,6 +60,7 @@ class SwiftCluster:
         self.maxFileSize = maxFileSize
         self.tokenLife = tokenLife
         self.imageSize = imageSize
+        self.workers = workers
         self.ports = {name: freePort() for name in (*SERVERS, "proxy", "memcached")}
         self.proxyURL = f"http://{HOST}:{self.ports['proxy']}"
         self.authURL = f"{self.proxyURL}/auth/v1.0"
@@ -124,6 +126,9 @@ class SwiftCluster:
             [app:proxy-server]
             use = egg:swift#proxy
             account_autocreate = true
+            # An object server fsyncing a large object can take longer than
+            # Swift's default 10 s to answer the others, on a small machine.
+            node_timeout = 60
             [filter:tempauth]
             use = egg:swift#tempauth
             user_test_tester = {KEY} .admin
@@ -156,7 +161,9 @@ class SwiftCluster:
             [DEFAULT]
             bind_ip = {HOST}
             bind_port = {self.ports[name]}
-            workers = 0
+            workers = {self.workers}
+            # Its workers run as this user (Swift's default is a "swift" user).
+            user = {pwd.getpwuid(os.getuid()).pw_name}
             mount_check = false
             devices = {self.devices}
             swift_dir = {self.configuration}
