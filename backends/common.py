@@ -20,7 +20,8 @@ from collections.abc import Callable, Iterable
 from twisted.logger import Logger
 
 from bwscd.constraints import COMPLETE
-from bwscd.errors import BadRequest, InsufficientStorage, ServiceUnavailable, SwiftError
+from bwscd.errors import (
+    BadRequest, InsufficientStorage, NotFound, ServiceUnavailable, SwiftError)
 from bwscd.interfaces import Digests, ObjectInfo
 
 CONFLICT_SUFFIX = ".conflict-"
@@ -166,6 +167,30 @@ class UploadsUnderWay:
             return bool(self._counts[container])
 
 
+class StoreWriter:
+    """
+    What the writers of the remote object stores' backends share: their
+    upload counted as under way (L{UploadsUnderWay}) from their start to
+    their L{commit} or L{abort}, whichever comes first, done or failed.
+    Subclasses give L{_commit} and L{_abort}.
+    """
+
+    def __init__(self, release: Callable[[], None]):
+        self._release = release
+
+    def commit(self, digests):
+        try:
+            return self._commit(digests)
+        finally:
+            self._release()
+
+    def abort(self):
+        try:
+            self._abort()
+        finally:
+            self._release()
+
+
 class Measured:
     """
     The digests of an object's bytes, given piece by piece: for an object
@@ -194,6 +219,22 @@ def isComplete(metadata: dict[str, str]) -> bool:
 
 
 # Failures.
+
+
+def storeRefusal(what: str, status: int, detail: str, tooLarge: bool, log: Logger,
+                 storage: str) -> SwiftError:
+    """
+    The API's refusal for an answer of a remote object store (Swift, S3)
+    that stops C{what}: 404 as such, the store out of space as 507, an
+    object C{tooLarge} for it as 400, anything else as L{storageError}.
+    """
+    if status == 404:
+        return NotFound(f"not found while {what}")
+    if status == 507:
+        return InsufficientStorage(f"the store is out of space while {what}")
+    if tooLarge:
+        return BadRequest(f"larger than the store takes while {what}")
+    return storageError(what, detail, False, log, storage)
 
 
 def storageError(what: str, error: object, full: bool, log: Logger,

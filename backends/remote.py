@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from zope.interface import implementer
 
+from bwscd.errors import NotFound
 from bwscd.interfaces import IObjectReader
 
 TRANSPORT_ERRORS = (OSError, http.client.HTTPException)
@@ -52,6 +53,10 @@ class Response:
 
     def json(self):
         return json.loads(self.body)
+
+    def etag(self) -> str:
+        """The C{ETag}, unquoted."""
+        return (self.header("etag") or "").strip('"')
 
 
 def headersOf(message: http.client.HTTPResponse) -> list[tuple[str, str]]:
@@ -248,6 +253,34 @@ class BodyReader:
     def close(self):
         if self._connection is not None:
             self._connection.close()
+
+
+def readerOf(connection, answer, offset: int, length: int | None, infoOf, infoNow, refused,
+             failed) -> BodyReader:
+    """
+    The reader of an L{openGet}'s C{answer} for C{length} bytes (L{None}:
+    to the end) from C{offset}, as both stores answer it: the range from
+    the very end is nothing (C{416}), anything but C{200} or C{206} a
+    refusal.
+
+    @param infoOf: the object's L{ObjectInfo} from the answer's L{Response}.
+    @param infoNow: the object's L{ObjectInfo} asked afresh, or L{None}.
+    @param refused: C{refused(status, reason)}, the exception for a refusal.
+    @param failed: what the reader raises for the store failing to send.
+    @raise NotFound: there is no such object.
+    """
+    if answer.status == 416:
+        connection.close()
+        info = infoNow()
+        if info is None:
+            raise NotFound("no such object")
+        return BodyReader(info, None, None, 0, failed)
+    if answer.status not in (200, 206):
+        connection.close()
+        raise refused(answer.status, answer.reason)
+    info = infoOf(Response(answer.status, answer.reason, headersOf(answer)))
+    left = info.digests.length - offset if length is None else length
+    return BodyReader(info, connection, answer, left, failed)
 
 
 def rangeHeaders(offset: int, length: int | None) -> dict[str, str]:

@@ -109,10 +109,13 @@ def checked(answer: Response, what: str) -> None:
     if answer.status >= 500 and answer.status != 507:
         raise Unreachable(f"{what}: {answer.status} {answer.reason}")
     if answer.status == 403:
-        code = ""
-        try:
-            code = text(ElementTree.fromstring(answer.body), "Code") if answer.body else ""
-        except ElementTree.ParseError:
-            pass
-        raise Unreachable(f"{what}: 403 {code or answer.reason} (check the access key, "
-                          "the secret and the region)")
+        raise Unreachable(f"{what}: 403 {errorCode(answer.body) or answer.reason} (check the "
+                          "access key, the secret and the region)")
+
+
+def errorCode(body: bytes) -> str:
+    """The C{Code} of an S3 error answer's XML, or C{""}."""
+    try:
+        return text(ElementTree.fromstring(body), "Code") if body.startswith(b"<") else ""
+    except ElementTree.ParseError:
+        return ""

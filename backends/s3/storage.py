@@ -17,8 +17,7 @@ from zope.interface import implementer
 
 from bwscd import constraints
 from bwscd.backends import common, storemeta
-from bwscd.backends.remote import (
-    BodyReader, Endpoint, Response, Unreachable, headersOf, rangeHeaders)
+from bwscd.backends.remote import BodyReader, Endpoint, Unreachable, rangeHeaders, readerOf
 from bwscd.backends.s3 import keys
 from bwscd.backends.s3.bucket import Bucket, elements, text
 from bwscd.backends.s3.transfer import S3Writer, newStagingKey, refusal, unreachable
@@ -167,19 +166,10 @@ class S3Backend:
                                                      rangeHeaders(offset, length))
         except Unreachable as e:
             raise unreachable(what, e)
-        if answer.status == 416:  # from the very end: nothing to read
-            connection.close()
-            info = self.blockingObjectInfo(container, name)
-            if info is None:
-                raise NotFound(f"no object {name} in {container}")
-            return BodyReader(info, None, None, 0, None)
-        if answer.status not in (200, 206):
-            connection.close()
-            raise refusal(what, answer.status, answer.reason)
-        info = self._infoOf(container, name, Response(answer.status, answer.reason,
-                                                      headersOf(answer)))
-        left = info.digests.length - offset if length is None else length
-        return BodyReader(info, connection, answer, left, functools.partial(unreachable, what))
+        return readerOf(connection, answer, offset, length,
+                        lambda head: self._infoOf(container, name, head),
+                        lambda: self.blockingObjectInfo(container, name),
+                        functools.partial(refusal, what), functools.partial(unreachable, what))
 
     # Containers, on a thread.
 

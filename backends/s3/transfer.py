@@ -22,9 +22,9 @@ from zope.interface import implementer
 
 from bwscd.backends import common, storemeta
 from bwscd.backends.remote import Unreachable
-from bwscd.backends.s3.bucket import elements, text
+from bwscd.backends.s3.bucket import elements, errorCode, text
 from bwscd.backends.s3.keys import META
-from bwscd.errors import BadRequest, InsufficientStorage, NotFound, ServiceUnavailable
+from bwscd.errors import BadRequest, ServiceUnavailable
 from bwscd.interfaces import IObjectWriter
 from bwscd.threads import Pending
 
@@ -33,20 +33,9 @@ log = Logger("bwscd.backends.s3")
 
 def refusal(what: str, status: int, reason: str = "", body: bytes = b"") -> Exception:
     """The API's refusal for an answer of the store that stops C{what}."""
-    if status == 404:
-        return NotFound(f"not found while {what}")
-    if status == 507:
-        return InsufficientStorage(f"the store is out of space while {what}")
-    if status == 400 and b"EntityTooLarge" in body:
-        return BadRequest(f"larger than the store takes while {what}")
-    code = b""
-    if body.startswith(b"<"):
-        try:
-            code = text(elements(body, "Error")[0], "Code").encode()
-        except (IndexError, Exception):
-            code = b""
-    detail = f"{status} {reason}" + (f" ({code.decode()})" if code else "")
-    return common.storageError(what, detail, False, log, "S3 store")
+    code = errorCode(body)
+    detail = f"{status} {reason}" + (f" ({code})" if code else "")
+    return common.storeRefusal(what, status, detail, code == "EntityTooLarge", log, "S3 store")
 
 
 def unreachable(what: str, error: Unreachable) -> ServiceUnavailable:
@@ -57,17 +46,13 @@ def contentMD5(md5) -> str:
     return base64.b64encode(md5.digest()).decode("ascii")
 
 
-def etagOf(answer) -> str:
-    return (answer.header("etag") or "").strip('"')
-
-
 def multipartETag(md5s: list[bytes]) -> str:
     """The ETag S3 gives an object joined from parts of these MD5s."""
     return f"{hashlib.md5(b''.join(md5s)).hexdigest()}-{len(md5s)}"
 
 
 @implementer(IObjectWriter)
-class S3Writer:
+class S3Writer(common.StoreWriter):
     """
     An object on its way into the bucket under C{key}: the final name's,
     or, for evidence whose name held other bytes when it began
@@ -78,6 +63,7 @@ class S3Writer:
     def __init__(self, backend, container: str, name: str, key: str, staged: bool,
                  metadata: dict[str, str], own: dict[str, str], contentType: str,
                  writeOnce: bool, partSize: int, whole: int | None, release):
+        super().__init__(release)
         self._backend = backend
         self.container = container
         self.name = name
@@ -87,7 +73,6 @@ class S3Writer:
         self._own = own
         self._contentType = contentType
         self._writeOnce = writeOnce
-        self._release = release
         # An object of a known length that fits in a part waits whole, in a
         # buffer of its size; any other fills parts of partSize, one while
         # the one before is on its way (a thread of the backend's sends it).
@@ -150,9 +135,9 @@ class S3Writer:
         self._checkDigest(answer)
         if answer.status != 200:
             raise refusal(self._what, answer.status, answer.reason, answer.body)
-        if etagOf(answer) != md5.hexdigest():
+        if answer.etag() != md5.hexdigest():
             raise ServiceUnavailable("the store received other bytes than bwscd sent")
-        return number, etagOf(answer), md5.digest()
+        return number, answer.etag(), md5.digest()
 
     def _checkDigest(self, answer) -> None:
         """@raise ServiceUnavailable: the store got other bytes than their Content-MD5's."""
@@ -169,13 +154,10 @@ class S3Writer:
 
     # Commit.
 
-    def commit(self, digests):
-        try:
-            if self._upload is None:
-                return self._commitWhole(digests)
-            return self._commitParts(digests)
-        finally:
-            self._release()
+    def _commit(self, digests):
+        if self._upload is None:
+            return self._commitWhole(digests)
+        return self._commitParts(digests)
 
     def _commitWhole(self, digests):
         """One C{PUT} of what waited in memory, verified by the store with its MD5."""
@@ -226,7 +208,7 @@ class S3Writer:
         if answer.status == 200 and elements(answer.body, "Error"):
             raise refusal(self._what, 503, "joining the parts failed", answer.body)
         if answer.status == 412:
-            self.abort()
+            self._abort()
             raise ServiceUnavailable(
                 f"{self.name} was stored by another upload meanwhile: send it again")
         if answer.status != 200:
@@ -260,7 +242,7 @@ class S3Writer:
         finally:
             self._backend.removeQuietly(staging)
 
-    def abort(self):
+    def _abort(self):
         try:
             try:
                 self._settle()
@@ -272,8 +254,6 @@ class S3Writer:
         except Exception as e:  # the sweep at the next start aborts it
             log.warn("the parts of an aborted upload to {container}/{name} stay until the "
                      "next start: {error}", container=self.container, name=self.name, error=e)
-        finally:
-            self._release()
 
 
 def newStagingKey(backend) -> str:

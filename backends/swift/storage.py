@@ -18,8 +18,8 @@ from bwscd.backends import common, storemeta
 from bwscd.backends.swift import objects
 from bwscd.backends.swift.transfer import (
     NameTaken, PlainWriter, SegmentedWriter, openReader, refusal, startPut, unreachable)
-from bwscd.backends.remote import Endpoint, Response, Unreachable, headersOf
-from bwscd.backends.swift.upstream import Account, TempAuth
+from bwscd.backends.remote import Endpoint, Response, Unreachable
+from bwscd.backends.swift.upstream import Account, KeystoneAuth, TempAuth
 from bwscd.errors import BadRequest, Conflict, NotFound
 from bwscd.interfaces import IStorageBackend
 from bwscd.plugins import checkOptions, parseSize
@@ -115,15 +115,11 @@ class SwiftBackend:
         for entry in self._listedAll(self.own, objects.segmentsPrefix(upload)):
             self.removeOwn(entry["name"])
 
-    def infoFromAnswer(self, container: str, name: str, answer):
-        head = Response(answer.status, answer.reason, headersOf(answer))
-        return self._complete(container, name, head)
-
     def blockingObjectInfo(self, container: str, name: str):
         answer = self._head(container, name)
-        return None if answer is None else self._complete(container, name, answer)
+        return None if answer is None else self.completeInfo(container, name, answer)
 
-    def _complete(self, container, name, answer):
+    def completeInfo(self, container, name, answer):
         """The object C{answer} describes, its SHA-256 measured and kept if the store had none."""
         info = objects.objectInfo(container, name, answer)
         if info.digests.sha256:
@@ -389,17 +385,27 @@ class SwiftBackend:
 def backend(dataDirectory: str, options: dict[str, str]) -> SwiftBackend:
     """
     C{swift:auth=URL:user=U:key=K (or key_file=PATH):prefix=P:storage_url=URL:
-    cafile=PATH:timeout=S:segment_size=SIZE}: containers named C{P}+name in
-    the Swift account that tempauth's v1 C{auth} URL gives C{user}.
+    cafile=PATH:timeout=S:segment_size=SIZE}, and for Keystone (an C{auth}
+    URL ending C{/v3}) C{project=P:domain=D:project_domain=D:region=R:
+    interface=I}: containers named C{P}+name in the Swift account that the
+    auth service gives C{user}.
     """
+    keystone = {"project", "domain", "project_domain", "region", "interface"}
     known = {"auth", "user", "key", "key_file", "prefix", "storage_url", "cafile", "timeout",
-             "segment_size"}
+             "segment_size", *keystone}
     checkOptions("swift", options, known)
+    isKeystone = options.get("auth", "").rstrip("/").endswith("/v3")
     missing = [o for o in ("auth", "user") if not options.get(o)]
     if not (options.get("key") or options.get("key_file")):
         missing.append("key or key_file")
+    if isKeystone and not options.get("project"):
+        missing.append("project (for Keystone)")
     if missing:
         raise ValueError(f"swift backend: missing option(s) {', '.join(missing)}")
+    given = sorted(o for o in keystone if o in options)
+    if given and not isKeystone:
+        raise ValueError(f"swift backend: {', '.join(given)} only go with Keystone: an auth "
+                         "URL ending /v3")
     key = options.get("key")
     if options.get("key_file"):
         try:
@@ -419,7 +425,14 @@ def backend(dataDirectory: str, options: dict[str, str]) -> SwiftBackend:
     if not timeout > 0:
         raise ValueError(f"swift backend: timeout={options['timeout']!r} is not seconds")
     try:
-        auth = TempAuth(Endpoint(options["auth"], context, timeout), options["user"], key)
+        endpoint = Endpoint(options["auth"], context, timeout)
+        if isKeystone:
+            domain = options.get("domain", "Default")
+            auth = KeystoneAuth(endpoint, options["user"], key, options["project"], domain,
+                                options.get("project_domain", domain), options.get("region"),
+                                options.get("interface", "public"))
+        else:
+            auth = TempAuth(endpoint, options["user"], key)
         account = Account(auth, options.get("storage_url"), context, timeout)
         if options.get("storage_url"):
             Endpoint(options["storage_url"], context, timeout)
@@ -428,6 +441,8 @@ def backend(dataDirectory: str, options: dict[str, str]) -> SwiftBackend:
     segmentSize = (parseSize("swift", "segment_size", options["segment_size"])
                    if "segment_size" in options else None)
     prefix = options.get("prefix", "")
-    description = (f"the Swift account of {options['user']} at {options['auth']}"
+    description = (f"the Swift account of {options['user']}"
+                   + (f" in project {options['project']}" if isKeystone else "")
+                   + f" at {options['auth']}"
                    + (f", containers prefixed {prefix!r}" if prefix else ""))
     return SwiftBackend(account, prefix, segmentSize, description)

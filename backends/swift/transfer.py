@@ -21,9 +21,9 @@ from zope.interface import implementer
 
 from bwscd.backends import common, storemeta
 from bwscd.backends.swift import objects
-from bwscd.backends.remote import BodyReader, Unreachable, rangeHeaders
+from bwscd.backends.remote import Unreachable, rangeHeaders, readerOf
 from bwscd.backends.swift.upstream import StreamedPut, download
-from bwscd.errors import BadRequest, InsufficientStorage, NotFound, ServiceUnavailable
+from bwscd.errors import ServiceUnavailable
 from bwscd.interfaces import IObjectWriter
 
 log = Logger("bwscd.backends.swift")
@@ -31,21 +31,13 @@ log = Logger("bwscd.backends.swift")
 
 def refusal(what: str, status: int, reason: str = "") -> Exception:
     """The API's refusal for an answer of the store that stops C{what}."""
-    if status == 404:
-        return NotFound(f"not found while {what}")
-    if status == 507:
-        return InsufficientStorage(f"the store is out of space while {what}")
-    if status == 413:
-        return BadRequest(f"larger than the store takes while {what}")
-    return common.storageError(what, f"{status} {reason}", False, log, "Swift store")
+    return common.storeRefusal(what, status, f"{status} {reason}", status == 413, log,
+                               "Swift store")
 
 
 def unreachable(what: str, error: Unreachable) -> ServiceUnavailable:
     return common.storageError(what, error, False, log, "Swift store")
 
-
-def _etag(answer) -> str:
-    return (answer.header("etag") or "").strip('"')
 
 
 class _Segment:
@@ -87,14 +79,14 @@ def startPut(backend, container: str, name: str, headers: dict[str, str],
 
 
 @implementer(IObjectWriter)
-class PlainWriter:
+class PlainWriter(common.StoreWriter):
     """An object sent as one plain Swift object, straight to its name."""
 
     def __init__(self, backend, put: StreamedPut, container: str, name: str,
                  metadata: dict[str, str], own: dict[str, str], contentType: str,
                  replaced: str | None, release):
+        super().__init__(release)
         self._backend = backend
-        self._release = release
         self._put = put
         self.container = container
         self.name = name
@@ -110,12 +102,6 @@ class PlainWriter:
         except Unreachable as e:
             raise unreachable(self._what, e)
 
-    def commit(self, digests):
-        try:
-            return self._commit(digests)
-        finally:
-            self._release()
-
     def _commit(self, digests):
         try:
             answer = self._put.finish()
@@ -127,11 +113,11 @@ class PlainWriter:
         if answer.status != 201:
             raise refusal(self._what, answer.status, answer.reason)
         stored = self._backend.storeName(self.container)
-        if _etag(answer) != digests.md5:
+        if answer.etag() != digests.md5:
             self._backend.removeQuietly(stored, self.name)
             log.error("the store's ETag {etag} of {container}/{name} is not bwscd's MD5 "
                       "{md5}: removed, the client will send it again",
-                      etag=_etag(answer), container=self.container, name=self.name,
+                      etag=answer.etag(), container=self.container, name=self.name,
                       md5=digests.md5)
             raise ServiceUnavailable("the store received other bytes than bwscd sent")
         info = self._backend.describe(self.container, self.name, self._metadata,
@@ -141,13 +127,12 @@ class PlainWriter:
             self._backend.removeSegments(self._replaced)
         return info
 
-    def abort(self):
+    def _abort(self):
         self._put.abandon()
-        self._release()
 
 
 @implementer(IObjectWriter)
-class SegmentedWriter:
+class SegmentedWriter(common.StoreWriter):
     """
     An object sent as segments of at most C{segmentSize} bytes into bwscd's
     own container, then made visible by a manifest naming them: for an object
@@ -159,8 +144,8 @@ class SegmentedWriter:
     def __init__(self, backend, container: str, name: str, metadata: dict[str, str],
                  own: dict[str, str], contentType: str, writeOnce: bool, segmentSize: int,
                  replaced: str | None, release):
+        super().__init__(release)
         self._backend = backend
-        self._release = release
         self.container = container
         self.name = name
         self._metadata = metadata
@@ -200,17 +185,11 @@ class SegmentedWriter:
         answer = segment.put.finish()
         if answer.status != 201:
             raise refusal(self._what, answer.status, answer.reason)
-        if _etag(answer) != segment.md5.hexdigest():
+        if answer.etag() != segment.md5.hexdigest():
             raise ServiceUnavailable("the store received other bytes than bwscd sent")
         self._segments.append({"path": f"/{self._backend.own}/{segment.path}",
                                "etag": segment.md5.hexdigest(),
                                "size_bytes": segment.length})
-
-    def commit(self, digests):
-        try:
-            return self._commit(digests)
-        finally:
-            self._release()
 
     def _commit(self, digests):
         try:
@@ -251,7 +230,7 @@ class SegmentedWriter:
     def _discard(self) -> None:
         self._backend.removeSegments(self.upload)
 
-    def abort(self):
+    def _abort(self):
         if self._current is not None:
             self._current.put.abandon()
             self._current = None
@@ -261,8 +240,6 @@ class SegmentedWriter:
         except Exception as e:  # the sweep at the next start removes them
             log.warn("leftovers of an aborted upload to {container}/{name} stay until the "
                      "next start: {error}", container=self.container, name=self.name, error=e)
-        finally:
-            self._release()
 
 
 def openReader(backend, container: str, name: str, offset: int, length: int | None):
@@ -277,15 +254,7 @@ def openReader(backend, container: str, name: str, offset: int, length: int | No
                                       rangeHeaders(offset, length))
     except Unreachable as e:
         raise unreachable(what, e)
-    if answer.status == 416:  # from the very end: nothing to read
-        connection.close()
-        info = backend.blockingObjectInfo(container, name)
-        if info is None:
-            raise NotFound(f"no object {name} in {container}")
-        return BodyReader(info, None, None, 0, None)
-    if answer.status not in (200, 206):
-        connection.close()
-        raise refusal(what, answer.status, answer.reason)
-    info = backend.infoFromAnswer(container, name, answer)
-    left = info.digests.length - offset if length is None else length
-    return BodyReader(info, connection, answer, left, functools.partial(unreachable, what))
+    return readerOf(connection, answer, offset, length,
+                    lambda head: backend.completeInfo(container, name, head),
+                    lambda: backend.blockingObjectInfo(container, name),
+                    functools.partial(refusal, what), functools.partial(unreachable, what))

@@ -1,10 +1,13 @@
 """
 The Swift account as this backend speaks to it: its token (tempauth's v1
-auth, renewed before it expires and on a 401), and requests to its storage
+auth or Keystone's v3 password auth, renewed before it expires and on a
+401), and requests to its storage
 URL (L{bwscd.backends.remote}, which says how they run): small ones, a
 streamed C{PUT}, a streamed C{GET}.
 """
 
+import datetime
+import json
 import threading
 import time
 import urllib.parse
@@ -54,6 +57,71 @@ class TempAuth:
         return token, url, float(life) if life else DEFAULT_TOKEN_LIFE
 
 
+class KeystoneAuth:
+    """
+    Keystone v3 password auth: C{POST /v3/auth/tokens} for a token scoped
+    to C{project}; the answer gives the token (C{X-Subject-Token}), when it
+    expires, and the catalog, whose C{object-store} endpoint for
+    C{interface} (and C{region}, if given) is the account's storage URL.
+    """
+
+    def __init__(self, endpoint: Endpoint, user: str, key: str, project: str,
+                 userDomain: str, projectDomain: str, region: str | None,
+                 interface: str = "public", clock=time.time):
+        self._endpoint = endpoint
+        self._user = user
+        self._key = key
+        self._project = project
+        self._userDomain = userDomain
+        self._projectDomain = projectDomain
+        self._region = region
+        self._interface = interface
+        self._clock = clock
+
+    def authenticate(self) -> tuple[str, str, float]:
+        """@return: the token, the storage URL and the seconds the token lasts."""
+        request = {"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": self._user, "domain": {"name": self._userDomain},
+                "password": self._key}}},
+            "scope": {"project": {"name": self._project,
+                                  "domain": {"name": self._projectDomain}}}}}
+        connection = self._endpoint.connect()
+        try:
+            answer = exchange(connection, "POST", self._endpoint.path + "/auth/tokens",
+                              encodedHeaders({"Content-Type": "application/json"}),
+                              json.dumps(request).encode())
+        except TRANSPORT_ERRORS as e:
+            raise Unreachable(f"Keystone at {self._endpoint.url} unreachable: {e}") from None
+        finally:
+            connection.close()
+        where = f"Keystone at {self._endpoint.url}"
+        if answer.status in (401, 403):
+            raise Unreachable(f"{where} refused user {self._user!r} for project "
+                              f"{self._project!r}: {answer.status} (check user=, key=, "
+                              "project= and the domains)")
+        token = answer.header("x-subject-token")
+        if answer.status != 201 or not token:
+            raise Unreachable(f"{where} answered {answer.status} {answer.reason} without a "
+                              "token")
+        issued = answer.json()["token"]
+        expires = datetime.datetime.fromisoformat(issued["expires_at"].replace("Z", "+00:00"))
+        return token, self._storageURL(issued.get("catalog", []), where), \
+            expires.timestamp() - self._clock()
+
+    def _storageURL(self, catalog: list, where: str) -> str:
+        for service in catalog:
+            if service.get("type") != "object-store":
+                continue
+            for endpoint in service.get("endpoints", []):
+                if endpoint.get("interface") == self._interface and (
+                        self._region is None or endpoint.get("region") == self._region):
+                    return endpoint["url"]
+        raise Unreachable(f"{where}: no {self._interface} object-store endpoint"
+                          + (f" in region {self._region}" if self._region else "")
+                          + " in the token's catalog")
+
+
 class Account:
     """
     The Swift account: a token kept fresh, and requests to its storage URL.
@@ -62,7 +130,7 @@ class Account:
         (when bwscd reaches the store by another address than its clients).
     """
 
-    def __init__(self, auth: TempAuth, storageURL: str | None, context, timeout: float,
+    def __init__(self, auth, storageURL: str | None, context, timeout: float,
                  clock=time.monotonic):
         self._auth = auth
         self._storageURL = storageURL

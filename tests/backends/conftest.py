@@ -22,6 +22,7 @@ from bwscd.interfaces import IBackendPlugin
 from bwscd.plugins import installedBackends, loadBackend
 from tests.support.backends import DOCUMENTED, EXAMPLE_FILES, STORAGE, writeDocumentedExample
 from tests.support.installing import Unavailable
+from tests.support.keystone import Keystone
 from tests.support.reactor import call
 from tests.support.sshd import SSHServer
 from tests.support.swiftcluster import S3_BUCKET, SwiftCluster
@@ -49,6 +50,17 @@ def swiftCluster(tmp_path_factory):
         pytest.skip(str(e))
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def keystone(tmp_path_factory, swiftCluster):
+    """A real Keystone on loopback, its object-store endpoint a proxy of C{swiftCluster}."""
+    try:
+        server = Keystone.start(str(tmp_path_factory.mktemp("keystone")), swiftCluster)
+    except Unavailable as e:
+        pytest.skip(str(e))
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,6 @@ import hashlib
 import json
 import os
 import signal
-import time
 
 import pytest
 
@@ -127,45 +126,6 @@ def test_evidence_is_written_once_and_a_conflict_kept_beside(start, s3, prefix):
             "Body"].read() == other
     # The large ones sent again went through staging, which they left.
     assert keys(s3, f"{prefix}.bwscd/staging/") == [] and uploads(s3, prefix) == []
-
-
-@pytest.mark.parametrize("length", [None, 32 * MiB], ids=["chunked", "length"])
-def test_losing_the_store_means_503_until_it_is_back(start, s3, prefix, swiftCluster, length):
-    server, swift = start(part_size="5M")
-    try:
-        cutOffBy(lambda: swiftCluster.stopServer("proxy", signal.SIGKILL), server,
-                 length=length)
-        assert status(swift.put_object, RECORDING, "late.mkv", b"late") == 503
-        assert status(swift.head_container, RECORDING) == 503
-    finally:
-        swiftCluster.startServer("proxy")
-    storedOnceBack(swift)
-    assert objects(s3, prefix) == ["late.mkv"]
-    assert "S3 store failure" in server.log()
-
-
-def test_a_failing_store_means_503(start, s3, prefix, swiftCluster):
-    server, swift = start()
-    swiftCluster.stopServer("object")
-    try:
-        assert status(swift.put_object, RECORDING, "clip.mkv", b"x" * 1000) == 503
-    finally:
-        swiftCluster.startServer("object")
-    storedOnceBack(swift, "clip.mkv")
-    assert objects(s3, prefix) == ["clip.mkv"]
-
-
-def test_a_frozen_store_means_503_after_the_timeout(start, swiftCluster):
-    server, swift = start(timeout="2")
-    proxy = swiftCluster.pid("proxy")
-    os.kill(proxy, signal.SIGSTOP)
-    try:
-        began = time.monotonic()
-        assert status(swift.put_object, RECORDING, "clip.mkv", b"x" * 1000) == 503
-        assert time.monotonic() - began < 20
-    finally:
-        os.kill(proxy, signal.SIGCONT)
-    storedOnceBack(swift, "clip.mkv")
 
 
 def test_a_killed_bwscd_leaves_nothing_visible_and_its_next_start_aborts_its_upload(

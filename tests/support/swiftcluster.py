@@ -119,22 +119,27 @@ class SwiftCluster:
                               ["rebalance"]):
                 subprocess.run([ringBuilder, builder, *arguments], check=True,
                                capture_output=True)
-        self._write("proxy-server.conf", self._common("proxy"), f"""
-            [pipeline:main]
-            pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats
-                s3api tempauth copy slo dlo proxy-logging proxy-server
-            [app:proxy-server]
-            use = egg:swift#proxy
-            account_autocreate = true
-            # An object server fsyncing a large object can take longer than
-            # Swift's default 10 s to answer the others, on a small machine.
-            node_timeout = 60
+        self._writeProxy("proxy", "s3api tempauth", f"""
             [filter:tempauth]
             use = egg:swift#tempauth
             user_test_tester = {KEY} .admin
             token_life = {self.tokenLife}
             [filter:s3api]
             use = egg:swift#s3api
+            """)
+
+    def _writeProxy(self, name: str, auth: str, sections: str) -> None:
+        """A proxy's configuration, C{auth} its pipeline's middleware that authenticates."""
+        self._write(f"{name}-server.conf", self._common(name), f"""
+            [pipeline:main]
+            pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats
+                {auth} copy slo dlo proxy-logging proxy-server
+            [app:proxy-server]
+            use = egg:swift#proxy
+            account_autocreate = true
+            # An object server fsyncing a large object can take longer than
+            # Swift's default 10 s to answer the others, on a small machine.
+            node_timeout = 60
             [filter:cache]
             use = egg:swift#memcache
             memcache_servers = {HOST}:{self.ports["memcached"]}
@@ -154,7 +159,37 @@ class SwiftCluster:
             use = egg:swift#slo
             [filter:dlo]
             use = egg:swift#dlo
+            """, sections)
+
+    def reservePort(self, name: str) -> int:
+        """The port a server to be started as C{name} will listen on, chosen now."""
+        return self.ports.setdefault(name, freePort())
+
+    def startKeystoneProxy(self, authURL: str, user: str, password: str) -> None:
+        """
+        A second proxy, C{keystone-proxy}, that takes Keystone's tokens
+        (C{authtoken} checks them with C{user}'s credentials, C{keystoneauth}
+        lets a project's members into its account C{AUTH_<project id>}).
+        """
+        self.reservePort("keystone-proxy")
+        self._writeProxy("keystone-proxy", "authtoken keystoneauth", f"""
+            [filter:authtoken]
+            paste.filter_factory = keystonemiddleware.auth_token:filter_factory
+            www_authenticate_uri = {authURL}
+            auth_url = {authURL}
+            auth_type = password
+            # Keystone's bootstrap made only its public endpoint.
+            interface = public
+            username = {user}
+            password = {password}
+            project_name = admin
+            user_domain_name = Default
+            project_domain_name = Default
+            [filter:keystoneauth]
+            use = egg:swift#keystoneauth
+            operator_roles = admin, member
             """)
+        self.startServer("keystone-proxy")
 
     def _common(self, name: str) -> str:
         return textwrap.dedent(f"""
@@ -198,8 +233,9 @@ class SwiftCluster:
     def startServer(self, name: str) -> None:
         """Start one of its servers (again), and wait until it answers."""
         log = open(os.path.join(self.directory, f"{name}.log"), "ab")
+        program = "proxy" if name.endswith("proxy") else name
         self._processes[name] = subprocess.Popen(
-            [_swiftProgram(f"swift-{name}-server"),
+            [_swiftProgram(f"swift-{program}-server"),
              os.path.join(self.configuration, f"{name}-server.conf"), "-v"],
             stdout=log, stderr=log, start_new_session=True)
         log.close()
