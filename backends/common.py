@@ -167,20 +167,47 @@ class UploadsUnderWay:
             return bool(self._counts[container])
 
 
+UNREADABLE = (ValueError, KeyError, IndexError, TypeError, SyntaxError)
+"""
+What reading an answer of a remote store that is not what it should be
+raises: JSON and XML that do not parse (C{ParseError} is a
+C{SyntaxError}), or lack what they should hold.
+"""
+
+
+def fromStore(function, storage: str, log: Logger):
+    """
+    C{function}, whose store's answers that can't be read (L{UNREADABLE})
+    are a L{storageError} (503, logged), not a failure of bwscd (500).
+    """
+    def called(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except UNREADABLE as e:
+            raise storageError("reading its answer", f"{type(e).__name__}: {e}", False, log,
+                               storage) from e
+    return called
+
+
 class StoreWriter:
     """
     What the writers of the remote object stores' backends share: their
     upload counted as under way (L{UploadsUnderWay}) from their start to
-    their L{commit} or L{abort}, whichever comes first, done or failed.
-    Subclasses give L{_commit} and L{_abort}.
+    their L{commit} or L{abort}, whichever comes first, done or failed; and
+    the store's answers that can't be read as its failure (L{fromStore}).
+    Subclasses give L{_write}, L{_commit} and L{_abort}, and C{storage}
+    and C{log}.
     """
 
     def __init__(self, release: Callable[[], None]):
         self._release = release
 
+    def write(self, data):
+        fromStore(self._write, self.storage, self.log)(data)
+
     def commit(self, digests):
         try:
-            return self._commit(digests)
+            return fromStore(self._commit, self.storage, self.log)(digests)
         finally:
             self._release()
 

@@ -17,11 +17,14 @@ controller keeps its recording and retries.
 Imports only bwscd's top-level modules.
 """
 
+import datetime
 import http.client
 import io
+import os
 import json
 import ssl
 import threading
+import time
 import urllib.parse
 from dataclasses import dataclass
 
@@ -69,8 +72,67 @@ def encodedHeaders(headers: dict[str, str]) -> list[tuple[str, bytes]]:
     return [(name, value.encode("utf-8")) for name, value in headers.items()]
 
 
+BACKOFF = (1, 2, 5, 10, 30)
+"""
+Seconds a store that could not be reached is left alone after each failure
+to connect in a row, the last one repeated: while it is down, requests fail
+at once (the controller's get 503 and it retries) instead of each waiting
+to connect, and the store coming back is not met by all of them at once.
+"""
+
+
+class Backoff:
+    """When the next attempt to connect to an endpoint may be made."""
+
+    def __init__(self, clock=time.monotonic):
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._failures = 0
+        self._until = 0.0
+
+    def attempt(self, connect) -> None:
+        """
+        C{connect()}, unless the endpoint is being left alone.
+
+        @raise ConnectionRefusedError: it is, saying for how long.
+        @raise OSError: C{connect} failed: it is left alone a while.
+        """
+        with self._lock:
+            wait = self._until - self._clock()
+            if wait > 0:
+                raise ConnectionRefusedError(
+                    f"not connecting for {wait:.1f} s more, after {self._failures} failed "
+                    "attempt(s) in a row")
+        try:
+            connect()
+        except OSError:
+            with self._lock:
+                self._failures += 1
+                self._until = self._clock() + BACKOFF[min(self._failures, len(BACKOFF)) - 1]
+            raise
+        with self._lock:
+            self._failures, self._until = 0, 0.0
+
+
+class _HTTPConnection(http.client.HTTPConnection):
+    backoff: Backoff
+
+    def connect(self):
+        self.backoff.attempt(super().connect)
+
+
+class _HTTPSConnection(http.client.HTTPSConnection):
+    backoff: Backoff
+
+    def connect(self):
+        self.backoff.attempt(super().connect)
+
+
 class Endpoint:
-    """Where a URL points: the connection to make for it, and its path."""
+    """
+    Where a URL points: the connection to make for it, and its path.
+    Connections to it share one L{Backoff}.
+    """
 
     def __init__(self, url: str, context: ssl.SSLContext | None, timeout: float):
         parsed = urllib.parse.urlsplit(url)
@@ -87,6 +149,7 @@ class Endpoint:
         self.path = parsed.path.rstrip("/")
         self.context = context or (ssl.create_default_context() if self.secure else None)
         self.timeout = timeout
+        self.backoff = Backoff()
 
     @property
     def origin(self) -> str:
@@ -96,10 +159,52 @@ class Endpoint:
                 + ("" if self.port == default else f":{self.port}"))
 
     def connect(self) -> http.client.HTTPConnection:
+        """A connection, made on its first request (see L{Backoff})."""
         if self.secure:
-            return http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout,
-                                               context=self.context)
-        return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            connection = _HTTPSConnection(self.host, self.port, timeout=self.timeout,
+                                          context=self.context)
+        else:
+            connection = _HTTPConnection(self.host, self.port, timeout=self.timeout)
+        connection.backoff = self.backoff
+        return connection
+
+
+def listedTime(text: str) -> float:
+    """
+    Seconds since the epoch of a time as listings give it: ISO 8601, UTC
+    whether it says so (S3's C{Z}) or not (Swift's).
+    """
+    when = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return when.replace(tzinfo=when.tzinfo or datetime.timezone.utc).timestamp()
+
+
+def connectionOptions(backend: str, options: dict[str, str], secret: str):
+    """
+    The options a backend on a remote store shares: its C{secret} (given,
+    or the first line of the file C{secret_file} names), the TLS context
+    of C{cafile}, and the C{timeout} in seconds (default 30).
+
+    @raise ValueError: saying which option is wrong.
+    """
+    value = options.get(secret)
+    if options.get(f"{secret}_file"):
+        try:
+            with open(options[f"{secret}_file"], encoding="utf-8") as f:
+                value = f.read().strip()
+        except OSError as e:
+            raise ValueError(f"{backend} backend: {secret}_file: {e.strerror}") from None
+    context = None
+    if options.get("cafile"):
+        if not os.path.isfile(options["cafile"]):
+            raise ValueError(f"{backend} backend: cafile={options['cafile']}: no such file")
+        context = ssl.create_default_context(cafile=options["cafile"])
+    try:
+        timeout = float(options.get("timeout", "30"))
+    except ValueError:
+        timeout = 0
+    if not timeout > 0:
+        raise ValueError(f"{backend} backend: timeout={options['timeout']!r} is not seconds")
+    return value, context, timeout
 
 
 def exchange(connection: http.client.HTTPConnection, method: str, path: str,
@@ -275,7 +380,9 @@ def readerOf(connection, answer, offset: int, length: int | None, infoOf, infoNo
         if info is None:
             raise NotFound("no such object")
         return BodyReader(info, None, None, 0, failed)
-    if answer.status not in (200, 206):
+    ranged = offset or length is not None
+    if answer.status not in (200, 206) or (ranged and answer.status == 200 and length != 0):
+        # (a 200 to a range: a store, or a proxy, that ignored it)
         connection.close()
         raise refused(answer.status, answer.reason)
     info = infoOf(Response(answer.status, answer.reason, headersOf(answer)))

@@ -94,13 +94,18 @@ class Bucket:
         checked(answer, f"{method} {key or self.name}")
         return answer
 
+    def copySource(self, key: str) -> str:
+        """C{x-amz-copy-source} for C{key} of this bucket: URL-encoded, as S3 wants it."""
+        return quoted(f"/{self.name}/{key}")
+
     def openGet(self, key: str, headers: dict[str, str]):
         """A C{GET} whose body is left to be read: the connection and the answer."""
         path = self.path(key)
         connection, answer = openGet(self.endpoint, path, self.signed("GET", path, headers))
         if answer.status >= 500 or answer.status == 403:
+            body = answer.read()
             connection.close()
-            checked(Response(answer.status, answer.reason, [], answer.read()), f"GET {key}")
+            checked(Response(answer.status, answer.reason, [], body), f"GET {key}")
         return connection, answer
 
 

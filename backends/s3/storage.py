@@ -7,9 +7,7 @@ and L{backend}, the factory the plugin names.
 import email.utils
 import functools
 import json
-import os
-import ssl
-from datetime import datetime
+import time
 
 from twisted.internet.defer import gatherResults, inlineCallbacks
 from twisted.logger import Logger
@@ -17,10 +15,11 @@ from zope.interface import implementer
 
 from bwscd import constraints
 from bwscd.backends import common, storemeta
-from bwscd.backends.remote import BodyReader, Endpoint, Unreachable, rangeHeaders, readerOf
+from bwscd.backends.remote import (
+    BodyReader, Endpoint, Unreachable, connectionOptions, listedTime, rangeHeaders, readerOf)
 from bwscd.backends.s3 import keys
 from bwscd.backends.s3.bucket import Bucket, elements, text
-from bwscd.backends.s3.transfer import S3Writer, newStagingKey, refusal, unreachable
+from bwscd.backends.s3.transfer import STORAGE, S3Writer, newStagingKey, refusal, unreachable
 from bwscd.errors import BadRequest, Conflict, NotFound
 from bwscd.interfaces import ContainerInfo, Digests, IStorageBackend, ObjectInfo
 from bwscd.plugins import checkOptions, parseSize
@@ -55,6 +54,10 @@ class S3Backend:
         # Each upload has at most one part on its way: a thread for each.
         self.parts = Pool(None, "s3-parts", PART_THREADS)
         self._uploads = common.UploadsUnderWay()
+
+    def _run(self, function, *args):
+        """C{function(*args)} in the backend's pool, the store's unreadable answers a 503."""
+        return self._pool.run(common.fromStore(function, STORAGE, log), *args)
 
     # Requests, on a thread.
 
@@ -91,7 +94,7 @@ class S3Backend:
         answer = self.call("GET", "", f"listing {prefix}", query=query)
         if answer.status != 200:
             raise refusal(f"listing {prefix}", answer.status, answer.reason, answer.body)
-        return [(text(e, "Key"), int(text(e, "Size", "0")), _isoTime(text(e, "LastModified")))
+        return [(text(e, "Key"), int(text(e, "Size", "0")), listedTime(text(e, "LastModified")))
                 for e in elements(answer.body, "Contents")]
 
     def _listedAll(self, prefix: str, after: str = "", limit: int | None = None):
@@ -142,6 +145,9 @@ class S3Backend:
         if not sha256 or "-" in md5:
             measured = self._measure(container, name, length)
             md5, sha256 = measured.md5, measured.sha256
+            # Kept beside it, as for an object that went up in parts: measured once.
+            self.putOwn(self.keys.digests(container, name), json.dumps({
+                "length": length, "md5": md5, "sha256": sha256, "etag": etag}).encode())
         modified = email.utils.parsedate_to_datetime(answer.header("last-modified")).timestamp()
         typed = storemeta.UNTYPED not in own
         return ObjectInfo(container, name, Digests(length, md5, sha256), modified, metadata,
@@ -194,7 +200,7 @@ class S3Backend:
 
     def open(self, recover=True):
         self.parts.startUntilShutdown()  # upload threads hand it parts
-        return self._pool.run(self._open, recover)
+        return self._run(self._open, recover)
 
     def _open(self, recover):
         answer = self.call("HEAD", "", f"reaching bucket {self.bucket.name}")
@@ -204,35 +210,42 @@ class S3Backend:
             self._sweep()
 
     def _sweep(self) -> None:
-        """Abort the multipart uploads and remove the staged evidence a crash left."""
+        """
+        Abort the multipart uploads and remove the staged evidence that a
+        crash left: those begun before this start (not another service's).
+        """
+        started = time.time()
         answer = self.call("GET", "", "listing multipart uploads",
                            query={"uploads": "", "prefix": self.keys.prefix})
         if answer.status == 200:
             for upload in elements(answer.body, "Upload"):
-                key, upload = text(upload, "Key"), text(upload, "UploadId")
-                self.call("DELETE", key, "aborting an upload", query={"uploadId": upload})
-                log.info("aborted the interrupted upload of {key}", key=key)
-        for key, _, _ in self._listedAll(self.keys.own + keys.STAGING):
-            self.removeQuietly(key)
+                key, upload, begun = (text(upload, "Key"), text(upload, "UploadId"),
+                                      listedTime(text(upload, "Initiated")))
+                if begun < started:
+                    self.call("DELETE", key, "aborting an upload", query={"uploadId": upload})
+                    log.info("aborted the interrupted upload of {key}", key=key)
+        for key, _, when in self._listedAll(self.keys.own + keys.STAGING):
+            if when < started:
+                self.removeQuietly(key)
 
     def containerInfo(self, container):
-        return self._pool.run(self._containerInfo, container)
+        return self._run(self._containerInfo, container)
 
     def putContainer(self, container, metadata):
         self._checkContainer(container)
-        return self._pool.run(self._putContainer, container, metadata)
+        return self._run(self._putContainer, container, metadata)
 
     def _putContainer(self, container, metadata):
         record = self._containerRecord(container)
         created = record is None
         if created:
-            record = {"metadata": {}, "created": datetime.now().timestamp()}
+            record = {"metadata": {}, "created": time.time()}
         record["metadata"] = constraints.mergeMetadata(record["metadata"], metadata)
         self.putOwn(self.keys.container(container), json.dumps(record).encode())
         return created
 
     def updateContainer(self, container, metadata):
-        return self._pool.run(self._updateContainer, container, metadata)
+        return self._run(self._updateContainer, container, metadata)
 
     def _updateContainer(self, container, metadata):
         record = self._containerRecord(container)
@@ -243,11 +256,11 @@ class S3Backend:
         return self._containerInfo(container, record)
 
     def objectInfo(self, container, name):
-        return self._pool.run(self.blockingObjectInfo, container, name)
+        return self._run(self.blockingObjectInfo, container, name)
 
     def replaceObjectMetadata(self, container, name, metadata):
         keys.storable(metadata, self.metadataSize)
-        return self._pool.run(self._replaceObjectMetadata, container, name, metadata)
+        return self._run(self._replaceObjectMetadata, container, name, metadata)
 
     def _replaceObjectMetadata(self, container, name, metadata):
         """S3 can't change metadata in place: the object copied onto itself, in the store."""
@@ -263,7 +276,7 @@ class S3Backend:
         copied = self.call("PUT", key, what, headers={
             "Content-Type": answer.header("content-type"),
             **storemeta.headersFor(keys.META, {**metadata, **own}, encoded=True),
-            "x-amz-copy-source": f"/{self.bucket.name}/{key}",
+            "x-amz-copy-source": self.bucket.copySource(key),
             "x-amz-metadata-directive": "REPLACE"})
         if copied.status != 200 or elements(copied.body, "Error"):
             raise refusal(what, copied.status, copied.reason, copied.body)
@@ -275,23 +288,28 @@ class S3Backend:
         if len(self.keys.object(container, name).encode("utf-8")) > keys.MAX_KEY_LENGTH:
             raise BadRequest(f"{container}/{name} is longer than this store's keys")
         own = {} if contentType else {storemeta.UNTYPED: "1"}
-        return self._pool.run(self._openObject, container, name, metadata, own, length,
+        return self._run(self._openObject, container, name, metadata, own, length,
                               writeOnce, constraints.contentType(name, contentType))
 
     def _openObject(self, container, name, metadata, own, length, writeOnce, contentType):
-        if self._containerRecord(container) is None:
-            raise NotFound(f"no container {container}")
-        key, staged = self.keys.object(container, name), False
-        larger = length is None or length > self.partSize
-        if writeOnce and larger and self._head(container, name) is not None:
-            # Parts go to one key: where these will end, only their bytes can say.
-            key, staged = newStagingKey(self), True
-        return S3Writer(self, container, name, key, staged, metadata, own, contentType,
-                        writeOnce, self.partSize, None if larger else length,
-                        self._uploads.admit(container))
+        # Counted first: a deletion of the container checks the count, then the store.
+        release = self._uploads.admit(container)
+        try:
+            if self._containerRecord(container) is None:
+                raise NotFound(f"no container {container}")
+            key, staged = self.keys.object(container, name), False
+            larger = length is None or length > self.partSize
+            if writeOnce and larger and self._head(container, name) is not None:
+                # Parts go to one key: where these will end, only their bytes can say.
+                key, staged = newStagingKey(self), True
+            return S3Writer(self, container, name, key, staged, metadata, own, contentType,
+                            writeOnce, self.partSize, None if larger else length, release)
+        except BaseException:
+            release()
+            raise
 
     def deleteObject(self, container, name):
-        return self._pool.run(self._deleteObject, container, name)
+        return self._run(self._deleteObject, container, name)
 
     def _deleteObject(self, container, name):
         answer = self._head(container, name)
@@ -303,7 +321,7 @@ class S3Backend:
         return info
 
     def deleteContainer(self, container):
-        return self._pool.run(self._deleteContainer, container)
+        return self._run(self._deleteContainer, container)
 
     def _deleteContainer(self, container):
         if self._uploads.into(container):
@@ -318,7 +336,7 @@ class S3Backend:
     @inlineCallbacks
     def listContainers(self, prefix, marker, limit):
         base = self.keys.containers
-        listed = yield self._pool.run(self._listedAll, base + prefix,
+        listed = yield self._run(self._listedAll, base + prefix,
                                       base + marker if marker else "", limit)
         names = [key[len(base):] for key, _, _ in listed
                  if key[len(base):].startswith(prefix) and key[len(base):] > marker][:limit]
@@ -328,11 +346,11 @@ class S3Backend:
 
     @inlineCallbacks
     def listObjects(self, container, prefix, marker, limit):
-        exists = yield self._pool.run(self._containerRecord, container)
+        exists = yield self._run(self._containerRecord, container)
         if exists is None:
             raise NotFound(f"no container {container}")
         base = self.keys.objects(container)
-        listed = yield self._pool.run(self._listedAll, base + prefix,
+        listed = yield self._run(self._listedAll, base + prefix,
                                       base + marker if marker else "", limit)
         # A listing has no metadata nor SHA-256: a HEAD of each object has.
         found = yield gatherResults(
@@ -341,17 +359,13 @@ class S3Backend:
         return [info for info in found if info is not None]
 
     def readObject(self, container, name, offset, length):
-        return self._pool.run(self._openReader, container, name, offset, length)
+        return self._run(self._openReader, container, name, offset, length)
 
     def readState(self, name):
-        return self._pool.run(self._getOwn, self.keys.state(name))
+        return self._run(self._getOwn, self.keys.state(name))
 
     def writeState(self, name, data):
-        return self._pool.run(self.putOwn, self.keys.state(name), data)
-
-
-def _isoTime(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+        return self._run(self.putOwn, self.keys.state(name), data)
 
 
 def backend(dataDirectory: str, options: dict[str, str]) -> S3Backend:
@@ -368,27 +382,10 @@ def backend(dataDirectory: str, options: dict[str, str]) -> S3Backend:
         missing.append("secret or secret_file")
     if missing:
         raise ValueError(f"s3 backend: missing option(s) {', '.join(missing)}")
-    secret = options.get("secret")
-    if options.get("secret_file"):
-        try:
-            with open(options["secret_file"], encoding="utf-8") as f:
-                secret = f.read().strip()
-        except OSError as e:
-            raise ValueError(f"s3 backend: secret_file: {e.strerror}") from None
+    secret, context, timeout = connectionOptions("s3", options, "secret")
     addressing = options.get("addressing", "path")
     if addressing not in ("path", "virtual"):
         raise ValueError(f"s3 backend: addressing={addressing!r} is not path or virtual")
-    context = None
-    if options.get("cafile"):
-        if not os.path.isfile(options["cafile"]):
-            raise ValueError(f"s3 backend: cafile={options['cafile']}: no such file")
-        context = ssl.create_default_context(cafile=options["cafile"])
-    try:
-        timeout = float(options.get("timeout", "30"))
-    except ValueError:
-        timeout = 0
-    if not timeout > 0:
-        raise ValueError(f"s3 backend: timeout={options['timeout']!r} is not seconds")
     partSize = parseSize("s3", "part_size", options.get("part_size", "8M"))
     if not MIN_PART <= partSize <= MAX_PART:
         raise ValueError("s3 backend: part_size must be 5M to 5G")

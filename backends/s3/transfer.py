@@ -28,6 +28,8 @@ from bwscd.errors import BadRequest, ServiceUnavailable
 from bwscd.interfaces import IObjectWriter
 from bwscd.threads import Pending
 
+STORAGE = "S3 store"
+"""What the log and the 503s call the store."""
 log = Logger("bwscd.backends.s3")
 
 
@@ -35,11 +37,11 @@ def refusal(what: str, status: int, reason: str = "", body: bytes = b"") -> Exce
     """The API's refusal for an answer of the store that stops C{what}."""
     code = errorCode(body)
     detail = f"{status} {reason}" + (f" ({code})" if code else "")
-    return common.storeRefusal(what, status, detail, code == "EntityTooLarge", log, "S3 store")
+    return common.storeRefusal(what, status, detail, code == "EntityTooLarge", log, STORAGE)
 
 
 def unreachable(what: str, error: Unreachable) -> ServiceUnavailable:
-    return common.storageError(what, error, False, log, "S3 store")
+    return common.storageError(what, error, False, log, STORAGE)
 
 
 def contentMD5(md5) -> str:
@@ -59,6 +61,9 @@ class S3Writer(common.StoreWriter):
     (C{staged}), a staging key, copied to the name chosen once its bytes
     are known.
     """
+
+    storage = STORAGE
+    log = log
 
     def __init__(self, backend, container: str, name: str, key: str, staged: bool,
                  metadata: dict[str, str], own: dict[str, str], contentType: str,
@@ -87,7 +92,7 @@ class S3Writer(common.StoreWriter):
 
     # The body.
 
-    def write(self, data):
+    def _write(self, data):
         data = memoryview(data)
         while data:
             room = len(self._buffer) - self._filled
@@ -162,7 +167,9 @@ class S3Writer(common.StoreWriter):
     def _commitWhole(self, digests):
         """One C{PUT} of what waited in memory, verified by the store with its MD5."""
         body = memoryview(self._buffer)[:self._filled]
-        headers = {**self._headers({storemeta.SHA256: digests.sha256}),
+        # The MD5 kept too: a store's ETag is not always one (encryption).
+        headers = {**self._headers({storemeta.SHA256: digests.sha256,
+                                    storemeta.MD5: digests.md5}),
                    "Content-MD5": base64.b64encode(bytes.fromhex(digests.md5)).decode()}
 
         def claim(candidate):
@@ -182,9 +189,13 @@ class S3Writer(common.StoreWriter):
                 raise ServiceUnavailable(f"{candidate} changed meanwhile: send it again")
             return found, False
         self._checkDigest(answer)
-        if answer.status != 200:
+        # A copy may answer 200 with an error in its body.
+        if answer.status != 200 or (answer.body and elements(answer.body, "Error")):
             raise refusal(self._what, answer.status, answer.reason, answer.body)
-        return self._backend.blockingObjectInfo(self.container, candidate), True
+        found = self._backend.blockingObjectInfo(self.container, candidate)
+        if found is None:
+            raise ServiceUnavailable(f"{candidate} changed meanwhile: send it again")
+        return found, True
 
     def _commitParts(self, digests):
         """The last part, the digests beside, then the parts joined into the object."""
@@ -230,8 +241,8 @@ class S3Writer(common.StoreWriter):
                                 headers={
                                     **self._headers({storemeta.SHA256: digests.sha256,
                                                      storemeta.MD5: digests.md5}),
-                                    "x-amz-copy-source": f"/{self._backend.bucket.name}/"
-                                                         f"{staging}",
+                                    "x-amz-copy-source": self._backend.bucket.copySource(
+                                        staging),
                                     # Not If-None-Match: S3 applies it to
                                     # the copy's source.
                                     "x-amz-metadata-directive": "REPLACE"})

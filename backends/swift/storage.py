@@ -4,10 +4,8 @@ each a few requests to the account run in the backend's pool of threads,
 and L{backend}, the factory the plugin names.
 """
 
-import datetime
 import json
-import os
-import ssl
+import time
 
 from twisted.internet.defer import gatherResults, inlineCallbacks
 from twisted.logger import Logger
@@ -17,8 +15,9 @@ from bwscd import constraints
 from bwscd.backends import common, storemeta
 from bwscd.backends.swift import objects
 from bwscd.backends.swift.transfer import (
-    NameTaken, PlainWriter, SegmentedWriter, openReader, refusal, startPut, unreachable)
-from bwscd.backends.remote import Endpoint, Response, Unreachable
+    STORAGE, NameTaken, PlainWriter, SegmentedWriter, openReader, refusal, startPut, unreachable)
+from bwscd.backends.remote import (
+    Endpoint, Response, Unreachable, connectionOptions, listedTime)
 from bwscd.backends.swift.upstream import Account, KeystoneAuth, TempAuth
 from bwscd.errors import BadRequest, Conflict, NotFound
 from bwscd.interfaces import IStorageBackend
@@ -32,11 +31,6 @@ THREADS = 8
 
 LISTING_PAGE = 10_000
 """Swift's own limit on a listing's length."""
-
-
-def _listedTime(text: str) -> float:
-    return datetime.datetime.fromisoformat(text).replace(
-        tzinfo=datetime.timezone.utc).timestamp()
 
 
 @implementer(IStorageBackend)
@@ -68,6 +62,10 @@ class SwiftBackend:
     def _checkContainer(self, container: str) -> None:
         if container == objects.OWN:
             raise BadRequest(f"{objects.OWN} is this store's own container")
+
+    def _run(self, function, *args):
+        """C{function(*args)} in the backend's pool, the store's unreadable answers a 503."""
+        return self._pool.run(common.fromStore(function, STORAGE, log), *args)
 
     # Requests, on a thread.
 
@@ -115,6 +113,17 @@ class SwiftBackend:
         for entry in self._listedAll(self.own, objects.segmentsPrefix(upload)):
             self.removeOwn(entry["name"])
 
+    def placedBy(self, container: str, name: str, upload: str):
+        """
+        The object under C{name} and whether it is the large upload
+        C{upload}'s manifest; L{None} if there is none.
+        """
+        answer = self._head(container, name)
+        if answer is None:
+            return None
+        ours = objects.metadataOf(constraints.OBJECT, answer.headers).get(objects.UPLOAD) == upload
+        return self.completeInfo(container, name, answer), ours
+
     def blockingObjectInfo(self, container: str, name: str):
         answer = self._head(container, name)
         return None if answer is None else self.completeInfo(container, name, answer)
@@ -159,13 +168,13 @@ class SwiftBackend:
         listed = self._listedAll(self.storeName(container)) or []
         return objects.containerInfo(container, answer, len(listed),
                                      sum(e["bytes"] for e in listed),
-                                     max((_listedTime(e["last_modified"]) for e in listed),
+                                     max((listedTime(e["last_modified"]) for e in listed),
                                          default=0.0))
 
     # The contract.
 
     def open(self, recover=True):
-        return self._pool.run(self._open, recover)
+        return self._run(self._open, recover)
 
     def _open(self, recover):
         info = self.call("GET", path="/info", what="reading the cluster's /info")
@@ -180,29 +189,36 @@ class SwiftBackend:
             self._sweep()
 
     def _sweep(self) -> None:
-        """Remove the segments of large uploads that a crash interrupted."""
+        """
+        Remove the segments of large uploads that a crash interrupted: those
+        whose record is older than this start and whose manifest is neither
+        under its name nor its conflict copy's.
+        """
+        started = time.time()
         for entry in self._listedAll(self.own, "uploads/"):
+            if listedTime(entry["last_modified"]) >= started:
+                continue  # another service's, under way
             upload = entry["name"].split("/", 1)[1]
             answer = self.call("GET", self.own, entry["name"], what="reading an upload record")
             if answer.status != 200:
                 continue
             record = json.loads(answer.body)
-            info = self.call("HEAD", self.storeName(record["container"]), record["name"],
-                             what="reading an upload's object")
-            finished = (info.status == 200 and objects.metadataOf(
-                constraints.OBJECT, info.headers).get(objects.UPLOAD) == upload)
-            if not finished:
+            names = [record["name"]]
+            if record.get("sha256"):
+                names.append(common.conflictName(record["name"], record["sha256"]))
+            if not any((self.placedBy(record["container"], name, upload) or (None, False))[1]
+                       for name in names):
                 self.removeSegments(upload)
                 log.info("removed the segments of an interrupted upload to {container}/{name}",
                          container=record["container"], name=record["name"])
             self.removeOwn(entry["name"])
 
     def containerInfo(self, container):
-        return self._pool.run(self._containerInfo, container)
+        return self._run(self._containerInfo, container)
 
     def putContainer(self, container, metadata):
         self._checkContainer(container)
-        return self._pool.run(self._putContainer, container, metadata)
+        return self._run(self._putContainer, container, metadata)
 
     def _putContainer(self, container, metadata):
         answer = self.call("PUT", self.storeName(container),
@@ -214,7 +230,7 @@ class SwiftBackend:
         return answer.status == 201
 
     def updateContainer(self, container, metadata):
-        return self._pool.run(self._updateContainer, container, metadata)
+        return self._run(self._updateContainer, container, metadata)
 
     def _updateContainer(self, container, metadata):
         what = f"updating container {container}"
@@ -228,11 +244,11 @@ class SwiftBackend:
         return self._containerInfo(container)
 
     def objectInfo(self, container, name):
-        return self._pool.run(self.blockingObjectInfo, container, name)
+        return self._run(self.blockingObjectInfo, container, name)
 
     def replaceObjectMetadata(self, container, name, metadata):
         objects.storable(metadata, self.limits)
-        return self._pool.run(self._replaceObjectMetadata, container, name, metadata)
+        return self._run(self._replaceObjectMetadata, container, name, metadata)
 
     def _replaceObjectMetadata(self, container, name, metadata):
         answer = self._head(container, name)
@@ -244,7 +260,7 @@ class SwiftBackend:
                    contentType=None):
         objects.storable(metadata, self.limits)
         own = {} if contentType else {storemeta.UNTYPED: "1"}
-        return self._pool.run(self._openObject, container, name, metadata, own, length,
+        return self._run(self._openObject, container, name, metadata, own, length,
                               writeOnce, constraints.contentType(name, contentType))
 
     def _openObject(self, container, name, metadata, own, length, writeOnce, contentType):
@@ -282,7 +298,7 @@ class SwiftBackend:
             raise
 
     def deleteObject(self, container, name):
-        return self._pool.run(self._deleteObject, container, name)
+        return self._run(self._deleteObject, container, name)
 
     def _deleteObject(self, container, name):
         what = f"removing {container}/{name}"
@@ -292,16 +308,24 @@ class SwiftBackend:
         info = objects.objectInfo(container, name, answer)
         large = answer.header("x-static-large-object", "").lower() == "true"
         removed = self.call("DELETE", self.storeName(container), name,
+                            {"Accept": "application/json"} if large else None,
                             query={"multipart-manifest": "delete"} if large else None,
                             what=what)
         if removed.status == 404:
             return None
         if removed.status // 100 != 2:
             raise refusal(what, removed.status, removed.reason)
+        if large:
+            # The SLO middleware answers 200 whatever happened, and says so in the body.
+            outcome = removed.json()
+            status = outcome.get("Response Status", "")
+            if not status.startswith(("2", "404")):
+                raise common.storageError(what, f"{status}: {outcome.get('Errors')}", False,
+                                          log, "Swift store")
         return info
 
     def deleteContainer(self, container):
-        return self._pool.run(self._deleteContainer, container)
+        return self._run(self._deleteContainer, container)
 
     def _deleteContainer(self, container):
         what = f"removing container {container}"
@@ -318,7 +342,7 @@ class SwiftBackend:
 
     @inlineCallbacks
     def listContainers(self, prefix, marker, limit):
-        names = yield self._pool.run(self._containerNames, prefix, marker, limit)
+        names = yield self._run(self._containerNames, prefix, marker, limit)
         found = yield gatherResults([self.containerInfo(name) for name in names],
                                     consumeErrors=True)
         return [info for info in found if info is not None]
@@ -335,7 +359,7 @@ class SwiftBackend:
 
     @inlineCallbacks
     def listObjects(self, container, prefix, marker, limit):
-        listed = yield self._pool.run(self._listed, self.storeName(container), prefix, marker,
+        listed = yield self._run(self._listed, self.storeName(container), prefix, marker,
                                       min(limit, LISTING_PAGE))
         if listed is None:
             raise NotFound(f"no container {container}")
@@ -345,10 +369,10 @@ class SwiftBackend:
         return [info for info in found if info is not None]
 
     def readObject(self, container, name, offset, length):
-        return self._pool.run(openReader, self, container, name, offset, length)
+        return self._run(openReader, self, container, name, offset, length)
 
     def readState(self, name):
-        return self._pool.run(self._readState, name)
+        return self._run(self._readState, name)
 
     def _readState(self, name):
         answer = self.call("GET", self.own, objects.statePath(name), what=f"reading {name}")
@@ -359,7 +383,7 @@ class SwiftBackend:
         return answer.body
 
     def writeState(self, name, data):
-        return self._pool.run(self.putOwn, objects.statePath(name), data)
+        return self._run(self.putOwn, objects.statePath(name), data)
 
     # HEADs.
 
@@ -406,24 +430,7 @@ def backend(dataDirectory: str, options: dict[str, str]) -> SwiftBackend:
     if given and not isKeystone:
         raise ValueError(f"swift backend: {', '.join(given)} only go with Keystone: an auth "
                          "URL ending /v3")
-    key = options.get("key")
-    if options.get("key_file"):
-        try:
-            with open(options["key_file"], encoding="utf-8") as f:
-                key = f.read().strip()
-        except OSError as e:
-            raise ValueError(f"swift backend: key_file: {e.strerror}") from None
-    context = None
-    if options.get("cafile"):
-        if not os.path.isfile(options["cafile"]):
-            raise ValueError(f"swift backend: cafile={options['cafile']}: no such file")
-        context = ssl.create_default_context(cafile=options["cafile"])
-    try:
-        timeout = float(options.get("timeout", "30"))
-    except ValueError:
-        timeout = 0
-    if not timeout > 0:
-        raise ValueError(f"swift backend: timeout={options['timeout']!r} is not seconds")
+    key, context, timeout = connectionOptions("swift", options, "key")
     try:
         endpoint = Endpoint(options["auth"], context, timeout)
         if isKeystone:

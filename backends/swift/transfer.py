@@ -26,17 +26,19 @@ from bwscd.backends.swift.upstream import StreamedPut, download
 from bwscd.errors import ServiceUnavailable
 from bwscd.interfaces import IObjectWriter
 
+STORAGE = "Swift store"
+"""What the log and the 503s call the store."""
 log = Logger("bwscd.backends.swift")
 
 
 def refusal(what: str, status: int, reason: str = "") -> Exception:
     """The API's refusal for an answer of the store that stops C{what}."""
     return common.storeRefusal(what, status, f"{status} {reason}", status == 413, log,
-                               "Swift store")
+                               STORAGE)
 
 
 def unreachable(what: str, error: Unreachable) -> ServiceUnavailable:
-    return common.storageError(what, error, False, log, "Swift store")
+    return common.storageError(what, error, False, log, STORAGE)
 
 
 
@@ -71,9 +73,10 @@ def startPut(backend, container: str, name: str, headers: dict[str, str],
         put = StreamedPut(backend.account, container, name, headers)
     except Unreachable as e:
         raise unreachable(what, e)
-    if put.early is not None and put.early.status == 412:
-        raise NameTaken(name)
     if put.early is not None:
+        put.abandon()
+        if put.early.status == 412:
+            raise NameTaken(name)
         raise refusal(what, put.early.status, put.early.reason)
     return put
 
@@ -81,6 +84,9 @@ def startPut(backend, container: str, name: str, headers: dict[str, str],
 @implementer(IObjectWriter)
 class PlainWriter(common.StoreWriter):
     """An object sent as one plain Swift object, straight to its name."""
+
+    storage = STORAGE
+    log = log
 
     def __init__(self, backend, put: StreamedPut, container: str, name: str,
                  metadata: dict[str, str], own: dict[str, str], contentType: str,
@@ -96,7 +102,7 @@ class PlainWriter(common.StoreWriter):
         self._replaced = replaced
         self._what = f"writing {container}/{name}"
 
-    def write(self, data):
+    def _write(self, data):
         try:
             self._put.send(data)
         except Unreachable as e:
@@ -141,6 +147,9 @@ class SegmentedWriter(common.StoreWriter):
     only once its bytes are).
     """
 
+    storage = STORAGE
+    log = log
+
     def __init__(self, backend, container: str, name: str, metadata: dict[str, str],
                  own: dict[str, str], contentType: str, writeOnce: bool, segmentSize: int,
                  replaced: str | None, release):
@@ -155,16 +164,25 @@ class SegmentedWriter(common.StoreWriter):
         self._segmentSize = segmentSize
         self._replaced = replaced
         self.upload = uuid.uuid4().hex
+        self._placed = False
         self._segments: list[dict] = []
         self._current: _Segment | None = None
         self._what = f"writing {container}/{name}"
 
     def begin(self) -> None:
         """Record where this upload goes, so a sweep can tell its leftovers."""
-        record = json.dumps({"container": self.container, "name": self.name}).encode()
-        self._backend.putOwn(objects.uploadPath(self.upload), record)
+        self._record()
 
-    def write(self, data):
+    def _record(self, sha256: str | None = None) -> None:
+        """
+        The upload's record: its container and name, and once its bytes are
+        known their SHA-256, which names its conflict copy.
+        """
+        record = {"container": self.container, "name": self.name,
+                  **({"sha256": sha256} if sha256 else {})}
+        self._backend.putOwn(objects.uploadPath(self.upload), json.dumps(record).encode())
+
+    def _write(self, data):
         data = memoryview(data)
         try:
             while data:
@@ -208,15 +226,21 @@ class SegmentedWriter(common.StoreWriter):
         else:
             body, query = b"", None
         stored = self._backend.storeName(self.container)
+        if self._writeOnce and self._segments:
+            self._record(digests.sha256)  # so that a sweep finds a conflict copy too
 
         def claim(candidate):
             answer = self._backend.call("PUT", stored, candidate, headers, body, query,
                                         what=self._what)
-            if answer.status == 412:
-                return self._backend.blockingObjectInfo(self.container, candidate), False
-            if answer.status != 201:
+            if answer.status not in (201, 412):
                 raise refusal(self._what, answer.status, answer.reason)
-            return self._backend.blockingObjectInfo(self.container, candidate), True
+            found = self._backend.placedBy(self.container, candidate, self.upload)
+            if found is None:  # taken, then deleted meanwhile
+                raise ServiceUnavailable(f"{candidate} changed meanwhile: send it again")
+            info, ours = found
+            # A PUT sent again (the connection reset) finds its own manifest.
+            self._placed = ours
+            return info, ours
 
         if self._writeOnce:
             info = common.placeOnce(self.name, digests, claim, self._discard)
@@ -235,7 +259,8 @@ class SegmentedWriter(common.StoreWriter):
             self._current.put.abandon()
             self._current = None
         try:
-            self._discard()
+            if not self._placed:  # a manifest that names them is visible: they stay
+                self._discard()
             self._backend.removeOwn(objects.uploadPath(self.upload))
         except Exception as e:  # the sweep at the next start removes them
             log.warn("leftovers of an aborted upload to {container}/{name} stay until the "

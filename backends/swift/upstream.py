@@ -139,7 +139,7 @@ class Account:
         self._clock = clock
         self._lock = threading.Lock()
         self._token: str | None = None
-        self._expires = 0.0
+        self._renewAt = 0.0
         self._endpoint: Endpoint | None = None
         self._connections: Connections | None = None
 
@@ -152,10 +152,12 @@ class Account:
         """
         with self._lock:
             if (self._token is None or self._token == stale
-                    or self._clock() > self._expires - RENEW_BEFORE):
+                    or self._clock() > self._renewAt):
                 token, url, life = self._auth.authenticate()
                 self._token = token
-                self._expires = self._clock() + life
+                # A token that lives less than two minutes is renewed halfway.
+                self._renewAt = self._clock() + (
+                    life - RENEW_BEFORE if life > 2 * RENEW_BEFORE else life / 2)
                 endpoint = Endpoint(self._storageURL or url, self._context, self._timeout)
                 if self._endpoint is None or endpoint.url != self._endpoint.url:
                     self._endpoint = endpoint

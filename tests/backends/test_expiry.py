@@ -67,11 +67,17 @@ def madeOld(request, tmp_path, server, backendSpec, old, *policy) -> None:
     bwscd("retention", "set", "--data", server.data, *policy)
 
 
-def backdate(request, tmp_path, *containers) -> None:
+@pytest.fixture(autouse=True)
+def backdatable(request) -> None:
+    """Skipped, before any work, on a backend whose storage can't be made old."""
     backend = request.node.callspec.params["backendSpec"]
     if backend not in STORAGE:
         pytest.skip(f"the {backend} backend's store keeps arrival times that a test can't "
                     "move back (Swift's own timestamps)")
+
+
+def backdate(request, tmp_path, *containers) -> None:
+    backend = request.node.callspec.params["backendSpec"]
     if backend == "sqlite":
         backdateRows(str(tmp_path / STORAGE[backend]), *containers)
     else:

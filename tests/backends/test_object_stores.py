@@ -78,6 +78,24 @@ def test_losing_the_store_means_503_until_it_is_back(objectStore, swiftCluster, 
     assert f"{objectStore.label} store failure" in server.log()
 
 
+def test_an_unreachable_store_is_left_alone_a_while(objectStore, swiftCluster):
+    """
+    Once the store can't be reached, bwscd does not try again for a second,
+    then two, five... (the controller gets 503 at once meanwhile), and
+    connects again once that has passed and the store is back.
+    """
+    server, swift = objectStore.start()
+    swiftCluster.stopServer("proxy")
+    try:
+        for _ in range(2):
+            assert status(swift.put_object, RECORDING, "clip.mkv", b"x" * 1000) == 503
+        assert "not connecting for" in server.log()
+    finally:
+        swiftCluster.startServer("proxy")
+    storedOnceBack(swift, "clip.mkv")
+    assert objectStore.stored() == ["clip.mkv"]
+
+
 def test_a_failing_store_means_503(objectStore, swiftCluster):
     """The object server gone, the proxy answers 503: so does bwscd, and stores nothing."""
     server, swift = objectStore.start()

@@ -15,7 +15,7 @@ import pytest
 
 from tests.support.recording import Recording
 from tests.support.server import HOST
-from tests.support.storefaults import Corrupting, cutOffBy, storedOnceBack
+from tests.support.storefaults import Relay, cutOffBy, storedOnceBack
 from tests.support.swift import inPieces, status
 from tests.support.swiftcluster import S3_BUCKET
 from tests.support.waiting import waitFor
@@ -76,7 +76,8 @@ def test_the_bucket_holds_what_integrators_read_with_s3_tools(start, s3, prefix,
     got = s3.get_object(Bucket=S3_BUCKET, Key=f"{prefix}{RECORDING}/20240501T101500Z_1.mkv")
     assert got["Body"].read() == body and got["ETag"] == f'"{hashlib.md5(body).hexdigest()}"'
     assert got["Metadata"] == {"starttimeiso": "2024-05-01T10:15:00Z", "place": "G%C3%B6teborg",
-                               "bwscd-sha256": hashlib.sha256(body).hexdigest()}
+                               "bwscd-sha256": hashlib.sha256(body).hexdigest(),
+                               "bwscd-md5": hashlib.md5(body).hexdigest()}
     # The large one went up in parts: its digests are kept beside it.
     key = f"{prefix}{RECORDING}/sub/large.mkv"
     assert s3.get_object(Bucket=S3_BUCKET, Key=key)["Body"].read() == large
@@ -141,7 +142,7 @@ def test_a_killed_bwscd_leaves_nothing_visible_and_its_next_start_aborts_its_upl
 
     again = launch(dataDirectory, "--backend", s3Bucket(prefix=prefix, part_size="5M"),
                    port=server.port)
-    assert uploads(s3, prefix) == []
+    waitFor(lambda: uploads(s3, prefix) == [], timeout=10)  # the store's listing follows
     assert "aborted the interrupted upload" in again.log()
     storedOnceBack(again.connection(), "large.mkv")
 
@@ -149,7 +150,7 @@ def test_a_killed_bwscd_leaves_nothing_visible_and_its_next_start_aborts_its_upl
 @pytest.mark.parametrize("size", [200_000, 12 * MiB], ids=["whole", "parts"])
 def test_bytes_damaged_on_the_way_to_the_store_are_not_stored(start, s3, prefix, swiftCluster,
                                                              size):
-    relay = Corrupting((HOST, swiftCluster.ports["proxy"]), b"clip.mkv")
+    relay = Relay((HOST, swiftCluster.ports["proxy"]), damage=b"clip.mkv")
     try:
         server, swift = start(endpoint=f"http://{HOST}:{relay.port}", part_size="5M")
         body = os.urandom(size)

@@ -9,13 +9,15 @@ corrupting bytes on the way, forgetting tokens.
 import hashlib
 import os
 import signal
+import ssl
 
 import pytest
 import swiftclient
 
+from bwscd.security.certificate import createSelfSigned
 from tests.support.recording import Recording
 from tests.support.server import HOST
-from tests.support.storefaults import Corrupting, cutOffBy, storedOnceBack
+from tests.support.storefaults import Relay, cutOffBy, storedOnceBack
 from tests.support.swift import inPieces, status
 from tests.support.keystone import PASSWORD as KEYSTONE_PASSWORD
 from tests.support.keystone import PROJECT as KEYSTONE_PROJECT
@@ -158,7 +160,7 @@ def test_a_killed_bwscd_leaves_nothing_visible_and_its_next_start_cleans_up(
 
 def test_bytes_damaged_on_the_way_to_the_store_are_not_stored(start, store, prefix,
                                                              swiftCluster):
-    relay = Corrupting((HOST, swiftCluster.ports["proxy"]), b"clip.mkv")
+    relay = Relay((HOST, swiftCluster.ports["proxy"]), damage=b"clip.mkv")
     try:
         server, swift = start(storage_url=f"http://{HOST}:{relay.port}/v1/AUTH_test")
         body = os.urandom(200_000)
@@ -168,6 +170,29 @@ def test_bytes_damaged_on_the_way_to_the_store_are_not_stored(start, store, pref
         assert "is not bwscd's MD5" in server.log()
         swift.put_object(RECORDING, "clip.mkv", body)  # sent again, undamaged
         assert store.get_object(prefix + RECORDING, "clip.mkv")[1] == body
+    finally:
+        relay.close()
+
+
+def test_a_store_behind_tls_is_trusted_by_the_ca_file(start, store, prefix, swiftCluster,
+                                                      launch, tmp_path):
+    certificate, key = createSelfSigned([HOST])
+    (tmp_path / "store.crt").write_bytes(certificate)
+    (tmp_path / "store.key").write_bytes(key)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "store.crt", tmp_path / "store.key")
+    relay = Relay((HOST, swiftCluster.ports["proxy"]), context=context)
+    try:
+        behind = f"https://{HOST}:{relay.port}/v1/AUTH_test"
+        server, swift = start(storage_url=behind, cafile=str(tmp_path / "store.crt"))
+        body = os.urandom(200_000)
+        swift.put_object(RECORDING, "clip.mkv", body)
+        assert store.get_object(prefix + RECORDING, "clip.mkv")[1] == body
+        # Without the CA file, the store's certificate is not trusted.
+        with pytest.raises(RuntimeError) as caught:
+            launch(str(tmp_path / "other"), "--backend",
+                   swiftCluster.backendSpec(prefix=prefix, storage_url=behind))
+        assert "CERTIFICATE_VERIFY_FAILED" in str(caught.value)
     finally:
         relay.close()
 

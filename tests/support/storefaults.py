@@ -1,12 +1,13 @@
 """
 Faults for the tests of the backends that store elsewhere (SFTP, Swift,
 S3): an upload cut off halfway by something breaking, an upload retried
-until the store is back, and a relay that damages bytes on their way to
-the store.
+until the store is back, and a relay to the store that damages bytes on
+their way, or puts TLS in front of it.
 """
 
 import os
 import socket
+import ssl
 import threading
 import time
 
@@ -88,17 +89,20 @@ def storedOnceBack(swift, name="late.mkv") -> None:
             time.sleep(0.2)
 
 
-class Corrupting:
+class Relay:
     """
-    A TCP relay on loopback to the store that flips one byte of the first
-    C{PUT} body it carries for C{name} (on a connection of its own, or
-    after other requests on a kept one): bytes damaged on the way.
+    A TCP relay on loopback to the store.  With C{context}, it speaks TLS to
+    its clients: a store behind TLS.  With C{damage}, it flips one byte of
+    the first C{PUT} body it carries for that name (on a connection of its
+    own, or after other requests on a kept one): bytes damaged on the way.
     """
 
-    def __init__(self, target: tuple[str, int], name: bytes):
+    def __init__(self, target: tuple[str, int], damage: bytes | None = None,
+                 context: ssl.SSLContext | None = None):
         self.port = freePort()
         self._target = target
-        self._name = name
+        self._name = damage
+        self._context = context
         self.corrupted = 0
         self._listener = socket.create_server((HOST, self.port))
         threading.Thread(target=self._accept, daemon=True).start()
@@ -109,6 +113,12 @@ class Corrupting:
                 client, _ = self._listener.accept()
             except OSError:
                 return
+            if self._context is not None:
+                try:
+                    client = self._context.wrap_socket(client, server_side=True)
+                except OSError:
+                    client.close()
+                    continue  # a client that does not trust the certificate
             upstream = socket.create_connection(self._target)
             threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
             threading.Thread(target=self._pipe, args=(upstream, client, False),
@@ -119,7 +129,7 @@ class Corrupting:
         countdown = None  # bytes to let through before the one flipped
         try:
             while data := source.recv(65536):
-                if outgoing and not self.corrupted:
+                if outgoing and self._name is not None and not self.corrupted:
                     if countdown is None:
                         window = (window + data)[-(1 << 16):]
                         countdown = self._bodyAt(window, data)

@@ -111,6 +111,10 @@ class SwiftCluster:
                 pipeline = {name}-server
                 [app:{name}-server]
                 use = egg:swift#{name}
+                # Listings follow what is stored: no object updater runs here to
+                # apply a container update that an object server gave up on
+                # after its default 1 s, as a loaded small machine makes it.
+                container_update_timeout = 30
                 """)
             builder = os.path.join(self.configuration, f"{name}.builder")
             ringBuilder = _swiftProgram("swift-ring-builder")
