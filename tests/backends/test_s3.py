@@ -129,6 +129,24 @@ def test_evidence_is_written_once_and_a_conflict_kept_beside(start, s3, prefix):
     assert keys(s3, f"{prefix}.bwscd/staging/") == [] and uploads(s3, prefix) == []
 
 
+def test_parts_joined_whose_answer_was_lost_are_found_joined(start, s3, prefix, swiftCluster):
+    """
+    The store joined the parts and the answer was lost: bwscd sends the join
+    again (a reset connection), which the store takes twice (Swift's s3api
+    does, as AWS does), and the object is stored whole.
+    """
+    relay = Relay((HOST, swiftCluster.ports["proxy"]), silence=b"?uploadId=")
+    try:
+        server, swift = start(endpoint=f"http://{HOST}:{relay.port}", part_size="5M")
+        body = os.urandom(12 * MiB)
+        swift.put_object(RECORDING, "large.mkv", body)
+        assert relay.silenced == 1
+    finally:
+        relay.close()
+    assert s3.get_object(Bucket=S3_BUCKET, Key=f"{prefix}{RECORDING}/large.mkv")[
+        "Body"].read() == body
+
+
 def test_a_killed_bwscd_leaves_nothing_visible_and_its_next_start_aborts_its_upload(
         start, s3, prefix, launch, dataDirectory, s3Bucket):
     server, swift = start(part_size="5M")

@@ -139,6 +139,26 @@ def test_a_large_object_goes_as_segments_with_its_manifest_last(start, store, pr
     assert own(store, prefix, "uploads/") == []
 
 
+def test_a_manifest_whose_answer_was_lost_is_found_again_with_its_segments(start, store,
+                                                                          prefix, swiftCluster):
+    """
+    The store wrote the manifest and the answer was lost: bwscd sends it
+    again, finds its own manifest under the name (If-None-Match: 412), and
+    keeps the segments it names.
+    """
+    relay = Relay((HOST, swiftCluster.ports["proxy"]), silence=b"multipart-manifest=put")
+    try:
+        server, swift = start(storage_url=f"http://{HOST}:{relay.port}/v1/AUTH_test",
+                              segment_size="4M")
+        body = os.urandom(10 * MiB)
+        swift.put_object(RECORDING, "large.mkv", body)
+        assert relay.silenced == 1
+    finally:
+        relay.close()
+    assert store.get_object(prefix + RECORDING, "large.mkv")[1] == body
+    assert len(own(store, prefix, "segments/")) == 3
+
+
 def test_a_killed_bwscd_leaves_nothing_visible_and_its_next_start_cleans_up(
         start, store, prefix, launch, dataDirectory, swiftCluster):
     server, swift = start(segment_size="2M")

@@ -95,15 +95,20 @@ class Relay:
     its clients: a store behind TLS.  With C{damage}, it flips one byte of
     the first C{PUT} body it carries for that name (on a connection of its
     own, or after other requests on a kept one): bytes damaged on the way.
+    With C{silence}, it drops the connection of the first request whose
+    request line holds it as soon as the store answers: the store did it,
+    and the client never hears.
     """
 
     def __init__(self, target: tuple[str, int], damage: bytes | None = None,
-                 context: ssl.SSLContext | None = None):
+                 context: ssl.SSLContext | None = None, silence: bytes | None = None):
         self.port = freePort()
         self._target = target
         self._name = damage
         self._context = context
+        self._silence = silence
         self.corrupted = 0
+        self.silenced = 0
         self._listener = socket.create_server((HOST, self.port))
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -120,15 +125,24 @@ class Relay:
                     client.close()
                     continue  # a client that does not trust the certificate
             upstream = socket.create_connection(self._target)
-            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(upstream, client, False),
+            silencing = threading.Event()  # the request to silence went out on this one
+            threading.Thread(target=self._pipe, args=(client, upstream, True, silencing),
+                             daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, False, silencing),
                              daemon=True).start()
 
-    def _pipe(self, source, sink, outgoing):
+    def _pipe(self, source, sink, outgoing, silencing):
         window = b""  # the latest bytes sent, to find a request's head in
         countdown = None  # bytes to let through before the one flipped
         try:
             while data := source.recv(65536):
+                if self._silence is not None and not self.silenced:
+                    if outgoing and any(self._silence in line for line in data.split(b"\r\n")
+                                        if line.startswith((b"PUT ", b"POST "))):
+                        silencing.set()
+                    elif not outgoing and silencing.is_set():
+                        self.silenced += 1
+                        break  # the answer dropped, and the connection with it
                 if outgoing and self._name is not None and not self.corrupted:
                     if countdown is None:
                         window = (window + data)[-(1 << 16):]
