@@ -15,10 +15,13 @@ key under the backend's C{prefix}:
 """
 
 from bwscd import constraints
-from bwscd.backends import storemeta
+from bwscd.backends import layout, storemeta
 
-OWN = ".bwscd"
-"""The container name, after the prefix, that holds bwscd's own keys."""
+OWN = layout.STATE_DIRECTORY
+"""
+Where, after the prefix, bwscd's own keys are: a name no container has (the
+engine refuses container names starting with a dot).
+"""
 MAX_KEY_LENGTH = 1024
 """The longest key S3 takes, in UTF-8 bytes."""
 META = "x-amz-meta-"

@@ -192,10 +192,6 @@ class S3Backend:
                              sum(size for _, size, _ in listed),
                              max([record["created"], *(when for _, _, when in listed)]))
 
-    def _checkContainer(self, container: str) -> None:
-        if container == keys.OWN:
-            raise BadRequest(f"{keys.OWN} is this store's own container")
-
     # The contract.
 
     def open(self, recover=True):
@@ -232,28 +228,33 @@ class S3Backend:
         return self._run(self._containerInfo, container)
 
     def putContainer(self, container, metadata):
-        self._checkContainer(container)
         return self._run(self._putContainer, container, metadata)
 
     def _putContainer(self, container, metadata):
-        record = self._containerRecord(container)
-        created = record is None
-        if created:
-            record = {"metadata": {}, "created": time.time()}
-        record["metadata"] = constraints.mergeMetadata(record["metadata"], metadata)
-        self.putOwn(self.keys.container(container), json.dumps(record).encode())
-        return created
+        return self._merged(container, metadata, create=True)[0]
 
     def updateContainer(self, container, metadata):
         return self._run(self._updateContainer, container, metadata)
 
     def _updateContainer(self, container, metadata):
+        return self._containerInfo(container, self._merged(container, metadata)[1])
+
+    def _merged(self, container, metadata, create=False):
+        """
+        C{metadata} merged into the container's record, which C{create}
+        makes if missing: whether it did, and the record.
+
+        @raise NotFound: there is no such container, and not C{create}.
+        """
         record = self._containerRecord(container)
-        if record is None:
+        created = record is None
+        if created and not create:
             raise NotFound(f"no container {container}")
+        if created:
+            record = {"metadata": {}, "created": time.time()}
         record["metadata"] = constraints.mergeMetadata(record["metadata"], metadata)
         self.putOwn(self.keys.container(container), json.dumps(record).encode())
-        return self._containerInfo(container, record)
+        return created, record
 
     def objectInfo(self, container, name):
         return self._run(self.blockingObjectInfo, container, name)
@@ -338,8 +339,7 @@ class S3Backend:
         base = self.keys.containers
         listed = yield self._run(self._listedAll, base + prefix,
                                       base + marker if marker else "", limit)
-        names = [key[len(base):] for key, _, _ in listed
-                 if key[len(base):].startswith(prefix) and key[len(base):] > marker][:limit]
+        names = [key[len(base):] for key, _, _ in listed]
         found = yield gatherResults([self.containerInfo(name) for name in names],
                                     consumeErrors=True)
         return [info for info in found if info is not None]

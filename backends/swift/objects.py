@@ -19,11 +19,14 @@ and how bwscd's metadata and digests travel as Swift headers.
 import time
 
 from bwscd import constraints
-from bwscd.backends import storemeta
+from bwscd.backends import layout, storemeta
 from bwscd.interfaces import ContainerInfo, Digests, ObjectInfo
 
-OWN = ".bwscd"
-"""The name, after the prefix, of the container that holds bwscd's own objects."""
+OWN = layout.STATE_DIRECTORY
+"""
+The name, after the prefix, of the container of bwscd's own objects: a name
+no container of the API has (the engine refuses names starting with a dot).
+"""
 
 UPLOAD = storemeta.RESERVED + "Upload"
 """On a large object's manifest: the upload whose segments it names."""

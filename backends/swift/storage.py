@@ -19,7 +19,7 @@ from bwscd.backends.swift.transfer import (
 from bwscd.backends.remote import (
     Endpoint, Response, Unreachable, connectionOptions, listedTime)
 from bwscd.backends.swift.upstream import Account, KeystoneAuth, TempAuth
-from bwscd.errors import BadRequest, Conflict, NotFound
+from bwscd.errors import Conflict, NotFound
 from bwscd.interfaces import IStorageBackend
 from bwscd.plugins import checkOptions, parseSize
 from bwscd.threads import Pool
@@ -58,10 +58,6 @@ class SwiftBackend:
 
     def storeName(self, container: str) -> str:
         return self.prefix + container
-
-    def _checkContainer(self, container: str) -> None:
-        if container == objects.OWN:
-            raise BadRequest(f"{objects.OWN} is this store's own container")
 
     def _run(self, function, *args):
         """C{function(*args)} in the backend's pool, the store's unreadable answers a 503."""
@@ -217,7 +213,6 @@ class SwiftBackend:
         return self._run(self._containerInfo, container)
 
     def putContainer(self, container, metadata):
-        self._checkContainer(container)
         return self._run(self._putContainer, container, metadata)
 
     def _putContainer(self, container, metadata):
